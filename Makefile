@@ -1,0 +1,41 @@
+# guardian: the two commands the README starts with are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip --disable-pip-version-check -q
+ARGS   ?=
+
+.PHONY: run test deps test-deps unit integration clean status
+
+$(VENV)/.ok: pyproject.toml
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PIP) install -e .
+	touch $@
+
+deps: $(VENV)/.ok
+
+# Runs the guardian on this machine with the generic defaults (foreground; Ctrl-C stops it).
+run: deps
+	$(VENV)/bin/guardian run $(ARGS)
+
+status: deps
+	$(VENV)/bin/guardian status $(ARGS)
+
+$(VENV)/.test-ok: $(VENV)/.ok
+	$(PIP) install -e '.[test]'
+	touch $@
+
+test-deps: $(VENV)/.test-ok
+
+# Installs everything the tests need, then runs every test.
+test: test-deps
+	$(PY) -m pytest -ra tests
+
+unit: test-deps
+	$(PY) -m pytest -ra tests/unit
+
+integration: test-deps
+	$(PY) -m pytest -ra tests/integration
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

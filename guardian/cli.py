@@ -1,0 +1,249 @@
+"""guardian's command line: run, status, check."""
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from guardian import __version__
+from guardian.config import MIB, Config
+
+log = logging.getLogger("guardian")
+
+
+def _load(args: argparse.Namespace) -> Tuple[Config, str, Callable[[], Config]]:
+    """The config for --config/--board (or the detected board), why it was chosen, and how to
+    load it again on SIGHUP."""
+    try:
+        from guardian.boardconfig import load_config
+    except ImportError:  # board configs not built into this copy
+        if args.config or args.board:
+            raise SystemExit("guardian: this build cannot read config files")
+        return Config(), "built-in defaults", Config
+
+    proc_root, sys_root = getattr(args, "proc_root", "/proc"), getattr(args, "sys_root", "/sys")
+
+    def again() -> Config:
+        return load_config(args.config, args.board, proc_root, sys_root).config
+
+    loaded = load_config(args.config, args.board, proc_root, sys_root)
+    return loaded.config, loaded.why, again
+
+
+def _scope_dir(spec: str, sys_root: str) -> Optional[str]:
+    if spec == "system":
+        return None
+    if not spec.startswith("cgroup:"):
+        raise SystemExit("guardian: --scope takes 'system' or 'cgroup:PATH', not %r" % spec)
+    from guardian.kernel.cgroup import resolve_cgroup
+    try:
+        return resolve_cgroup(spec[len("cgroup:"):], sys_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit("guardian: --scope %s: %s" % (spec, exc))
+
+
+def _config_error(exc: Exception) -> int:
+    print("guardian: %s" % exc, file=sys.stderr)
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from guardian.daemon import Daemon
+    from guardian.telemetry import Telemetry
+
+    try:
+        config, why, again = _load(args)
+    except ValueError as exc:
+        return _config_error(exc)
+    scope = _scope_dir(args.scope, args.sys_root)
+    _warn_capabilities()
+    log.info("config: %s (%s)", config.source, why)
+    telemetry = Telemetry(state_file=args.state_file or None, events_file=args.events_file)
+    daemon = Daemon(config, scope, args.proc_root, args.sys_root, dry_run=args.dry_run,
+                    telemetry=telemetry, reload=again, why=why)
+    return daemon.run()
+
+
+def _warn_capabilities() -> None:
+    from guardian.selfprotect import capabilities, missing_capability_report
+    lines = missing_capability_report(capabilities())
+    if lines:
+        log.warning("running without some capabilities (uid %d); what does not work:", os.geteuid())
+        for line in lines:
+            log.warning("  %s", line)
+
+
+def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
+    """Live memory and PSI, the daemon's own state (if one runs), thresholds, candidates."""
+    from guardian import policy
+    from guardian.match import classify
+    from guardian.sense import Sensor
+    from guardian.waiter import arm_psi
+
+    try:
+        config, why, _ = _load(args)
+        config_error = None
+    except ValueError as exc:
+        config, why, config_error = Config(), "defaults (config invalid)", str(exc)
+    scope = _scope_dir(args.scope, args.sys_root)
+    sensor = Sensor(scope, args.proc_root, args.sys_root)
+    sensor.refresh_slow()
+    reading = sensor.read(0.0, os.getpid(), with_procs=True)
+    out: Dict[str, Any] = {"version": __version__, "board": config.board, "config": config.source,
+                           "config_why": why, "scope": scope or "system"}
+    if config_error:
+        out["config_error"] = config_error
+    if reading is None:
+        out["error"] = "no memory reading for scope %s" % (scope or "system")
+        return out
+    psi = sensor.psi()
+    out["psi"] = None if psi is None else {
+        kind: None if line is None else {"avg10": line.avg10, "avg60": line.avg60, "avg300": line.avg300,
+                                          "total_us": line.total}
+        for kind, line in (("some", psi.some), ("full", psi.full))}
+    daemon = _daemon_state(args.state_file)
+    if daemon is not None:
+        out["wait_mode"], out["wait_detail"], out["daemon"] = daemon["wait_mode"], daemon.get("wait_detail", ""), daemon
+    else:
+        fd, mode, detail = (None, "poll", "no PSI for this scope") if sensor.psi_path is None else arm_psi(sensor.psi_path, config.wait)
+        if fd is not None:
+            os.close(fd)
+        out["wait_mode"], out["wait_detail"], out["daemon"] = mode, detail + " (probed: no guardian running)", None
+    recent = policy.Recent()
+    lines = policy.lines_for(reading, recent, config)
+    rung, reason = policy.rung_for(reading, lines, config)
+    out.update({
+        "mem_total_bytes": reading.total,
+        "mem_available_bytes": reading.available,
+        "swap_total_bytes": reading.swap_total,
+        "swap_free_bytes": reading.swap_free,
+        "rung_now": policy.RUNG_NAMES[rung],
+        "rung_reason": reason,
+        "thresholds": {"reclaim_bytes": lines.reclaim, "terminate_bytes": lines.terminate,
+                       "kill_bytes": lines.kill, "hysteresis_bytes": lines.hysteresis},
+    })
+    roles = classify(reading.procs or (), config, args.proc_root)
+    ranked = policy.rank_candidates(reading.procs or (), roles, recent, config, reading.total, os.getpid())
+    out["candidates"] = [
+        {"pid": p.pid, "name": p.comm, "score": round(score, 1), "rss_bytes": p.rss,
+         "oom_score": p.oom_score, "oom_score_adj": p.oom_score_adj,
+         "role": getattr(roles.get(p.pid), "kind", "")}
+        for p, score in ranked[:5]]
+    from guardian.selfprotect import capabilities, missing_capability_report
+    out["missing_capabilities"] = missing_capability_report(capabilities())
+    sensor.close()
+    return out
+
+
+def _daemon_state(path: Optional[str]) -> Optional[Dict[str, Any]]:
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    out = gather_status(args)
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0 if "error" not in out else 1
+    if "error" in out:
+        print("guardian: %s" % out["error"], file=sys.stderr)
+        return 1
+    mib = lambda b: "%.0f MiB" % (b / MIB)  # noqa: E731
+    print("guardian %s  board %s  (%s)" % (out["version"], out["board"], out["config_why"]))
+    if out.get("config_error"):
+        print("config error: %s" % out["config_error"])
+    print("scope       %s" % out["scope"])
+    print("memory      %s available of %s" % (mib(out["mem_available_bytes"]), mib(out["mem_total_bytes"])))
+    if out["swap_total_bytes"]:
+        print("swap        %s free of %s" % (mib(out["swap_free_bytes"]), mib(out["swap_total_bytes"])))
+    psi = out["psi"]
+    if psi:
+        full = psi["full"]["avg10"] if psi.get("full") else "-"
+        print("psi         some avg10 %.2f  full avg10 %s" % (psi["some"]["avg10"], full))
+    else:
+        print("psi         unavailable")
+    print("wait mode   %s (%s)" % (out["wait_mode"], out["wait_detail"]))
+    t = out["thresholds"]
+    print("lines       reclaim %s, terminate %s, kill %s" % (mib(t["reclaim_bytes"]), mib(t["terminate_bytes"]), mib(t["kill_bytes"])))
+    print("rung now    %s: %s" % (out["rung_now"], out["rung_reason"]))
+    d = out["daemon"]
+    if d:
+        print("daemon      pid %d, rung %s, %d kills, %d terminations%s" % (
+            d["pid"], d["rung"], d.get("kills", 0), d.get("terminations", 0), ", dry run" if d.get("dry_run") else ""))
+    else:
+        print("daemon      not running")
+    print("candidates  (best victim first)")
+    for c in out["candidates"]:
+        print("  %7d  %-16s score %6.1f  rss %s  adj %d %s" % (
+            c["pid"], c["name"], c["score"], mib(c["rss_bytes"]), c["oom_score_adj"], c["role"]))
+    for line in out["missing_capabilities"]:
+        print("missing capability: %s" % line)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        from guardian.check import run
+    except ImportError:
+        print("guardian: check is not available in this build", file=sys.stderr)
+        return 2
+    return run(args.config, args.board, args.root, args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guardian", description="Out-of-memory guardian for embedded Linux.")
+    parser.add_argument("--version", action="version", version="guardian %s" % __version__)
+    parser.add_argument("--log-level", default=os.environ.get("GUARDIAN_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command")
+
+    def common(p: argparse.ArgumentParser, scope: bool = True) -> None:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--config", metavar="PATH", help="a board config file (TOML)")
+        group.add_argument("--board", metavar="NAME", help="a shipped board config by name")
+        if scope:
+            p.add_argument("--scope", default="system", help="'system' (default) or 'cgroup:PATH'")
+        p.add_argument("--proc-root", default="/proc", help=argparse.SUPPRESS)
+        p.add_argument("--sys-root", default="/sys", help=argparse.SUPPRESS)
+        p.add_argument("--state-file", default="/run/guardian/state.json",
+                       help="runtime state the daemon writes and status reads ('' for none)")
+
+    run = sub.add_parser("run", help="watch memory and act (foreground)")
+    common(run)
+    run.add_argument("--dry-run", action="store_true", help="decide and log, but do not act")
+    run.add_argument("--events-file", metavar="PATH", help="append one JSON line per event")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="memory, PSI, wait mode, thresholds, candidates")
+    common(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    check = sub.add_parser("check", help="validate a config and audit the system against it")
+    common(check, scope=False)
+    check.add_argument("--root", metavar="DIR", help="offline: check against a target rootfs")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
+                        format="guardian: %(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,137 @@
+"""The settings the daemon runs with, and their defaults.
+
+These dataclasses are the one place defaults live; the README's table mirrors them. Loading
+them from TOML (boards, includes, validation) lives in guardian/boardconfig.py.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Line:
+    """A MemAvailable line: percent of the total, with an absolute floor. The larger wins."""
+
+    percent: float
+    min_mib: float
+
+    def bytes_for(self, total: int) -> int:
+        return int(max(total * self.percent / 100.0, self.min_mib * MIB))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # MemAvailable lines, highest first.
+    reclaim: Line = Line(15.0, 32.0)
+    terminate: Line = Line(10.0, 24.0)
+    kill: Line = Line(5.0, 16.0)
+    # A rung is left only once available is this much (percent of total) above its line.
+    hysteresis_percent: float = 3.0
+    # The kill line also covers what arrives while the guardian reacts at the fill rate seen.
+    reaction_time_s: float = 0.25
+    # Swap free (percent of SwapTotal), used only where swap exists.
+    swap_terminate_percent: float = 10.0
+    swap_kill_percent: float = 5.0
+    # PSI avg10 (percent of wall time stalled). None disables that signal.
+    psi_some_reclaim: Optional[float] = 10.0
+    psi_full_terminate: Optional[float] = 40.0
+    # Commit charge (Committed_AS / CommitLimit, percent), used only when vm.overcommit_memory=2.
+    commit_terminate_percent: float = 95.0
+    commit_kill_percent: float = 98.0
+
+
+@dataclass(frozen=True)
+class Wait:
+    # PSI trigger: a stall of psi_stall_us within psi_window_us wakes the guardian.
+    psi_stall_us: int = 100000
+    psi_window_us: int = 500000  # widened to a 2 s multiple where the kernel refuses it
+    use_psi: bool = True
+    # Adaptive timeout between events: headroom to the kill line / fill rate, clamped.
+    min_timeout_s: float = 0.1
+    max_timeout_s: float = 5.0  # with PSI triggers armed
+    max_timeout_poll_s: float = 1.0  # without them
+    # The rate assumed for a burst before any has been seen on this device.
+    assumed_fill_rate_mib_s: float = 100.0
+    # Sample the process table this often at ease, and every tick below the reclaim line.
+    proc_sample_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Actions:
+    grace_s: float = 5.0  # after a graceful stop, before a kill
+    stop_command_timeout_s: float = 10.0
+    kill_process_group: bool = False
+    mrelease: bool = True
+    reclaim_interval_s: float = 30.0  # at most one reclaim pass this often
+    drop_caches_level: int = 1  # 1 page cache, 3 also slab; 0 disables
+    compact: bool = True
+    # Compact when free memory in blocks of order >= 4 is below this percent of free memory.
+    compact_high_order_percent: float = 10.0
+    # Wait this long after a victim's exit before judging again (memory settles).
+    settle_s: float = 0.2
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Victims:
+    # A process that grew by at least culprit_share of the scope's total growth over the
+    # growth window, and by at least culprit_min_mib, is the culprit and goes first.
+    culprit_share: float = 0.5
+    culprit_min_mib: float = 8.0
+    growth_window_s: float = 30.0
+    # Processes of these names are never candidates (besides PID 1, kernel threads, ourselves,
+    # oom_score_adj -1000 and [[critical]] entries).
+    ignore_names: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a board entry recognises its process. Every field given must match."""
+
+    comm: Optional[str] = None
+    exe: Optional[str] = None
+    cmdline: Optional[str] = None  # regex, searched in the NUL-joined-by-space cmdline
+    unit: Optional[str] = None  # systemd unit name, matched against the cgroup path
+    cgroup: Optional[str] = None  # cgroup path prefix
+
+
+@dataclass(frozen=True)
+class LeakWatch:
+    enabled: bool = True
+    interval_s: float = 10.0
+    window_s: float = 1800.0
+    horizon_s: float = 1800.0
+    max_rss_mib: Optional[float] = None
+    on_leak: str = "notify"  # "restart", "notify" or "command"
+    command: Tuple[str, ...] = ()  # argv for restart/command
+    cooldown_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Critical:
+    name: str
+    match: Match
+    oom_score_adj: int = -900
+    leak: LeakWatch = LeakWatch()
+
+
+@dataclass(frozen=True)
+class LowPriority:
+    name: str
+    match: Match
+    order: int = 0
+    stop: Tuple[str, ...] = ()  # argv; empty means SIGTERM
+
+
+@dataclass(frozen=True)
+class Config:
+    thresholds: Thresholds = Thresholds()
+    wait: Wait = Wait()
+    actions: Actions = Actions()
+    victims: Victims = Victims()
+    critical: Tuple[Critical, ...] = ()
+    low_priority: Tuple[LowPriority, ...] = ()
+    sysctl: Dict[str, str] = field(default_factory=dict)
+    board: str = "generic"
+    source: str = "<defaults>"  # the file the config came from, for messages

@@ -1,0 +1,452 @@
+"""The loop: wait -> sense -> remember -> decide -> act -> tell.
+
+Everything that can fail on a live board (a vanished victim, a garbled /proc file, a refused
+write, a bad reload) is logged and survived here; the loop itself only stops on SIGTERM/SIGINT.
+"""
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional
+
+from guardian import policy
+from guardian.actions import reclaim as reclaim_actions
+from guardian.actions import signals as sig
+from guardian.actions.stop import graceful_stop
+from guardian.config import MIB, Config
+from guardian.history import FillRate, Growth
+from guardian.match import classify
+from guardian.policy import NORMAL, RECLAIM, RUNG_NAMES, PolicyState, Reading, Recent
+from guardian.sense import Sensor
+from guardian.telemetry import Telemetry
+from guardian.waiter import UsageThresholds, Waiter, adaptive_timeout
+
+log = logging.getLogger("guardian")
+
+ReloadFn = Callable[[], Config]
+
+
+class Daemon:
+    def __init__(self, config: Config, scope_dir: Optional[str] = None, proc_root: str = "/proc",
+                 sys_root: str = "/sys", dry_run: bool = False, telemetry: Optional[Telemetry] = None,
+                 reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = ""):
+        self.config = config
+        self.scope_dir = scope_dir
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+        self.dry_run = dry_run or config.actions.dry_run
+        self.tell = telemetry or Telemetry(state_file=None)
+        self.reload_fn = reload
+        self.protect_self = protect_self
+        self.why = why
+        self.pid = os.getpid()
+        self.state = PolicyState()
+        self.fill = FillRate()
+        self.growth = Growth(config.victims.growth_window_s)
+        self.last_proc_sample = float("-inf")
+        self.sensor = Sensor(scope_dir, proc_root, sys_root)
+        self.waiter: Optional[Waiter] = None
+        self.keeper: Any = None
+        self._stop = False
+        self._reload = False
+        self._wake_r: Optional[int] = None
+        self._pending_handle: Optional[sig.ProcessHandle] = None
+        self._last_status_key: Any = None
+        self._last_watchdog = 0.0
+        self.last_plan: Optional[policy.Plan] = None
+        self.self_protection = "off"
+
+    # ----------------------------------------------------------------------------------------
+    # Setup and teardown
+
+    def setup(self) -> None:
+        if self.protect_self:
+            from guardian import selfprotect
+            self.self_protection = selfprotect.lock_memory()
+            err = selfprotect.set_oom_score_adj(-1000, proc_root=self.proc_root)
+            if err:
+                log.warning("cannot set own oom_score_adj to -1000: %s", err)
+        self.sensor.refresh_slow()
+        thresholds = None
+        if self.scope_dir is not None and os.path.exists(os.path.join(self.scope_dir, "cgroup.event_control")):
+            thresholds = UsageThresholds(self.scope_dir)
+        self.waiter = Waiter(self.config.wait, self.sensor.psi_path, thresholds)
+        self._install_signals()
+        self._start_keeper()
+        self._apply_sysctls()
+        self.tell.event("start", "guardian %s, scope %s, wait %s, %s" % (
+            "dry run" if self.dry_run else "armed", self.scope_dir or "system", self.waiter.describe(),
+            self.self_protection), board=self.config.board, config=self.config.source, why=self.why)
+        self.tell.notify(READY="1", STATUS="watching, wait mode %s" % self.waiter.mode)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+        def on_stop(signum, frame):
+            self._stop = True
+
+        def on_hup(signum, frame):
+            self._reload = True
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        self.waiter.add(r, self._drain_wake)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 64):
+                pass
+        except OSError:
+            pass
+
+    def _start_keeper(self) -> None:
+        try:
+            from guardian.protect import AdjKeeper
+        except ImportError:
+            return
+        try:
+            self.keeper = AdjKeeper(self.config, self.proc_root)
+            procs = self.sensor.procs()
+            for line in self.keeper.apply(procs):
+                log.info("%s", line)
+            fd = self.keeper.fileno()
+            if fd is not None:
+                self.waiter.add(fd, self._keeper_events)
+        except Exception as exc:  # a protection helper must never take the guardian down
+            log.error("oom_score_adj keeper failed to start: %s", exc)
+            self.keeper = None
+
+    def _keeper_events(self) -> None:
+        try:
+            for line in self.keeper.on_readable():
+                log.info("%s", line)
+        except Exception as exc:
+            log.error("oom_score_adj keeper: %s", exc)
+
+    def _apply_sysctls(self) -> None:
+        if not self.config.sysctl:
+            return
+        try:
+            from guardian.sysctl import apply_sysctls
+        except ImportError:
+            return
+        try:
+            for result in apply_sysctls(self.config.sysctl, self.proc_root, dry_run=self.dry_run):
+                log.info("sysctl: %s", result)
+        except Exception as exc:
+            log.error("applying [sysctl] failed: %s", exc)
+
+    def close(self) -> None:
+        if self.waiter:
+            self.waiter.close()
+        if self.keeper is not None:
+            try:
+                self.keeper.close()
+            except Exception:
+                pass
+        if self._pending_handle is not None:
+            self._pending_handle.close()
+        self.sensor.close()
+        self.tell.remove_state()
+
+    # ----------------------------------------------------------------------------------------
+    # The loop
+
+    def run(self) -> int:
+        self.setup()
+        try:
+            while not self._stop:
+                if self._reload:
+                    self._reload = False
+                    self.reload()
+                timeout = self.tick(time.monotonic())
+                if self._stop:
+                    break
+                if timeout > 0:
+                    self.waiter.wait_for(timeout)
+                self._keeper_poll()
+        finally:
+            self.tell.event("stop", "guardian stopping", kills=self.state.kills,
+                            terminations=self.state.terminations)
+            self.tell.notify(STOPPING="1")
+            self.close()
+        return 0
+
+    def _keeper_poll(self) -> None:
+        if self.keeper is None:
+            return
+        interval = self.keeper.poll_interval_s()
+        if interval is None:
+            return
+        now = time.monotonic()
+        if now - getattr(self, "_keeper_last", 0.0) >= interval:
+            self._keeper_last = now
+            try:
+                for line in self.keeper.poll():
+                    log.info("%s", line)
+            except Exception as exc:
+                log.error("oom_score_adj keeper: %s", exc)
+
+    def reload(self) -> None:
+        """SIGHUP: load the config again; a bad one is refused and the old stays in force."""
+        if self.reload_fn is None:
+            log.info("SIGHUP: no config file to reload")
+            return
+        self.tell.notify(RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6)))
+        try:
+            new = self.reload_fn()
+        except Exception as exc:
+            self.tell.event("reload", "config refused, keeping the old one: %s" % exc, ok=False)
+            self.tell.notify(READY="1")
+            return
+        self.config = new
+        self.dry_run = self.dry_run or new.actions.dry_run
+        self.growth.window_s = new.victims.growth_window_s
+        if self.keeper is not None:
+            try:
+                self.keeper.update_config(new)
+            except Exception as exc:
+                log.error("oom_score_adj keeper reload: %s", exc)
+        self.waiter.wait = new.wait
+        self._apply_sysctls()
+        self.tell.event("reload", "config reloaded from %s" % new.source, ok=True, board=new.board)
+        self.tell.notify(READY="1")
+
+    def tick(self, now: float) -> float:
+        """One pass; returns how long to wait before the next."""
+        try:
+            return self._tick(now)
+        except Exception as exc:  # last resort: log, keep what we knew, try again soon
+            log.exception("tick failed: %s", exc)
+            return self.config.wait.min_timeout_s * 5
+
+    def _tick(self, now: float) -> float:
+        cfg = self.config
+        reading = self.sensor.read(now, self.pid)
+        if reading is None:
+            return cfg.wait.max_timeout_poll_s
+        self.fill.add(now, reading.available)
+        recent = Recent(fill_rate=self.fill.peak(now))
+        lines = policy.lines_for(reading, recent, cfg)
+        close_to_line = reading.available < lines.reclaim + lines.hysteresis
+        due = now - self.last_proc_sample >= cfg.wait.proc_sample_interval_s
+        if close_to_line or due or self.state.pending is not None or self.state.rung > NORMAL:
+            reading = self._with_procs(reading, now, with_buddy=close_to_line)
+        recent = self._recent(now)
+        roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
+        plan = policy.decide(reading, recent, self.state, cfg, roles, self.sensor.cgroup_version == 2)
+        if plan.needs_procs and reading.procs is None:
+            reading = self._with_procs(reading, now, with_buddy=True)
+            recent = self._recent(now)
+            roles = classify(reading.procs, cfg, self.proc_root)
+            plan = policy.decide(reading, recent, self.state, cfg, roles, self.sensor.cgroup_version == 2)
+        self.state = plan.state
+        self.last_plan = plan
+        acted = self._act(plan, reading, now)
+        self._update_thresholds(reading, plan)
+        self._report(reading, plan)
+        if acted:
+            return 0.0  # re-evaluate at once after every act
+        if self.state.pending is not None:
+            return max(0.0, min(0.25, self.state.pending.deadline - now))
+        if plan.action == "wait":
+            return cfg.wait.min_timeout_s
+        timeout = adaptive_timeout(reading.available - lines.kill, self.fill.peak(now), cfg.wait, self.waiter.armed)
+        watchdog = self.tell.watchdog_interval()
+        return min(timeout, watchdog) if watchdog else timeout
+
+    def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
+        procs = self.sensor.procs()
+        self.growth.add(now, procs)
+        self.last_proc_sample = now
+        self.sensor.refresh_slow()
+        buddy = self.sensor.high_order_free_percent() if with_buddy else None
+        return replace(reading, procs=procs, high_order_free_percent=buddy,
+                       overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None)
+
+    def _recent(self, now: float) -> Recent:
+        return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s())
+
+    # ----------------------------------------------------------------------------------------
+    # Act
+
+    def _act(self, plan: policy.Plan, reading: Reading, now: float) -> bool:
+        if plan.action == "reclaim":
+            self._reclaim(plan, reading)
+            return True
+        if plan.action == "terminate" and plan.victim is not None:
+            return self._terminate(plan, now)
+        if plan.action == "kill" and plan.victim is not None:
+            return self._kill(plan, reading)
+        return False
+
+    def _free_now(self) -> int:
+        """What a reclaim step can raise: MemFree, or (in a cgroup) the room under the limit."""
+        if self.scope_dir is not None:
+            reading = self.sensor.read(time.monotonic(), self.pid)
+            return reading.available if reading else 0
+        info = self.sensor.meminfo()
+        return info.free if info else 0
+
+    def _reclaim(self, plan: policy.Plan, reading: Reading) -> None:
+        freed: Dict[str, int] = {}
+        for step in plan.reclaim_steps:
+            if self.dry_run:
+                self.tell.event("reclaim", "dry run: would run %s (%s)" % (step, plan.reason), step=step, dry_run=True)
+                freed[step] = 1
+                continue
+            before = self._free_now()
+            started = time.monotonic()
+            if step == "compact":
+                result = reclaim_actions.compact_memory(self.proc_root)
+            elif step == "drop_caches":
+                result = reclaim_actions.drop_caches(self.config.actions.drop_caches_level, self.proc_root)
+            else:
+                want = max(MIB, plan.lines.reclaim + plan.lines.hysteresis - reading.available)
+                result = reclaim_actions.cgroup_reclaim(self.scope_dir, want)
+            gained = max(0, self._free_now() - before)
+            freed[step] = gained if result.ok else 0
+            self.tell.event("reclaim", "%s %s: freed %.1f MiB in %.0f ms (%s)" % (
+                step, "ok" if result.ok else "failed: %s" % result.error, gained / MIB,
+                (time.monotonic() - started) * 1000, plan.reason), step=step, ok=result.ok,
+                freed_bytes=gained, error=result.error)
+        self.state = policy.after_reclaim(self.state, time.monotonic(), freed)
+        self.fill.reset_baseline()
+
+    def _victim_fields(self, plan: policy.Plan) -> Dict[str, Any]:
+        v = plan.victim
+        return dict(pid=v.pid, name=v.name, rss_bytes=v.rss, oom_score=v.oom_score, growth_bytes=v.growth,
+                    why=v.why, runner_up=v.runner_up, reason=plan.reason, available_bytes=None)
+
+    def _terminate(self, plan: policy.Plan, now: float) -> bool:
+        v = plan.victim
+        grace = self.config.actions.grace_s
+        how = "stop command %s" % list(v.stop) if v.stop else "SIGTERM"
+        message = "%s[%d] by %s: %s; chosen as %s%s" % (
+            v.name, v.pid, how, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "")
+        if self.dry_run:
+            self.tell.event("terminate", "dry run: would stop " + message, dry_run=True, **self._victim_fields(plan))
+            self.state = policy.after_dry_run(self.state, now + grace)
+            return False
+        handle = sig.open_process(v.pid, v.starttime, self.proc_root)
+        if handle is None:
+            self.tell.event("gone", "%s[%d] exited before it could be stopped" % (v.name, v.pid), pid=v.pid)
+            self.state = policy.after_gone(self.state, now)
+            return True
+        self.tell.event("terminate", message, grace_s=grace, **self._victim_fields(plan))
+        self.state = policy.after_terminate(self.state, v, now, grace)
+        self._watch_pending(handle)
+        timeout = self.config.actions.stop_command_timeout_s
+        # A stop command may take seconds; memory keeps being watched meanwhile.
+        threading.Thread(target=self._run_stop, args=(handle, v, timeout), daemon=True).start()
+        return False
+
+    def _run_stop(self, handle: sig.ProcessHandle, victim: policy.Victim, timeout: float) -> None:
+        try:
+            result = graceful_stop(handle, victim.stop or None, timeout)
+            if result.error:
+                log.warning("stopping %s[%d]: %s (%s)", victim.name, victim.pid, result.error, result.method)
+        except Exception as exc:
+            log.error("stopping %s[%d] failed: %s", victim.name, victim.pid, exc)
+
+    def _watch_pending(self, handle: sig.ProcessHandle) -> None:
+        if self._pending_handle is not None:
+            self.waiter.remove(self._pending_handle.pidfd)
+            self._pending_handle.close()
+        self._pending_handle = handle
+        if handle.pidfd is not None:
+            self.waiter.add(handle.pidfd, lambda: None)
+
+    def _drop_pending(self) -> None:
+        if self._pending_handle is not None:
+            if self._pending_handle.pidfd is not None:
+                self.waiter.remove(self._pending_handle.pidfd)
+            self._pending_handle.close()
+            self._pending_handle = None
+
+    def _kill(self, plan: policy.Plan, reading: Reading) -> bool:
+        v = plan.victim
+        act = self.config.actions
+        message = "%s[%d]: %s; chosen as %s%s" % (
+            v.name, v.pid, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "")
+        if self.dry_run:
+            self.tell.event("kill", "dry run: would kill " + message, dry_run=True, **self._victim_fields(plan))
+            self.state = policy.after_dry_run(self.state, time.monotonic() + act.grace_s)
+            return False
+        self._drop_pending()
+        handle = sig.open_process(v.pid, v.starttime, self.proc_root)
+        if handle is None:
+            self.tell.event("gone", "%s[%d] exited before it could be killed" % (v.name, v.pid), pid=v.pid)
+            self.state = policy.after_gone(self.state, time.monotonic())
+            return True
+        try:
+            result = sig.kill(handle, process_group=act.kill_process_group, mrelease=act.mrelease)
+            exited = sig.wait_exit(handle, 2.0)
+        finally:
+            handle.close()
+        done = time.monotonic()
+        after = self.sensor.read(done, self.pid)
+        freed = (after.available - reading.available) if after else 0
+        fields = self._victim_fields(plan)
+        fields.update(available_bytes=reading.available, freed_bytes=freed, exited=exited,
+                      mreleased=result.mreleased, error=result.error,
+                      reaction_ms=round((done - reading.time) * 1000, 1))
+        self.tell.event("kill", "%s; %s, %.1f MiB back within %.0f ms of the reading" % (
+            message, "exited" if exited else "NOT yet exited", freed / MIB, (done - reading.time) * 1000), **fields)
+        self.state = policy.after_kill(self.state, done)
+        self.fill.reset_baseline()
+        return True
+
+    # ----------------------------------------------------------------------------------------
+    # Tell
+
+    def _update_thresholds(self, reading: Reading, plan: policy.Plan) -> None:
+        thresholds = self.waiter.thresholds if self.waiter else None
+        if thresholds is None or self.sensor.last_cgroup is None:
+            return
+        limit = reading.total
+        # Usage at which available meets each line, if nothing were reclaimable: in whole MiB so
+        # a jittering fill rate does not re-register the eventfds every tick.
+        usages = [(limit - line) // MIB * MIB for line in (plan.lines.reclaim, plan.lines.terminate, plan.lines.kill)]
+        thresholds.set(usages)
+
+    def _report(self, reading: Reading, plan: policy.Plan) -> None:
+        if plan.state.pending is None and self._pending_handle is not None:
+            self._drop_pending()
+        key = (self.waiter.mode if self.waiter else None, self.state.rung, self.state.kills, self.state.terminations)
+        if key != self._last_status_key:
+            if self._last_status_key is not None and self.state.rung != self._last_status_key[1]:
+                self.tell.event("rung", "%s: %s" % (RUNG_NAMES[self.state.rung], plan.reason),
+                                rung=RUNG_NAMES[self.state.rung], available_bytes=reading.available)
+            self._last_status_key = key
+            self.tell.write_state(self.status(reading, plan))
+            self.tell.notify(STATUS="%s, %.0f MiB available" % (RUNG_NAMES[self.state.rung], reading.available / MIB))
+        interval = self.tell.watchdog_interval()
+        if interval and time.monotonic() - self._last_watchdog >= interval:
+            self._last_watchdog = time.monotonic()
+            self.tell.notify(WATCHDOG="1")
+
+    def status(self, reading: Reading, plan: policy.Plan) -> Dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "scope": self.scope_dir or "system",
+            "board": self.config.board,
+            "config": self.config.source,
+            "dry_run": self.dry_run,
+            "wait_mode": self.waiter.mode if self.waiter else "none",
+            "wait_detail": self.waiter.describe() if self.waiter else "",
+            "self_protection": self.self_protection,
+            "rung": RUNG_NAMES[self.state.rung],
+            "reason": plan.reason,
+            "lines_bytes": {"reclaim": plan.lines.reclaim, "terminate": plan.lines.terminate, "kill": plan.lines.kill},
+            "kills": self.state.kills,
+            "terminations": self.state.terminations,
+            "updated": time.time(),
+        }

@@ -1,0 +1,84 @@
+"""What the guardian remembers between ticks: how fast memory fills, and who grew.
+
+Pure data structures: the daemon feeds them samples with their times; nothing here reads a
+clock or a file, so the policy's inputs stay reproducible in tests.
+"""
+from collections import deque
+from typing import Deque, Dict, Iterable, Optional, Tuple
+
+from guardian.kernel.procs import ProcInfo
+
+Identity = Tuple[int, int]  # (pid, starttime): a PID alone is reused
+
+
+class FillRate:
+    """The rate at which available memory falls, from successive (time, available) samples.
+
+    `peak()` is the fastest fall seen recently; it decays by half every `half_life_s`, so one
+    burst sharpens the guardian for a while and an idle device relaxes again.
+    """
+
+    def __init__(self, half_life_s: float = 300.0):
+        self.half_life_s = half_life_s
+        self._last: Optional[Tuple[float, int]] = None
+        self._peak = 0.0
+        self._peak_time = 0.0
+        self.current = 0.0  # bytes/s over the last interval; negative when memory came back
+
+    def add(self, now: float, available: int) -> None:
+        if self._last is not None:
+            then, before = self._last
+            dt = now - then
+            if dt > 0.0:
+                self.current = (before - available) / dt
+                if self.current > self.peak(now):
+                    self._peak, self._peak_time = self.current, now
+        self._last = (now, available)
+
+    def peak(self, now: float) -> float:
+        if self._peak <= 0.0:
+            return 0.0
+        age = max(0.0, now - self._peak_time)
+        return self._peak * 0.5 ** (age / self.half_life_s)
+
+    def reset_baseline(self) -> None:
+        """Forget the last sample (after an action freed memory, the jump is not a rate)."""
+        self._last = None
+
+
+class Growth:
+    """Per-process RSS samples over a sliding window: who grew, and by how much."""
+
+    def __init__(self, window_s: float = 30.0, max_samples: int = 64):
+        self.window_s = window_s
+        self._samples: Deque[Tuple[float, Dict[Identity, int]]] = deque(maxlen=max_samples)
+
+    def add(self, now: float, procs: Iterable[ProcInfo]) -> None:
+        sample = {(p.pid, p.starttime): p.rss for p in procs}
+        self._samples.append((now, sample))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+
+    def last_time(self) -> Optional[float]:
+        return self._samples[-1][0] if self._samples else None
+
+    def growth(self) -> Dict[int, int]:
+        """Bytes each current process grew since the oldest sample in the window, by PID.
+
+        A process born inside the window grew from nothing: a freshly forked hog counts whole.
+        """
+        if not self._samples:
+            return {}
+        oldest_time, oldest = self._samples[0]
+        newest_time, newest = self._samples[-1]
+        if len(self._samples) == 1:
+            return {}
+        result: Dict[int, int] = {}
+        for ident, rss in newest.items():
+            result[ident[0]] = rss - oldest.get(ident, 0)
+        return result
+
+    def span_s(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        return self._samples[-1][0] - self._samples[0][0]

@@ -1,0 +1,183 @@
+"""Wait: sleep until the kernel says memory got tight, or the adaptive timeout runs out.
+
+Modes, best first:
+- psi-trigger: a PSI trigger with the configured (sub-second) window; needs CAP_SYS_RESOURCE
+  on kernels that restrict unprivileged triggers.
+- psi-trigger-2s: the same with the window widened to a 2 s multiple, which unprivileged
+  processes may use.
+- poll: no PSI (absent, disabled with psi=0, or triggers refused): timeouts only.
+In cgroup v1 scope, usage thresholds on memory.usage_in_bytes (cgroup.event_control + eventfd)
+wake the guardian the moment usage crosses a line, whatever the PSI mode.
+"""
+import errno
+import os
+import select
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from guardian.config import MIB, Wait
+
+POLLPRI_ERR = select.POLLPRI | select.POLLERR
+
+
+def _open_trigger(path: str, kind: str, stall_us: int, window_us: int) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        # The kernel parses up to the last byte written: the NUL ends the string.
+        os.write(fd, ("%s %d %d" % (kind, stall_us, window_us)).encode() + b"\0")
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def arm_psi(path: str, wait: Wait) -> Tuple[Optional[int], str, str]:
+    """Arm a PSI trigger on `path`. Returns (fd or None, mode, detail)."""
+    if not wait.use_psi:
+        return None, "poll", "PSI triggers disabled by config"
+    if not os.path.exists(path):
+        return None, "poll", "%s absent" % path
+    window = wait.psi_window_us
+    stall = min(wait.psi_stall_us, window)
+    try:
+        return _open_trigger(path, "some", stall, window), "psi-trigger", "some %d us in %d us" % (stall, window)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EACCES):
+            return None, "poll", "%s: %s" % (path, exc.strerror)
+        first = exc.strerror
+    # Unprivileged triggers need a window that is a multiple of 2 s.
+    window2 = max(2000000, (window + 1999999) // 2000000 * 2000000)
+    try:
+        fd = _open_trigger(path, "some", stall, window2)
+        return fd, "psi-trigger-2s", "some %d us in %d us (privileged window refused: %s)" % (stall, window2, first)
+    except OSError as exc:
+        return None, "poll", "%s: trigger refused: %s" % (path, exc.strerror)
+
+
+class UsageThresholds:
+    """cgroup v1: eventfds that fire when memory.usage_in_bytes crosses each line."""
+
+    def __init__(self, cgroup_dir: str):
+        self.cgroup_dir = cgroup_dir
+        self._fds: Dict[int, int] = {}  # usage threshold -> eventfd
+        self._usage_fd: Optional[int] = None
+        self.error: Optional[str] = None
+
+    def set(self, usages: Sequence[int]) -> None:
+        wanted = set(int(u) for u in usages if u > 0)
+        if wanted == set(self._fds):
+            return
+        self.close()
+        if not hasattr(os, "eventfd"):
+            self.error = "os.eventfd needs Python 3.10"
+            return
+        try:
+            self._usage_fd = os.open(os.path.join(self.cgroup_dir, "memory.usage_in_bytes"), os.O_RDONLY | os.O_CLOEXEC)
+            control = os.path.join(self.cgroup_dir, "cgroup.event_control")
+            for usage in sorted(wanted):
+                efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                self._fds[usage] = efd
+                with open(control, "w") as f:
+                    f.write("%d %d %d" % (efd, self._usage_fd, usage))
+            self.error = None
+        except OSError as exc:
+            self.error = "%s: %s" % (self.cgroup_dir, exc.strerror)
+            self.close()
+
+    def fds(self) -> List[int]:
+        return list(self._fds.values())
+
+    def drain(self, fd: int) -> None:
+        try:
+            os.eventfd_read(fd)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+        if self._usage_fd is not None:
+            os.close(self._usage_fd)
+            self._usage_fd = None
+
+
+def adaptive_timeout(headroom: int, fill_rate: float, wait: Wait, armed: bool) -> float:
+    """Sleep no longer than the time the fastest fill seen (or assumed) needs to eat the
+    headroom above the kill line, within [min_timeout_s, max_timeout_s]."""
+    rate = max(wait.assumed_fill_rate_mib_s * MIB, 2.0 * fill_rate)
+    ceiling = wait.max_timeout_s if armed else wait.max_timeout_poll_s
+    if headroom <= 0:
+        return wait.min_timeout_s
+    return max(wait.min_timeout_s, min(ceiling, headroom / rate))
+
+
+class Waiter:
+    """One poll set: PSI trigger, cgroup thresholds, and whatever else the daemon adds."""
+
+    def __init__(self, wait: Wait, psi_path: Optional[str], thresholds: Optional[UsageThresholds] = None):
+        self.wait = wait
+        self.psi_fd: Optional[int] = None
+        self.mode = "poll"
+        self.detail = "no PSI file for this scope"
+        if psi_path is not None:
+            self.psi_fd, self.mode, self.detail = arm_psi(psi_path, wait)
+        self.thresholds = thresholds
+        self._extra: Dict[int, Callable[[], None]] = {}
+
+    @property
+    def armed(self) -> bool:
+        """True when some kernel event wakes the guardian between timeouts."""
+        return self.psi_fd is not None or bool(self.thresholds and self.thresholds.fds())
+
+    def describe(self) -> str:
+        text = "%s (%s)" % (self.mode, self.detail)
+        if self.thresholds is not None:
+            if self.thresholds.fds():
+                text += " + cgroup v1 usage thresholds"
+            elif self.thresholds.error:
+                text += "; cgroup v1 thresholds unavailable: %s" % self.thresholds.error
+        return text
+
+    def add(self, fd: int, callback: Callable[[], None]) -> None:
+        self._extra[fd] = callback
+
+    def remove(self, fd: int) -> None:
+        self._extra.pop(fd, None)
+
+    def wait_for(self, timeout_s: float) -> List[str]:
+        """Block until an event or the timeout; returns what woke it ("psi", "threshold",
+        "fd", or nothing for a timeout). Extra fds' callbacks run here."""
+        poller = select.poll()
+        if self.psi_fd is not None:
+            poller.register(self.psi_fd, select.POLLPRI)
+        threshold_fds = self.thresholds.fds() if self.thresholds else []
+        for fd in threshold_fds:
+            poller.register(fd, select.POLLIN)
+        for fd in self._extra:
+            poller.register(fd, select.POLLIN | select.POLLPRI)
+        try:
+            events = poller.poll(max(0.0, timeout_s) * 1000.0)
+        except InterruptedError:
+            return ["signal"]
+        woke = []
+        for fd, mask in events:
+            if fd == self.psi_fd:
+                if mask & select.POLLERR:
+                    # The trigger went away (PSI file gone): fall back to polling.
+                    os.close(self.psi_fd)
+                    self.psi_fd, self.mode, self.detail = None, "poll", "PSI trigger failed (POLLERR)"
+                woke.append("psi")
+            elif fd in threshold_fds:
+                self.thresholds.drain(fd)
+                woke.append("threshold")
+            elif fd in self._extra:
+                woke.append("fd")
+                self._extra[fd]()
+        return woke
+
+    def close(self) -> None:
+        if self.psi_fd is not None:
+            os.close(self.psi_fd)
+            self.psi_fd = None
+        if self.thresholds is not None:
+            self.thresholds.close()

@@ -1,0 +1,271 @@
+"""The pure policy: rungs, lines, hysteresis, victim choice, and the state after acts."""
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guardian import policy
+from guardian.config import MIB, Config, Critical, Line, LowPriority, Match, Thresholds
+from guardian.kernel.procs import ProcInfo
+from guardian.match import Role
+from guardian.policy import KILL, NORMAL, RECLAIM, TERMINATE, PolicyState, Reading, Recent
+
+TOTAL = 1024 * MIB
+CFG = Config()
+
+
+def proc(pid, comm="p", rss_mib=10, oom_score=10, adj=0, kthread=False, starttime=None, pgid=None):
+    return ProcInfo(pid=pid, ppid=1, pgid=pgid or pid, comm=comm, cmdline=(comm,), uid=0,
+                    rss=int(rss_mib * MIB), rss_anon=int(rss_mib * MIB), oom_score=oom_score,
+                    oom_score_adj=adj, kthread=kthread, cgroup="0::/", starttime=starttime or pid * 10)
+
+
+def reading(avail_mib, t=100.0, procs=None, **kw):
+    return Reading(time=t, total=kw.pop("total", TOTAL), available=int(avail_mib * MIB), procs=procs,
+                   self_pid=kw.pop("self_pid", 99999), **kw)
+
+
+def lines(total=TOTAL, cfg=CFG, rate=0.0):
+    return policy.lines_for(Reading(time=0, total=total, available=total), Recent(fill_rate=rate), cfg)
+
+
+# --- lines -----------------------------------------------------------------------------------
+
+def test_lines_percent_wins_on_big_memory_and_floor_on_small():
+    big = lines(total=8192 * MIB)
+    assert big.kill == int(8192 * MIB * 0.05)
+    small = lines(total=80 * MIB)  # a 128 MiB board: 5 % would be 4 MiB, the floor is 16 MiB
+    assert small.kill == 16 * MIB
+    assert small.terminate == 24 * MIB
+    assert small.reclaim == 32 * MIB
+
+
+def test_kill_line_grows_with_the_observed_fill_rate():
+    calm = lines(rate=0.0)
+    fast = lines(rate=400 * MIB)  # 400 MiB/s * 0.25 s reaction = 100 MiB more
+    assert fast.kill - calm.kill == 100 * MIB
+    assert fast.terminate >= fast.kill and fast.reclaim >= fast.terminate
+
+
+def test_kill_line_never_exceeds_half_the_total():
+    wild = lines(rate=1e15)
+    assert wild.kill == TOTAL // 2
+
+
+# --- rungs -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("avail,rung", [(900, NORMAL), (150, RECLAIM), (100, TERMINATE), (40, KILL)])
+def test_rung_from_available(avail, rung):
+    got, why = policy.rung_for(reading(avail), lines(), CFG)
+    assert got == rung, why
+
+
+def test_swap_with_room_caps_the_rung_at_reclaim():
+    r = reading(40, swap_total=1024 * MIB, swap_free=800 * MIB)
+    got, why = policy.rung_for(r, lines(), CFG)
+    assert got == RECLAIM and "swap" in why
+    r = reading(40, swap_total=1024 * MIB, swap_free=10 * MIB)
+    assert policy.rung_for(r, lines(), CFG)[0] == KILL
+
+
+def test_psi_raises_the_rung():
+    assert policy.rung_for(reading(900, psi_some_avg10=25.0), lines(), CFG)[0] == RECLAIM
+    assert policy.rung_for(reading(900, psi_full_avg10=60.0), lines(), CFG)[0] == TERMINATE
+    off = replace(CFG, thresholds=replace(CFG.thresholds, psi_full_terminate=None, psi_some_reclaim=None))
+    assert policy.rung_for(reading(900, psi_full_avg10=60.0, psi_some_avg10=90.0), lines(cfg=off), off)[0] == NORMAL
+
+
+def test_commit_charge_counts_only_in_strict_overcommit():
+    kw = dict(committed_as=990 * MIB, commit_limit=1000 * MIB)
+    assert policy.rung_for(reading(900, overcommit_mode=0, **kw), lines(), CFG)[0] == NORMAL
+    assert policy.rung_for(reading(900, overcommit_mode=2, **kw), lines(), CFG)[0] == KILL
+    kw = dict(committed_as=960 * MIB, commit_limit=1000 * MIB)
+    assert policy.rung_for(reading(900, overcommit_mode=2, **kw), lines(), CFG)[0] == TERMINATE
+
+
+# --- victim choice ---------------------------------------------------------------------------
+
+def test_culprit_goes_first_even_with_low_priority_services():
+    procs = (proc(10, "hog", rss_mib=300, oom_score=300), proc(11, "webui", rss_mib=50, oom_score=50))
+    cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui"), stop=("/etc/init.d/S60webui", "stop")),))
+    roles = {11: Role("low_priority", cfg.low_priority[0])}
+    recent = Recent(growth={10: 250 * MIB, 11: 1 * MIB}, growth_span_s=20)
+    v = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999)
+    assert v.pid == 10 and "culprit" in v.why
+    assert "webui" in v.runner_up
+
+
+def test_low_priority_first_without_a_clear_culprit_in_board_order():
+    procs = (proc(10, "app", rss_mib=300, oom_score=300), proc(11, "webui", rss_mib=50),
+             proc(12, "nodered", rss_mib=80))
+    cfg = replace(CFG, low_priority=(LowPriority("nodered", Match(comm="nodered"), order=2),
+                                     LowPriority("webui", Match(comm="webui"), order=1, stop=("stopit",))))
+    roles = {11: Role("low_priority", cfg.low_priority[1]), 12: Role("low_priority", cfg.low_priority[0])}
+    recent = Recent(growth={10: 5 * MIB, 11: 4 * MIB, 12: 4 * MIB})
+    v = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999)
+    assert v.pid == 11 and v.low_priority and v.stop == ("stopit",)
+    assert "nodered" in v.runner_up and "later in board order" in v.runner_up
+
+
+def test_highest_score_otherwise_with_growth_adjustment():
+    procs = (proc(10, "a", oom_score=300), proc(11, "b", oom_score=250))
+    assert policy.choose_victim(procs, {}, Recent(), CFG, TOTAL, 99999).pid == 10
+    # b grew 100 MiB of a 1 GiB total (+~98 points) but not enough to be a culprit (a grew too).
+    recent = Recent(growth={10: 90 * MIB, 11: 100 * MIB})
+    v = policy.choose_victim(procs, {}, recent, CFG, TOTAL, 99999)
+    assert v.pid == 11 and "score" in v.runner_up
+
+
+def test_protected_processes_are_never_victims():
+    crit = Critical("connman", Match(comm="connmand"))
+    procs = (proc(1, "init", oom_score=999), proc(2, "kthreadd", kthread=True, oom_score=999),
+             proc(50, "me", oom_score=999), proc(51, "sshd", adj=-1000, oom_score=0),
+             proc(52, "connmand", oom_score=999))
+    roles = {52: Role("critical", crit)}
+    assert policy.choose_victim(procs, roles, Recent(growth={52: 500 * MIB}), CFG, TOTAL, 50) is None
+
+
+# --- decide: the ladder ----------------------------------------------------------------------
+
+def test_normal_does_nothing():
+    plan = policy.decide(reading(900), Recent(), PolicyState(), CFG, {})
+    assert plan.action == "none" and plan.rung == NORMAL
+
+
+def test_reclaim_then_rate_limited():
+    plan = policy.decide(reading(150, high_order_free_percent=2.0), Recent(), PolicyState(), CFG, {})
+    assert plan.action == "reclaim" and plan.reclaim_steps == ("compact", "drop_caches")
+    state = policy.after_reclaim(plan.state, 100.0, {"compact": 0, "drop_caches": 5 * MIB})
+    again = policy.decide(reading(150, t=110.0, high_order_free_percent=2.0), Recent(), state, CFG, {})
+    assert again.action == "none"  # within reclaim_interval_s
+    later = policy.decide(reading(150, t=200.0, high_order_free_percent=2.0), Recent(), again.state, CFG, {})
+    assert later.reclaim_steps == ("drop_caches",)  # compaction freed nothing last time: skipped once
+    state = policy.after_reclaim(later.state, 200.0, {"drop_caches": 0})
+    once_more = policy.decide(reading(150, t=300.0, high_order_free_percent=2.0), Recent(), state, CFG, {})
+    assert once_more.reclaim_steps == ("compact",)  # ... and tried again after that
+
+
+def test_terminate_rung_reclaims_first_once_then_terminates():
+    procs = (proc(10, "app", oom_score=500),)
+    plan = policy.decide(reading(100, procs=procs), Recent(), PolicyState(), CFG, {})
+    assert plan.action == "reclaim"
+    state = policy.after_reclaim(plan.state, 100.0, {"drop_caches": 0})
+    plan = policy.decide(reading(100, t=100.5, procs=procs), Recent(), state, CFG, {})
+    assert plan.action == "terminate" and plan.victim.pid == 10
+
+
+def test_kill_rung_kills_without_reclaim():
+    procs = (proc(10, "app", oom_score=500),)
+    plan = policy.decide(reading(40, procs=procs), Recent(), PolicyState(), CFG, {})
+    assert plan.action == "kill" and plan.victim.pid == 10
+
+
+def test_needs_procs_when_the_table_was_not_read():
+    plan = policy.decide(reading(40), Recent(), PolicyState(), CFG, {})
+    assert plan.action == "wait" and plan.needs_procs
+
+
+def test_no_candidate_is_said_not_crashed():
+    plan = policy.decide(reading(40, procs=(proc(1, "init"),)), Recent(), PolicyState(), CFG, {})
+    assert plan.action == "none" and "no process" in plan.reason
+
+
+def test_graceful_stop_grace_escalation_and_exit():
+    procs = (proc(10, "app", oom_score=500),)
+    plan = policy.decide(reading(100, procs=procs), Recent(), PolicyState(reclaimed_this_episode=True, rung=TERMINATE), CFG, {})
+    assert plan.action == "terminate"
+    state = policy.after_terminate(plan.state, plan.victim, 100.0, 5.0)
+    # within grace, still short but above the kill line: watch
+    assert policy.decide(reading(100, t=101, procs=procs), Recent(), state, CFG, {}).action == "wait"
+    # below the kill line within grace: kill the same victim at once
+    early = policy.decide(reading(40, t=101, procs=procs), Recent(), state, CFG, {})
+    assert early.action == "kill" and early.victim.pid == 10
+    # grace over and still short: kill
+    late = policy.decide(reading(100, t=105.5, procs=procs), Recent(), state, CFG, {})
+    assert late.action == "kill" and "grace" in late.victim.why
+    # grace over and memory back: leave it
+    fine = policy.decide(reading(900, t=105.5, procs=procs), Recent(), state, CFG, {})
+    assert fine.action == "none" and fine.state.pending is None
+    # it stopped: no second act before it settles
+    gone = policy.decide(reading(100, t=102, procs=()), Recent(), state, CFG, {})
+    assert gone.action == "wait" and gone.state.pending is None
+    assert policy.decide(reading(100, t=102.05, procs=(proc(11),)), Recent(), gone.state, CFG, {}).action == "wait"
+
+
+def test_pid_reuse_during_grace_is_not_the_victim():
+    procs = (proc(10, "app", oom_score=500, starttime=100),)
+    plan = policy.decide(reading(100, procs=procs), Recent(), PolicyState(reclaimed_this_episode=True), CFG, {})
+    state = policy.after_terminate(plan.state, plan.victim, 100.0, 5.0)
+    reused = (proc(10, "other", oom_score=500, starttime=555),)
+    assert policy.decide(reading(40, t=101, procs=reused), Recent(), state, CFG, {}).action == "wait"
+
+
+def test_hysteresis_keeps_the_episode_until_clear_of_the_line():
+    state = PolicyState(rung=TERMINATE)
+    ln = lines()
+    just_above = (ln.terminate + ln.hysteresis // 2) / MIB
+    plan = policy.decide(reading(just_above), Recent(), state, CFG, {})
+    assert plan.state.rung == TERMINATE and plan.action != "kill" and plan.action != "terminate"
+    clear = (ln.reclaim + ln.hysteresis + MIB) / MIB
+    assert policy.decide(reading(clear), Recent(), state, CFG, {}).state.rung == NORMAL
+
+
+# --- properties ------------------------------------------------------------------------------
+
+procs_strategy = st.lists(
+    st.builds(proc, pid=st.integers(1, 400), comm=st.sampled_from(["a", "b", "connmand", "webui"]),
+              rss_mib=st.floats(0, 500), oom_score=st.integers(0, 2000), adj=st.sampled_from([-1000, -500, 0, 500]),
+              kthread=st.booleans()),
+    max_size=30, unique_by=lambda p: p.pid)
+
+BOARD = replace(CFG, critical=(Critical("connman", Match(comm="connmand")),),
+                low_priority=(LowPriority("webui", Match(comm="webui")),))
+
+
+def roles_of(procs):
+    from guardian.match import classify
+    return classify(procs, BOARD)
+
+
+@settings(max_examples=300, deadline=None)
+@given(procs=procs_strategy, avail=st.floats(0, 1024), growth=st.dictionaries(st.integers(1, 400), st.integers(-100 * MIB, 900 * MIB)),
+       self_pid=st.integers(1, 400))
+def test_property_never_picks_a_protected_process(procs, avail, growth, self_pid):
+    r = reading(avail, procs=tuple(procs), self_pid=self_pid)
+    plan = policy.decide(r, Recent(growth=growth), PolicyState(reclaimed_this_episode=True), BOARD, roles_of(procs))
+    if plan.victim is not None:
+        v = next(p for p in procs if p.pid == plan.victim.pid)
+        assert v.pid != 1 and v.pid != self_pid and not v.kthread and v.oom_score_adj != -1000
+        assert v.comm != "connmand"
+
+
+@settings(max_examples=300, deadline=None)
+@given(total_mib=st.integers(64, 65536), frac=st.floats(0, 1), rate=st.floats(0, 2000),
+       some=st.floats(0, 100), full=st.floats(0, 100), procs=procs_strategy)
+def test_property_never_escalates_while_every_signal_is_fine(total_mib, frac, rate, some, full, procs):
+    total = total_mib * MIB
+    recent = Recent(fill_rate=rate * MIB)
+    ln = policy.lines_for(Reading(time=0, total=total, available=total), recent, CFG)
+    avail = ln.reclaim + int(frac * (total - ln.reclaim))
+    th = CFG.thresholds
+    r = Reading(time=10, total=total, available=avail, psi_some_avg10=some * th.psi_some_reclaim / 100.0 * 0.999,
+                psi_full_avg10=full * th.psi_full_terminate / 100.0 * 0.999, procs=tuple(procs), self_pid=99999)
+    plan = policy.decide(r, recent, PolicyState(), CFG, {})
+    assert plan.rung == NORMAL and plan.action == "none"
+
+
+@settings(max_examples=300, deadline=None)
+@given(procs=procs_strategy, avail=st.floats(0, 60), later=st.floats(0, 0.199), t=st.floats(0, 1e6))
+def test_property_one_shortage_never_yields_two_kills(procs, avail, later, t):
+    """After a kill, the same (or any) reading taken before the victim's exit has settled
+    never yields a second kill: the next act needs a fresh reading."""
+    r = reading(avail, t=t, procs=tuple(procs))
+    plan = policy.decide(r, Recent(), PolicyState(), BOARD, roles_of(procs))
+    if plan.action != "kill":
+        return
+    state = policy.after_kill(plan.state, t + 0.01)
+    again = policy.decide(replace(r, time=t + 0.01 + later), Recent(), state, BOARD, roles_of(procs))
+    assert again.action not in ("kill", "terminate")
+    stale = policy.decide(r, Recent(), state, BOARD, roles_of(procs))
+    assert stale.action not in ("kill", "terminate")
