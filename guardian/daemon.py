@@ -43,7 +43,10 @@ class Daemon:
         self.why = why
         self.pid = os.getpid()
         self.state = PolicyState()
-        self.fill = FillRate()
+        # The lines follow the fill of the last seconds; the sleep follows the fastest fill
+        # seen in minutes, so one burst keeps the guardian alert without moving its lines.
+        self.fill = FillRate(half_life_s=10.0)
+        self.fill_long = FillRate(half_life_s=300.0)
         self.growth = Growth(config.victims.growth_window_s)
         self.last_proc_sample = float("-inf")
         self.sensor = Sensor(scope_dir, proc_root, sys_root)
@@ -73,6 +76,9 @@ class Daemon:
         if self.scope_dir is not None and os.path.exists(os.path.join(self.scope_dir, "cgroup.event_control")):
             thresholds = UsageThresholds(self.scope_dir)
         self.waiter = Waiter(self.config.wait, self.sensor.psi_path, thresholds)
+        first = self.sensor.read(time.monotonic(), self.pid)
+        if first is not None:
+            self._update_thresholds(first, policy.lines_for(first, Recent(), self.config))
         self._install_signals()
         self._start_keeper()
         self._apply_sysctls()
@@ -233,6 +239,7 @@ class Daemon:
         if reading is None:
             return cfg.wait.max_timeout_poll_s
         self.fill.add(now, reading.available)
+        self.fill_long.add(now, reading.available)
         recent = Recent(fill_rate=self.fill.peak(now))
         lines = policy.lines_for(reading, recent, cfg)
         close_to_line = reading.available < lines.reclaim + lines.hysteresis
@@ -241,16 +248,16 @@ class Daemon:
             reading = self._with_procs(reading, now, with_buddy=close_to_line)
         recent = self._recent(now)
         roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
-        plan = policy.decide(reading, recent, self.state, cfg, roles, self.sensor.cgroup_version == 2)
+        plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         if plan.needs_procs and reading.procs is None:
             reading = self._with_procs(reading, now, with_buddy=True)
             recent = self._recent(now)
             roles = classify(reading.procs, cfg, self.proc_root)
-            plan = policy.decide(reading, recent, self.state, cfg, roles, self.sensor.cgroup_version == 2)
+            plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         self.state = plan.state
         self.last_plan = plan
         acted = self._act(plan, reading, now)
-        self._update_thresholds(reading, plan)
+        self._update_thresholds(reading, plan.lines)
         self._report(reading, plan)
         if acted:
             return 0.0  # re-evaluate at once after every act
@@ -258,9 +265,14 @@ class Daemon:
             return max(0.0, min(0.25, self.state.pending.deadline - now))
         if plan.action == "wait":
             return cfg.wait.min_timeout_s
-        timeout = adaptive_timeout(reading.available - lines.kill, self.fill.peak(now), cfg.wait, self.waiter.armed)
+        timeout = adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
         watchdog = self.tell.watchdog_interval()
         return min(timeout, watchdog) if watchdog else timeout
+
+    def _scope_kind(self) -> str:
+        if self.scope_dir is None:
+            return "system"
+        return "cgroup-v%d" % (self.sensor.cgroup_version or 1)
 
     def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
         procs = self.sensor.procs()
@@ -319,6 +331,7 @@ class Daemon:
                 freed_bytes=gained, error=result.error)
         self.state = policy.after_reclaim(self.state, time.monotonic(), freed)
         self.fill.reset_baseline()
+        self.fill_long.reset_baseline()
 
     def _victim_fields(self, plan: policy.Plan) -> Dict[str, Any]:
         v = plan.victim
@@ -402,19 +415,20 @@ class Daemon:
             message, "exited" if exited else "NOT yet exited", freed / MIB, (done - reading.time) * 1000), **fields)
         self.state = policy.after_kill(self.state, done)
         self.fill.reset_baseline()
+        self.fill_long.reset_baseline()
         return True
 
     # ----------------------------------------------------------------------------------------
     # Tell
 
-    def _update_thresholds(self, reading: Reading, plan: policy.Plan) -> None:
+    def _update_thresholds(self, reading: Reading, lines: policy.Lines) -> None:
         thresholds = self.waiter.thresholds if self.waiter else None
         if thresholds is None or self.sensor.last_cgroup is None:
             return
         limit = reading.total
         # Usage at which available meets each line, if nothing were reclaimable: in whole MiB so
         # a jittering fill rate does not re-register the eventfds every tick.
-        usages = [(limit - line) // MIB * MIB for line in (plan.lines.reclaim, plan.lines.terminate, plan.lines.kill)]
+        usages = [(limit - line) // MIB * MIB for line in (lines.reclaim, lines.terminate, lines.kill)]
         thresholds.set(usages)
 
     def _report(self, reading: Reading, plan: policy.Plan) -> None:

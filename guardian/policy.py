@@ -41,7 +41,7 @@ class Reading:
 class Recent:
     """What history says: the fill rate seen, and who grew over the growth window."""
 
-    fill_rate: float = 0.0  # bytes/s, the recent peak
+    fill_rate: float = 0.0  # bytes/s: the peak of the last few seconds (decays fast)
     growth: Mapping[int, int] = field(default_factory=dict)  # pid -> bytes
     growth_span_s: float = 0.0
 
@@ -118,10 +118,12 @@ def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
     """
     th = config.thresholds
     total = reading.total
-    kill = th.kill.bytes_for(total) + int(max(0.0, recent.fill_rate) * th.reaction_time_s)
-    kill = min(kill, total // 2)  # a wild rate must not make the guardian kill at idle
-    terminate = max(th.terminate.bytes_for(total), kill)
-    reclaim = max(th.reclaim.bytes_for(total), terminate)
+    # All three lines move up together, so a fast fill still meets terminate before kill.
+    margin = int(max(0.0, recent.fill_rate) * th.reaction_time_s)
+    # Caps keep a wild rate, or floors meant for a bigger board, from acting on an idle scope.
+    kill = min(th.kill.bytes_for(total) + margin, total // 2)
+    terminate = max(min(th.terminate.bytes_for(total) + margin, total * 6 // 10), kill)
+    reclaim = max(min(th.reclaim.bytes_for(total) + margin, total * 7 // 10), terminate)
     return Lines(reclaim, terminate, kill, int(total * th.hysteresis_percent / 100.0))
 
 
@@ -282,23 +284,27 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
 # The decision
 
 
-def _reclaim_steps(reading: Reading, state: PolicyState, config: Config, cgroup_v2: bool) -> Tuple[str, ...]:
+def _reclaim_steps(reading: Reading, state: PolicyState, config: Config, scope: str) -> Tuple[str, ...]:
+    """Compaction and cache drops act on the whole machine: only in system scope. A cgroup
+    gets memory.reclaim (v2); v1 has no per-cgroup reclaim knob."""
     act = config.actions
     freed = dict(state.reclaim_freed)
     steps: List[str] = []
+    if scope == "cgroup-v2" and freed.get("cgroup_reclaim", 1) > 0:
+        return ("cgroup_reclaim",)
+    if scope != "system":
+        return ()
     if (act.compact and reading.high_order_free_percent is not None
             and reading.high_order_free_percent < act.compact_high_order_percent
             and freed.get("compact", 1) != 0):
         steps.append("compact")
     if act.drop_caches_level and freed.get("drop_caches", 1) > 0:
         steps.append("drop_caches")
-    if cgroup_v2 and freed.get("cgroup_reclaim", 1) > 0:
-        steps.append("cgroup_reclaim")
     return tuple(steps)
 
 
 def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
-           roles: Mapping[int, object], cgroup_v2: bool = False) -> Plan:
+           roles: Mapping[int, object], scope: str = "system") -> Plan:
     """The next step for this reading. Returns the Plan, whose .state the caller keeps."""
     lines = lines_for(reading, recent, config)
     rung, why = rung_for(reading, lines, config)
@@ -347,7 +353,7 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
 
     if rung == RECLAIM or (rung == TERMINATE and not state.reclaimed_this_episode):
         if now - state.last_reclaim_time >= config.actions.reclaim_interval_s:
-            steps = _reclaim_steps(reading, state, config, cgroup_v2)
+            steps = _reclaim_steps(reading, state, config, scope)
             if steps:
                 return plan("reclaim", why, reclaim_steps=steps)
         if rung == RECLAIM:

@@ -45,7 +45,7 @@ def test_kill_line_grows_with_the_observed_fill_rate():
     calm = lines(rate=0.0)
     fast = lines(rate=400 * MIB)  # 400 MiB/s * 0.25 s reaction = 100 MiB more
     assert fast.kill - calm.kill == 100 * MIB
-    assert fast.terminate >= fast.kill and fast.reclaim >= fast.terminate
+    assert fast.terminate - calm.terminate == 100 * MIB and fast.reclaim - calm.reclaim == 100 * MIB
 
 
 def test_kill_line_never_exceeds_half_the_total():

@@ -1,0 +1,111 @@
+"""The guardian in cgroup scope against real growing processes in a real memory cgroup.
+
+Each test asserts the cgroup's own OOM killer never fired, the protected process lives, and
+the grower was ended the way the ladder says.
+"""
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from tests.integration.conftest import HOG
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 256 * 1024 * 1024
+
+
+BOARD = """
+[board]
+name = "test-board"
+
+[[critical]]
+name = "keeper"
+match = { cmdline = "guardian-test-keeper" }
+oom_score_adj = 0
+"""
+
+
+@pytest.fixture
+def board(tmp_path):
+    path = tmp_path / "board.toml"
+    path.write_text(BOARD)
+    os.chmod(str(path), 0o644)
+    return str(path)
+
+
+def protected_child(cg):
+    """A daemon-like process holding 60 MiB, named [[critical]] in the board config. It holds
+    more than the grower at first, so only the critical rule keeps it off the victim list."""
+    child = cg.spawn([sys.executable, "-c",
+                      "import time; x = b'\\x02' * (60 << 20); print('ready', flush=True); time.sleep(600)",
+                      "guardian-test-keeper"])
+    assert child.stdout.readline().strip() == b"ready"
+    return child
+
+
+def wait_exit(child, timeout):
+    try:
+        return child.wait(timeout)
+    except Exception:
+        raise AssertionError("pid %d still running after %s s" % (child.pid, timeout))
+
+
+@pytest.mark.parametrize("rate", [50, 200])
+def test_grower_is_ended_before_the_cgroup_oom_killer(memcg, guardian_factory, board, rate):
+    memcg.set_limit(LIMIT)
+    keeper = protected_child(memcg)
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, )
+    before = memcg.oom_kills()
+    hog = memcg.hog(rate, 1024)  # would need 1 GiB: far past the 256 MiB limit
+    code = wait_exit(hog, 60)
+    assert code in (-signal.SIGTERM, -signal.SIGKILL), code
+    assert memcg.oom_kills() == before, "the cgroup OOM killer fired first:\n" + g.log()
+    assert keeper.poll() is None, "the protected process died"
+    acted = [e for e in g.events() if e["event"] in ("terminate", "kill")]
+    assert acted and all(e["pid"] == hog.pid for e in acted), acted
+    assert "why" in acted[0] and acted[0]["rss_bytes"] > 100 * 1024 * 1024
+
+
+def test_sigterm_first_a_clean_exit_is_never_killed(memcg, guardian_factory, board):
+    memcg.set_limit(LIMIT)
+    keeper = protected_child(memcg)
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, )
+    before = memcg.oom_kills()
+    hog = memcg.hog(20, 1024, "--trap-term")
+    code = wait_exit(hog, 60)
+    assert code == 0, "expected the hog's own clean exit, got %s" % code
+    assert hog.stdout.read().strip().endswith(b"clean exit")
+    assert memcg.oom_kills() == before
+    assert keeper.poll() is None
+    kinds = [e["event"] for e in g.events()]
+    assert "terminate" in kinds and "kill" not in kinds, kinds
+
+
+def test_a_grower_that_ignores_sigterm_is_killed(memcg, guardian_factory, board):
+    memcg.set_limit(LIMIT)
+    keeper = protected_child(memcg)
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, )
+    before = memcg.oom_kills()
+    hog = memcg.spawn([sys.executable, "-c",
+                       "import signal, runpy, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                       "sys.argv = ['hog', '20', '1024']; runpy.run_path(%r, run_name='__main__')" % HOG])
+    assert hog.stdout.readline().strip() == b"ready"
+    code = wait_exit(hog, 60)
+    assert code == -signal.SIGKILL
+    assert memcg.oom_kills() == before
+    assert keeper.poll() is None
+    kill = g.wait_for(lambda e: e["event"] == "kill", 5)
+    assert kill["pid"] == hog.pid and kill["exited"] is True
+    assert kill["reaction_ms"] < 5000
+
+
+def test_dry_run_acts_on_nothing(memcg, guardian_factory, board):
+    memcg.set_limit(LIMIT)
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--dry-run")
+    hog = memcg.hog(100, 215, "--hold")  # stops short of the limit, well past the kill line
+    g.wait_for(lambda e: e["event"] == "kill" and e.get("dry_run"), 30)
+    time.sleep(0.5)
+    assert hog.poll() is None, "dry run ended a process"
