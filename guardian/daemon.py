@@ -64,7 +64,7 @@ class Daemon:
     # ----------------------------------------------------------------------------------------
     # Setup and teardown
 
-    def setup(self) -> None:
+    def setup(self, signals: bool = True) -> None:
         if self.protect_self:
             from guardian import selfprotect
             self.self_protection = selfprotect.lock_memory()
@@ -79,7 +79,8 @@ class Daemon:
         first = self.sensor.read(time.monotonic(), self.pid)
         if first is not None:
             self._update_thresholds(first, policy.lines_for(first, Recent(), self.config))
-        self._install_signals()
+        if signals:
+            self._install_signals()
         self._start_keeper()
         self._apply_sysctls()
         self.tell.event("start", "guardian %s, scope %s, wait %s, %s" % (

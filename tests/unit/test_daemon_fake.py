@@ -1,0 +1,122 @@
+"""The loop against a fake /proc: it decides, survives garbled and vanishing files, and keeps
+what it knew. (Behaviour with real processes is in tests/integration.)"""
+import json
+import os
+import shutil
+
+import pytest
+
+from guardian.config import Config
+from guardian.daemon import Daemon
+from guardian.telemetry import Telemetry
+from tests.unit import fakeproc
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = str(tmp_path / "proc")
+    fakeproc.basic_tree(root)
+    return root
+
+
+def make_daemon(tree, tmp_path, **kw):
+    events = str(tmp_path / "events.jsonl")
+    d = Daemon(kw.pop("config", Config()), proc_root=tree, sys_root=str(tmp_path / "sys"),
+               dry_run=kw.pop("dry_run", True), telemetry=Telemetry(state_file=str(tmp_path / "state.json"), events_file=events),
+               protect_self=False, **kw)
+    d.setup(signals=False)
+    return d, events
+
+
+def read_events(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_idle_then_shortage_picks_the_culprit_in_dry_run(tree, tmp_path):
+    d, events = make_daemon(tree, tmp_path)
+    try:
+        assert d.tick(0.0) > 0.1
+        assert d.last_plan.action == "none"
+        # the hog grows by 600 MiB, memory runs short
+        fakeproc.process(tree, 100, "hog", 700, oom_score=800)
+        fakeproc.meminfo(tree, avail_mib=30)
+        d.tick(1.0)
+        assert d.last_plan.action == "kill" and d.last_plan.victim.pid == 100
+        kill = [e for e in read_events(events) if e["event"] == "kill"]
+        assert kill and kill[0]["dry_run"] and "culprit" in kill[0]["why"] and "webui" in kill[0]["runner_up"]
+        with open(str(tmp_path / "state.json")) as f:
+            state = json.load(f)
+        assert state["rung"] == "kill" and state["wait_mode"] in ("psi-trigger", "psi-trigger-2s", "poll")
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("garble", [
+    "MemTotal: lots kB\n",
+    "",
+    "MemTotal:       1048576 kB\nMemFr",
+    "\x00\x01\x02 garbage\n",
+])
+def test_garbled_meminfo_keeps_the_last_reading(tree, tmp_path, garble):
+    d, _ = make_daemon(tree, tmp_path)
+    try:
+        d.tick(0.0)
+        good = d.sensor.last_meminfo
+        fakeproc.write(os.path.join(tree, "meminfo"), garble)
+        d.tick(1.0)
+        assert d.sensor.last_meminfo == good
+        assert d.last_plan.action == "none"
+    finally:
+        d.close()
+
+
+def test_missing_files_degrade_without_a_crash(tree, tmp_path):
+    os.remove(os.path.join(tree, "pressure", "memory"))
+    os.remove(os.path.join(tree, "buddyinfo"))
+    d, _ = make_daemon(tree, tmp_path)
+    try:
+        assert d.waiter.mode == "poll"
+        fakeproc.meminfo(tree, avail_mib=30)
+        d.tick(0.0)
+        assert d.last_plan.action in ("kill", "terminate")
+        os.remove(os.path.join(tree, "meminfo"))
+        d.tick(1.0)  # no meminfo at all: the last reading stands, nothing raised
+    finally:
+        d.close()
+
+
+def test_a_victim_vanishing_mid_read_is_normal(tree, tmp_path):
+    d, _ = make_daemon(tree, tmp_path, dry_run=False)
+    try:
+        fakeproc.meminfo(tree, avail_mib=30)
+        # the hog's stat is there but the rest of its directory is gone
+        for name in ("status", "cmdline", "oom_score", "oom_score_adj", "cgroup"):
+            os.remove(os.path.join(tree, "100", name))
+        shutil.rmtree(os.path.join(tree, "200"))
+        d.tick(0.0)
+        # nothing left that may be ended (init, a kernel thread): said, not crashed
+        assert d.last_plan.action == "none" and "no process" in d.last_plan.reason
+    finally:
+        d.close()
+
+
+def test_reload_refused_keeps_the_old_config(tree, tmp_path):
+    calls = []
+
+    def bad():
+        calls.append(1)
+        raise ValueError("board.toml: thresholds.kil: unknown key (did you mean 'kill'?)")
+
+    d, events = make_daemon(tree, tmp_path, reload=bad)
+    try:
+        old = d.config
+        d.tick(0.0)
+        d.growth.add(0.5, ())
+        d.reload()
+        assert calls and d.config is old
+        refused = [e for e in read_events(events) if e["event"] == "reload"]
+        assert refused and refused[0]["ok"] is False and "kil" in refused[0]["message"]
+        assert d.growth.last_time() == 0.5  # what it knew is kept
+    finally:
+        d.close()
