@@ -65,6 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+STILL_WORKS = ("still works: watching memory and PSI, status, dry-run decisions, and ending "
+               "processes of the guardian's own user")
+
+
 def _warn_capabilities() -> None:
     from guardian.selfprotect import capabilities, missing_capability_report
     lines = missing_capability_report(capabilities())
@@ -72,6 +76,8 @@ def _warn_capabilities() -> None:
         log.warning("running without some capabilities (uid %d); what does not work:", os.geteuid())
         for line in lines:
             log.warning("  %s", line)
+        if os.geteuid() != 0:
+            log.warning("  %s", STILL_WORKS)
 
 
 def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
@@ -132,6 +138,8 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
         for p, score in ranked[:5]]
     from guardian.selfprotect import capabilities, missing_capability_report
     out["missing_capabilities"] = missing_capability_report(capabilities())
+    if os.geteuid() != 0:
+        out["missing_capabilities"].append(STILL_WORKS)
     sensor.close()
     return out
 

@@ -59,6 +59,7 @@ class Daemon:
         self._last_status_key: Any = None
         self._last_watchdog = 0.0
         self.last_plan: Optional[policy.Plan] = None
+        self.kernel_oom_kills: Optional[int] = None  # the count when last read
         self.self_protection = "off"
 
     # ----------------------------------------------------------------------------------------
@@ -72,6 +73,7 @@ class Daemon:
             if err:
                 log.warning("cannot set own oom_score_adj to -1000: %s", err)
         self.sensor.refresh_slow()
+        self.kernel_oom_kills = self.sensor.oom_kills()
         thresholds = None
         if self.scope_dir is not None and os.path.exists(os.path.join(self.scope_dir, "cgroup.event_control")):
             thresholds = UsageThresholds(self.scope_dir)
@@ -280,9 +282,20 @@ class Daemon:
         self.growth.add(now, procs)
         self.last_proc_sample = now
         self.sensor.refresh_slow()
+        self._count_kernel_ooms()
         buddy = self.sensor.high_order_free_percent() if with_buddy else None
         return replace(reading, procs=procs, high_order_free_percent=buddy,
                        overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None)
+
+    def _count_kernel_ooms(self) -> None:
+        count = self.sensor.oom_kills()
+        if count is None:
+            return
+        if self.kernel_oom_kills is not None and count > self.kernel_oom_kills:
+            self.tell.event("kernel_oom", "the kernel OOM killer fired %d time(s) in scope %s" % (
+                count - self.kernel_oom_kills, self.scope_dir or "system"), count=count,
+                new=count - self.kernel_oom_kills)
+        self.kernel_oom_kills = count
 
     def _recent(self, now: float) -> Recent:
         return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s())
@@ -462,6 +475,7 @@ class Daemon:
             "reason": plan.reason,
             "lines_bytes": {"reclaim": plan.lines.reclaim, "terminate": plan.lines.terminate, "kill": plan.lines.kill},
             "kills": self.state.kills,
+            "kernel_oom_kills": self.kernel_oom_kills,
             "terminations": self.state.terminations,
             "updated": time.time(),
         }

@@ -14,6 +14,7 @@ from guardian.kernel.cgroup import CgroupMemory, cgroup_pids, read_cgroup_memory
 from guardian.kernel.meminfo import MemInfo, parse_meminfo
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
+from guardian.kernel.vmstat import read_vmstat
 from guardian.kernel.zoneinfo import read_sysctl
 from guardian.policy import Reading
 
@@ -109,6 +110,20 @@ class Sensor:
             self.overcommit_mode = int(value) if value is not None else None
         except ValueError:
             self.say_once("overcommit", "vm.overcommit_memory reads %r, not a number" % value)
+
+    def oom_kills(self) -> Optional[int]:
+        """The kernel OOM killer's count for this scope: vmstat oom_kill, or the cgroup's."""
+        if self.scope_dir is not None:
+            return self.last_cgroup.oom_kill if self.last_cgroup is not None else None
+        try:
+            counters = read_vmstat(self.proc_root)
+        except ParseError as exc:
+            self.say_once("vmstat", "%s; kernel OOM kills not counted" % exc)
+            return None
+        if counters is None or "oom_kill" not in counters:
+            self.say_once("vmstat", "no oom_kill in %s/vmstat (kernel < 4.13): kernel OOM kills not counted" % self.proc_root)
+            return None
+        return counters["oom_kill"]
 
     def high_order_free_percent(self) -> Optional[float]:
         path = self.proc_root + "/buddyinfo"
