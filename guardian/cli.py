@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("config: %s (%s)", config.source, why)
     telemetry = Telemetry(state_file=args.state_file or None, events_file=args.events_file)
     daemon = Daemon(config, scope, args.proc_root, args.sys_root, dry_run=args.dry_run,
-                    telemetry=telemetry, reload=again, why=why)
+                    telemetry=telemetry, reload=again, why=why, protect_self=not args.no_self_protection)
     return daemon.run()
 
 
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("--dry-run", action="store_true", help="decide and log, but do not act")
     run.add_argument("--events-file", metavar="PATH", help="append one JSON line per event")
+    run.add_argument("--no-self-protection", action="store_true",
+                     help="skip mlockall and the guardian's own oom_score_adj (for measurements)")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="memory, PSI, wait mode, thresholds, candidates")

@@ -14,7 +14,6 @@ from typing import Any, Callable, Dict, List, Optional
 from guardian import policy
 from guardian.actions import reclaim as reclaim_actions
 from guardian.actions import signals as sig
-from guardian.actions.stop import graceful_stop
 from guardian.config import MIB, Config
 from guardian.history import FillRate, Growth
 from guardian.match import classify
@@ -376,6 +375,7 @@ class Daemon:
         return False
 
     def _run_stop(self, handle: sig.ProcessHandle, victim: policy.Victim, timeout: float) -> None:
+        from guardian.actions.stop import graceful_stop  # subprocess costs ~2 MiB: only when stopping
         try:
             result = graceful_stop(handle, victim.stop or None, timeout)
             if result.error:
