@@ -1,0 +1,97 @@
+"""/proc/meminfo."""
+import os
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from guardian.kernel import ParseError, read_text
+
+
+@dataclass(frozen=True)
+class MemInfo:
+    """All sizes in bytes. Optional fields are None when the kernel does not report them."""
+
+    total: int
+    free: int
+    available: int  # MemAvailable, or an estimate (see available_estimated)
+    available_estimated: bool  # True on kernels without MemAvailable (< 3.14)
+    cached: int
+    anon: Optional[int]  # AnonPages
+    swap_total: int  # 0 when absent
+    swap_free: int  # 0 when absent
+    committed_as: Optional[int]
+    commit_limit: Optional[int]
+    sunreclaim: Optional[int]
+
+
+_UNITS = {"kB": 1024, "KB": 1024, "B": 1}
+
+
+def _parse_fields(text: str, path: str) -> Dict[str, int]:
+    """Every "Key:   123 kB" line as {Key: bytes}. Unit-less lines (HugePages_Total: 0) are
+    counts and kept as they are."""
+    fields = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, sep, rest = line.partition(":")
+        key = key.strip()
+        if not sep or not key:
+            raise ParseError(path, line.strip()[:40], "expected 'Key: value [kB]'")
+        parts = rest.split()
+        if not parts or len(parts) > 2:
+            raise ParseError(path, key, "expected a number with an optional kB unit, got %r" % rest.strip())
+        try:
+            value = int(parts[0])
+        except ValueError:
+            raise ParseError(path, key, "expected a number, got %r" % parts[0]) from None
+        if len(parts) == 2:
+            scale = _UNITS.get(parts[1])
+            if scale is None:
+                raise ParseError(path, key, "expected unit kB, got %r" % parts[1])
+            value *= scale
+        fields[key] = value
+    return fields
+
+
+def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
+    """Parse the text of /proc/meminfo. Raises ParseError if MemTotal/MemFree are missing or
+    a value is not a number. Without MemAvailable (kernel < 3.14), estimates
+    MemFree + Active(file) + Inactive(file), or MemFree + Cached + Buffers when the file LRU
+    lines are missing too, and sets available_estimated."""
+    f = _parse_fields(text, path)
+    for key in ("MemTotal", "MemFree"):
+        if key not in f:
+            raise ParseError(path, key, "missing (file empty or truncated?)")
+    total = f["MemTotal"]
+    free = f["MemFree"]
+    cached = f.get("Cached", 0)
+    if "MemAvailable" in f:
+        available = f["MemAvailable"]
+        estimated = False
+    else:
+        if "Active(file)" in f and "Inactive(file)" in f:
+            available = free + f["Active(file)"] + f["Inactive(file)"]
+        else:
+            available = free + cached + f.get("Buffers", 0)
+        available = min(available, total)
+        estimated = True
+    return MemInfo(
+        total=total,
+        free=free,
+        available=available,
+        available_estimated=estimated,
+        cached=cached,
+        anon=f.get("AnonPages"),
+        swap_total=f.get("SwapTotal", 0),
+        swap_free=f.get("SwapFree", 0),
+        committed_as=f.get("Committed_AS"),
+        commit_limit=f.get("CommitLimit"),
+        sunreclaim=f.get("SUnreclaim"),
+    )
+
+
+def read_meminfo(proc_root: str = "/proc") -> MemInfo:
+    """Raises FileNotFoundError when <proc>/meminfo does not exist (no procfs: nothing in
+    the guardian can work without it) and ParseError when it is garbled."""
+    path = os.path.join(proc_root, "meminfo")
+    return parse_meminfo(read_text(path), path)
