@@ -446,7 +446,7 @@ class Daemon:
         thresholds.set(usages)
 
     def _report(self, reading: Reading, plan: policy.Plan) -> None:
-        if plan.state.pending is None and self._pending_handle is not None:
+        if self.state.pending is None and self._pending_handle is not None:
             self._drop_pending()
         key = (self.waiter.mode if self.waiter else None, self.state.rung, self.state.kills, self.state.terminations)
         if key != self._last_status_key:

@@ -18,8 +18,11 @@ class FillRate:
     burst sharpens the guardian for a while and an idle device relaxes again.
     """
 
-    def __init__(self, half_life_s: float = 300.0):
+    def __init__(self, half_life_s: float = 300.0, min_interval_s: float = 0.2):
         self.half_life_s = half_life_s
+        # Readings milliseconds apart (an event right after a tick) would turn one page-sized
+        # step into a huge "rate": measure over at least this long.
+        self.min_interval_s = min_interval_s
         self._last: Optional[Tuple[float, int]] = None
         self._peak = 0.0
         self._peak_time = 0.0
@@ -29,10 +32,11 @@ class FillRate:
         if self._last is not None:
             then, before = self._last
             dt = now - then
-            if dt > 0.0:
-                self.current = (before - available) / dt
-                if self.current > self.peak(now):
-                    self._peak, self._peak_time = self.current, now
+            if dt < self.min_interval_s:
+                return  # keep the older baseline
+            self.current = (before - available) / dt
+            if self.current > self.peak(now):
+                self._peak, self._peak_time = self.current, now
         self._last = (now, available)
 
     def peak(self, now: float) -> float:

@@ -57,7 +57,7 @@ def wait_exit(child, timeout):
 def test_grower_is_ended_before_the_cgroup_oom_killer(memcg, guardian_factory, board, rate):
     memcg.set_limit(LIMIT)
     keeper = protected_child(memcg)
-    g = guardian_factory("--scope", "cgroup:" + memcg.path, )
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", board)
     before = memcg.oom_kills()
     hog = memcg.hog(rate, 1024)  # would need 1 GiB: far past the 256 MiB limit
     code = wait_exit(hog, 60)
@@ -72,7 +72,7 @@ def test_grower_is_ended_before_the_cgroup_oom_killer(memcg, guardian_factory, b
 def test_sigterm_first_a_clean_exit_is_never_killed(memcg, guardian_factory, board):
     memcg.set_limit(LIMIT)
     keeper = protected_child(memcg)
-    g = guardian_factory("--scope", "cgroup:" + memcg.path, )
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", board)
     before = memcg.oom_kills()
     hog = memcg.hog(20, 1024, "--trap-term")
     code = wait_exit(hog, 60)
@@ -87,7 +87,7 @@ def test_sigterm_first_a_clean_exit_is_never_killed(memcg, guardian_factory, boa
 def test_a_grower_that_ignores_sigterm_is_killed(memcg, guardian_factory, board):
     memcg.set_limit(LIMIT)
     keeper = protected_child(memcg)
-    g = guardian_factory("--scope", "cgroup:" + memcg.path, )
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", board)
     before = memcg.oom_kills()
     hog = memcg.spawn([sys.executable, "-c",
                        "import signal, runpy, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
