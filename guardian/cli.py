@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guardian import __version__
 from guardian.config import MIB, Config
+from guardian.eventlog import DEFAULT_EVENTS_FILE
 
 log = logging.getLogger("guardian")
 
@@ -59,9 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     scope = _scope_dir(args.scope, args.sys_root)
     _warn_capabilities()
     log.info("config: %s (%s)", config.source, why)
-    telemetry = Telemetry(state_file=args.state_file or None, events_file=args.events_file)
+    from guardian.metrics import Metrics
+    metrics = Metrics(args.metrics_file) if args.metrics_file else None
+    syslog = {"auto": "auto", "on": True, "off": False}[args.syslog]
+    telemetry = Telemetry(state_file=args.state_file or None, events_file=args.events_file or None,
+                          syslog=syslog, metrics=metrics)
     daemon = Daemon(config, scope, args.proc_root, args.sys_root, dry_run=args.dry_run,
-                    telemetry=telemetry, reload=again, why=why, protect_self=not args.no_self_protection)
+                    telemetry=telemetry, reload=again, why=why, protect_self=not args.no_self_protection,
+                    hotplug=args.hotplug, metrics=metrics)
     return daemon.run()
 
 
@@ -206,6 +212,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return run(args.config, args.board, args.root, args.json)
 
 
+def cmd_leaks(args: argparse.Namespace) -> int:
+    from guardian.leaks import cli_main
+    return cli_main(args)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from guardian.forensics import cli_main
+    return cli_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardian", description="Out-of-memory guardian for embedded Linux.")
     parser.add_argument("--version", action="version", version="guardian %s" % __version__)
@@ -227,7 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="watch memory and act (foreground)")
     common(run)
     run.add_argument("--dry-run", action="store_true", help="decide and log, but do not act")
-    run.add_argument("--events-file", metavar="PATH", help="append one JSON line per event")
+    run.add_argument("--events-file", metavar="PATH", default=DEFAULT_EVENTS_FILE,
+                     help="append one JSON line per event ('' for none; default %(default)s)")
+    run.add_argument("--syslog", choices=["auto", "on", "off"], default="auto",
+                     help="events to syslog (/dev/log); auto: not under systemd, whose journal has stderr")
+    run.add_argument("--metrics-file", metavar="PATH",
+                     help="Prometheus textfile for node_exporter (off unless given; put it on tmpfs)")
+    run.add_argument("--hotplug", choices=["auto", "on", "off"], default="auto",
+                     help="watch memory and zram/swap hotplug through pyudev where installed")
     run.add_argument("--no-self-protection", action="store_true",
                      help="skip mlockall and the guardian's own oom_score_adj (for measurements)")
     run.set_defaults(func=cmd_run)
@@ -242,6 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--root", metavar="DIR", help="offline: check against a target rootfs")
     check.add_argument("--json", action="store_true")
     check.set_defaults(func=cmd_check)
+
+    leaks = sub.add_parser("leaks", help="leak trends of watched processes: slope, confidence, projection, what grew")
+    common(leaks, scope=False)
+    leaks.add_argument("--json", action="store_true")
+    leaks.add_argument("--state-dir", metavar="DIR", default=None,
+                       help="where the daemon keeps leaks.json (default: [leaks] state_dir, /var/lib/guardian)")
+    leaks.add_argument("--smaps-wait", metavar="S", type=float, default=0.0,
+                       help="also read /proc/PID/smaps twice, S seconds apart, and show what grew")
+    leaks.set_defaults(func=cmd_leaks)
+
+    diagnose = sub.add_parser("diagnose", help="explain kernel OOM kills and this system's red flags")
+    diagnose.add_argument("--log", metavar="FILE",
+                          help="a saved dmesg/journalctl -k/syslog text ('-' for stdin); default: the kernel log")
+    diagnose.add_argument("--json", action="store_true")
+    diagnose.add_argument("--proc-root", default="/proc", help=argparse.SUPPRESS)
+    diagnose.add_argument("--sys-root", default="/sys", help=argparse.SUPPRESS)
+    diagnose.set_defaults(func=cmd_diagnose)
     return parser
 
 
@@ -257,3 +297,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `guardian diagnose | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0

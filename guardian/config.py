@@ -109,11 +109,27 @@ class LeakWatch:
 
 
 @dataclass(frozen=True)
+class Leaks:
+    """The [leaks] table: what leak watching shares across entries (guardian/leaks.py)."""
+
+    # Trend state survives a guardian restart in <state_dir>/leaks.json; "" keeps it in RAM only.
+    state_dir: str = "/var/lib/guardian"
+    save_interval_s: float = 60.0  # at most one write this often (flash wear)...
+    save_idle_interval_s: float = 600.0  # ...and this often while nothing grows, restarts or fires
+    # Also watch (notify only) every other process whose RSS is above this; None: off.
+    watch_above_mib: Optional[float] = None
+    watch_interval_s: float = 30.0
+    watch_max: int = 8  # the largest this many, to bound memory and work
+
+
+@dataclass(frozen=True)
 class Critical:
     name: str
     match: Match
     oom_score_adj: int = -900
     leak: LeakWatch = LeakWatch()
+    # Not running is normal (alternatives in a shared file): reported as info, not a warning.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,33 @@ class LowPriority:
     match: Match
     order: int = 0
     stop: Tuple[str, ...] = ()  # argv; empty means SIGTERM
+    # Given to its processes so that the kernel's OOM killer, should it ever fire, also
+    # picks them first. None leaves their oom_score_adj alone.
+    oom_score_adj: Optional[int] = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class BoardMatch:
+    """One way to recognise a board. Every field given must match; a board matches when any
+    of its BoardMatch entries does. Regexes are searched (re.search) in the value read."""
+
+    device_tree_model: Optional[str] = None  # regex on /proc/device-tree/model
+    device_tree_compatible: Optional[str] = None  # exact entry of /proc/device-tree/compatible
+    dmi_product_name: Optional[str] = None  # regex on /sys/class/dmi/id/product_name
+    dmi_sys_vendor: Optional[str] = None  # regex on /sys/class/dmi/id/sys_vendor
+    dmi_board_name: Optional[str] = None  # regex on /sys/class/dmi/id/board_name
+
+
+@dataclass(frozen=True)
+class Board:
+    """The [board] table of the top file (never inherited through include)."""
+
+    name: str = "generic"
+    description: str = ""
+    ram_mib: Optional[int] = None
+    match: Tuple[BoardMatch, ...] = ()
+    include: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +174,10 @@ class Config:
     actions: Actions = Actions()
     victims: Victims = Victims()
     critical: Tuple[Critical, ...] = ()
+    leaks: Leaks = Leaks()
     low_priority: Tuple[LowPriority, ...] = ()
     sysctl: Dict[str, str] = field(default_factory=dict)
     board: str = "generic"
     source: str = "<defaults>"  # the file the config came from, for messages
+    board_info: Board = Board()
+    files: Tuple[str, ...] = ()  # every file read, includes first

@@ -30,7 +30,8 @@ ReloadFn = Callable[[], Config]
 class Daemon:
     def __init__(self, config: Config, scope_dir: Optional[str] = None, proc_root: str = "/proc",
                  sys_root: str = "/sys", dry_run: bool = False, telemetry: Optional[Telemetry] = None,
-                 reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = ""):
+                 reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = "",
+                 hotplug: str = "off", metrics: Any = None):
         self.config = config
         self.scope_dir = scope_dir
         self.proc_root = proc_root
@@ -59,6 +60,11 @@ class Daemon:
         self._last_watchdog = 0.0
         self.last_plan: Optional[policy.Plan] = None
         self.kernel_oom_kills: Optional[int] = None  # the count when last read
+        self.leaks: Any = None
+        self.oom_watch: Any = None
+        self.hotplug: Any = None
+        self.hotplug_mode = hotplug  # "auto", "on" or "off"
+        self.metrics = metrics
         self.self_protection = "off"
 
     # ----------------------------------------------------------------------------------------
@@ -83,6 +89,7 @@ class Daemon:
         if signals:
             self._install_signals()
         self._start_keeper()
+        self._start_watchers()
         self._apply_sysctls()
         self.tell.event("start", "guardian %s, scope %s, wait %s, %s" % (
             "dry run" if self.dry_run else "armed", self.scope_dir or "system", self.waiter.describe(),
@@ -131,6 +138,42 @@ class Daemon:
             log.error("oom_score_adj keeper failed to start: %s", exc)
             self.keeper = None
 
+    def _start_watchers(self) -> None:
+        """Leak watch, kernel OOM reports and hotplug: each optional, none may stop the loop."""
+        from guardian.kmsg import KernelOomWatcher
+        from guardian.leaks import LeakWatcher
+        try:
+            self.leaks = LeakWatcher(self.config, self.proc_root, state_dir=self.config.leaks.state_dir,
+                                     tell=self.tell, dry_run=self.dry_run)
+        except Exception as exc:
+            log.error("leak watch failed to start: %s", exc)
+            self.leaks = None
+        try:
+            self.oom_watch = KernelOomWatcher(self.proc_root, sys_root=self.sys_root, scope_dir=self.scope_dir)
+        except Exception as exc:
+            log.error("kernel OOM reports unavailable: %s", exc)
+            self.oom_watch = None
+        if self.hotplug_mode != "off":
+            from guardian.hotplug import HotplugWatcher
+            self.hotplug, reason = HotplugWatcher.open()
+            if self.hotplug is None and self.hotplug_mode == "on":
+                log.warning("hotplug asked for but unavailable: %s", reason)
+            if self.hotplug is not None and self.hotplug.fileno() is not None:
+                self.waiter.add(self.hotplug.fileno(), self._hotplug_events)
+
+    def _hotplug_events(self) -> None:
+        try:
+            changes = self.hotplug.on_readable()
+        except Exception as exc:
+            log.error("hotplug: %s", exc)
+            return
+        for change in changes:
+            self.tell.event("hotplug", change)
+        if changes:
+            # Totals and swap are re-read every tick; the fill rate before the change is no rate.
+            self.fill.reset_baseline()
+            self.fill_long.reset_baseline()
+
     def _keeper_events(self) -> None:
         try:
             for line in self.keeper.on_readable():
@@ -159,10 +202,18 @@ class Daemon:
                 self.keeper.close()
             except Exception:
                 pass
+        for part in (self.leaks, self.oom_watch, self.hotplug):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as exc:
+                    log.error("closing %s: %s", type(part).__name__, exc)
         if self._pending_handle is not None:
             self._pending_handle.close()
         self.sensor.close()
         self.tell.remove_state()
+        if self.metrics is not None:
+            self.metrics.remove()
 
     # ----------------------------------------------------------------------------------------
     # The loop
@@ -223,6 +274,11 @@ class Daemon:
             except Exception as exc:
                 log.error("oom_score_adj keeper reload: %s", exc)
         self.waiter.wait = new.wait
+        if self.leaks is not None:
+            try:
+                self.leaks.update_config(new)
+            except Exception as exc:
+                log.error("leak watch reload: %s", exc)
         self._apply_sysctls()
         self.tell.event("reload", "config reloaded from %s" % new.source, ok=True, board=new.board)
         self.tell.notify(READY="1")
@@ -260,9 +316,20 @@ class Daemon:
         self.last_plan = plan
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
+        self._watch_kernel_ooms()
+        if self.leaks is not None and self.leaks.due(now):
+            self._sample_leaks(reading, plan, roles, now)
         self._report(reading, plan)
+        self._update_metrics(reading, plan, now)
         if acted:
             return 0.0  # re-evaluate at once after every act
+        timeout = self._timeout(reading, plan, lines, now)
+        if self.leaks is not None:
+            timeout = min(timeout, max(0.0, self.leaks.next_due(now)))
+        return timeout
+
+    def _timeout(self, reading: Reading, plan: policy.Plan, lines: policy.Lines, now: float) -> float:
+        cfg = self.config
         if self.state.pending is not None:
             return max(0.0, min(0.25, self.state.pending.deadline - now))
         if plan.action == "wait":
@@ -281,20 +348,57 @@ class Daemon:
         self.growth.add(now, procs)
         self.last_proc_sample = now
         self.sensor.refresh_slow()
-        self._count_kernel_ooms()
         buddy = self.sensor.high_order_free_percent() if with_buddy else None
         return replace(reading, procs=procs, high_order_free_percent=buddy,
                        overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None)
 
+    def _sample_leaks(self, reading: Reading, plan: policy.Plan, roles, now: float) -> None:
+        try:
+            procs = reading.procs
+            if procs is None:
+                procs = self.sensor.procs()
+                roles = classify(procs, self.config, self.proc_root)
+            self.leaks.sample(now, procs, roles, reading.available - plan.lines.terminate)
+        except Exception as exc:
+            log.error("leak watch: %s", exc)
+
+    def _watch_kernel_ooms(self) -> None:
+        """Each tick: vmstat oom_kill is cheap; the kernel log is read only when it moved."""
+        self._count_kernel_ooms()
+        if self.oom_watch is None:
+            return
+        try:
+            reports = self.oom_watch.check(self.kernel_oom_kills)
+        except Exception as exc:
+            log.error("kernel OOM report: %s", exc)
+            return
+        for report in reports:
+            summary = report.pop("summary", "the kernel OOM killer fired")
+            self.tell.event("kernel_oom", summary, **report)
+
+    def _update_metrics(self, reading: Reading, plan: policy.Plan, now: float) -> None:
+        if self.metrics is None:
+            return
+        try:
+            self.metrics.update(
+                mem_total_bytes=reading.total, mem_available_bytes=reading.available,
+                psi_some_avg10=reading.psi_some_avg10, psi_full_avg10=reading.psi_full_avg10,
+                rung=RUNG_NAMES[self.state.rung], wait_mode=self.waiter.mode if self.waiter else "none",
+                lines_bytes={"reclaim": plan.lines.reclaim, "terminate": plan.lines.terminate, "kill": plan.lines.kill},
+                tick_seconds=max(0.0, time.monotonic() - now))
+            if self.kernel_oom_kills is not None:
+                self.metrics.update(kernel_oom_kills=self.kernel_oom_kills)
+            self.metrics.write(now)
+        except Exception as exc:
+            log.error("metrics: %s", exc)
+
     def _count_kernel_ooms(self) -> None:
         count = self.sensor.oom_kills()
-        if count is None:
-            return
-        if self.kernel_oom_kills is not None and count > self.kernel_oom_kills:
-            self.tell.event("kernel_oom", "the kernel OOM killer fired %d time(s) in scope %s" % (
-                count - self.kernel_oom_kills, self.scope_dir or "system"), count=count,
-                new=count - self.kernel_oom_kills)
-        self.kernel_oom_kills = count
+        if count is not None:
+            if self.oom_watch is None and self.kernel_oom_kills is not None and count > self.kernel_oom_kills:
+                self.tell.event("kernel_oom", "the kernel OOM killer fired %d time(s) in scope %s" % (
+                    count - self.kernel_oom_kills, self.scope_dir or "system"), count=count)
+            self.kernel_oom_kills = count
 
     def _recent(self, now: float) -> Recent:
         return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s())
@@ -413,6 +517,10 @@ class Daemon:
             self.tell.event("gone", "%s[%d] exited before it could be killed" % (v.name, v.pid), pid=v.pid)
             self.state = policy.after_gone(self.state, time.monotonic())
             return True
+        fields = self._victim_fields(plan)
+        fields.update(available_bytes=reading.available, process_group=act.kill_process_group)
+        # On disk before the act: a power cut mid-kill still leaves the reason.
+        self.tell.event("kill", message, **fields)
         try:
             result = sig.kill(handle, process_group=act.kill_process_group, mrelease=act.mrelease)
             exited = sig.wait_exit(handle, 2.0)
@@ -421,12 +529,11 @@ class Daemon:
         done = time.monotonic()
         after = self.sensor.read(done, self.pid)
         freed = (after.available - reading.available) if after else 0
-        fields = self._victim_fields(plan)
-        fields.update(available_bytes=reading.available, freed_bytes=freed, exited=exited,
-                      mreleased=result.mreleased, error=result.error,
-                      reaction_ms=round((done - reading.time) * 1000, 1))
-        self.tell.event("kill", "%s; %s, %.1f MiB back within %.0f ms of the reading" % (
-            message, "exited" if exited else "NOT yet exited", freed / MIB, (done - reading.time) * 1000), **fields)
+        reaction_ms = round((done - reading.time) * 1000, 1)
+        self.tell.event("kill_result", "%s[%d] %s, %.1f MiB back within %.0f ms of the reading" % (
+            v.name, v.pid, "exited" if exited else "has NOT exited yet", freed / MIB, reaction_ms),
+            pid=v.pid, name=v.name, exited=exited, freed_bytes=freed, mreleased=result.mreleased,
+            error=result.error, reaction_ms=reaction_ms)
         self.state = policy.after_kill(self.state, done)
         self.fill.reset_baseline()
         self.fill_long.reset_baseline()

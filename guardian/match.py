@@ -1,4 +1,15 @@
-"""Which running processes the board's [[critical]] and [[low_priority]] entries name."""
+"""Which running processes the board's [[critical]] and [[low_priority]] entries name.
+
+Every field a Match gives must fit:
+- comm: the kernel's process name, exactly (the kernel keeps 15 characters, so a longer
+  name is compared by its first 15);
+- cmdline: a regex searched (re.search) in the arguments joined by spaces;
+- exe: the program /proc/PID/exe points to (" (deleted)" of a replaced binary ignored);
+- unit: a systemd unit, found as a component of the process's cgroup path;
+- cgroup: a cgroup path, matching itself and everything below it.
+Kernel threads never match. An entry's order in the file decides ties: the first critical
+entry that fits wins, and critical entries win over low-priority ones.
+"""
 import os
 import re
 from dataclasses import dataclass
@@ -33,6 +44,12 @@ def read_exe(pid: int, proc_root: str = "/proc") -> Optional[str]:
     return exe[:-10] if exe.endswith(" (deleted)") else exe
 
 
+def _cgroup_under(prefix: str, cgroup: str) -> bool:
+    """The cgroup is prefix or below it ("/system.slice/a" is not under "/system.slice/a.b")."""
+    prefix = prefix.rstrip("/")
+    return not prefix or cgroup == prefix or cgroup.startswith(prefix + "/")
+
+
 def _unit_in_cgroup(unit: str, cgroup: str) -> bool:
     return ("/" + unit + "/") in (cgroup + "/") or cgroup.endswith("/" + unit)
 
@@ -41,13 +58,14 @@ def matches(match: Match, proc: ProcInfo, proc_root: str = "/proc") -> bool:
     """True when every field the match gives fits the process. Kernel threads never match."""
     if proc.kthread:
         return False
+    # Cheapest first; exe costs a readlink.
     if match.comm is not None and proc.comm != match.comm[:15]:
         return False
-    if match.cmdline is not None and not _regex(match.cmdline).search(" ".join(proc.cmdline)):
-        return False
-    if match.cgroup is not None and not proc.cgroup.startswith(match.cgroup):
+    if match.cgroup is not None and not _cgroup_under(match.cgroup, proc.cgroup):
         return False
     if match.unit is not None and not _unit_in_cgroup(match.unit, proc.cgroup):
+        return False
+    if match.cmdline is not None and not _regex(match.cmdline).search(" ".join(proc.cmdline)):
         return False
     if match.exe is not None and read_exe(proc.pid, proc_root) != match.exe:
         return False

@@ -1,37 +1,73 @@
-"""Tell: the event log, the runtime state file `guardian status` reads, and sd_notify."""
+"""Tell: the event log (JSON lines + syslog), the runtime state file `guardian status` reads,
+metrics, and sd_notify."""
 import json
 import logging
 import os
 import socket
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
+
+from guardian.eventlog import DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog
+from guardian.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
 
 log = logging.getLogger("guardian")
 
 DEFAULT_STATE_FILE = "/run/guardian/state.json"
+__all__ = ["Telemetry", "DEFAULT_STATE_FILE", "DEFAULT_EVENTS_FILE"]
+
+# Events logged at WARNING (and sent to syslog as such); everything else is INFO.
+_WARNING_KINDS = frozenset(("terminate", "kill", "kernel_oom", "leak", "restart"))
+_RESERVED = ("time", "event", "message")
 
 
 class Telemetry:
-    def __init__(self, state_file: Optional[str] = DEFAULT_STATE_FILE, events_file: Optional[str] = None):
+    """`events_file`: the JSON-lines log (None: none; DEFAULT_EVENTS_FILE is the usual place).
+    `syslog`: True, False or "auto" (on when /dev/log exists and not under systemd, whose
+    journal already has stderr). `metrics`: a guardian.metrics.Metrics fed with every event."""
+
+    def __init__(self, state_file: Optional[str] = DEFAULT_STATE_FILE, events_file: Optional[str] = None,
+                 syslog: Union[bool, str] = False, events_max_bytes: int = DEFAULT_MAX_BYTES,
+                 events_backups: int = DEFAULT_BACKUPS, metrics: Any = None):
         self.state_file = state_file
         self.events_file = events_file
         self._notify = _Notifier()
         self.counts: Dict[str, int] = {}
+        self.metrics = metrics
+        self.eventlog: Optional[EventLog] = None
+        if events_file or syslog:
+            self.eventlog = EventLog(events_file or None, max_bytes=events_max_bytes, backups=events_backups,
+                                     syslog=syslog)
 
     def event(self, kind: str, message: str, **fields: Any) -> None:
-        """One decision that acts, or a change worth knowing: a log line, and a JSON line when
-        an events file is set (flushed before the act it describes)."""
+        """One decision that acts, or a change worth knowing: a log line, a syslog line, and
+        a JSON line in the events file, on disk before this returns (where fsync is cheap:
+        see guardian.eventlog) - so call it before the act it describes."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        level = logging.WARNING if kind in ("terminate", "kill", "error") else logging.INFO
+        if kind == "error":
+            level, severity = logging.ERROR, LOG_ERR
+        elif kind in _WARNING_KINDS:
+            level, severity = logging.WARNING, LOG_WARNING
+        elif kind in ("start", "stop", "reload"):
+            level, severity = logging.INFO, LOG_NOTICE
+        else:
+            level, severity = logging.INFO, LOG_INFO
         log.log(level, "%s: %s", kind, message)
-        if self.events_file:
-            record = {"time": round(time.time(), 3), "event": kind, "message": message}
-            record.update(fields)
+        if self.eventlog is not None:
+            record: Dict[str, Any] = {"time": round(time.time(), 3), "event": kind, "message": message}
+            for key, value in fields.items():
+                record["field_" + key if key in _RESERVED else key] = value
+            self.eventlog.append(record, durable=True)
+            self.eventlog.send_syslog("%s: %s" % (kind, message), severity)
+        if self.metrics is not None:
             try:
-                with open(self.events_file, "a") as f:
-                    f.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-            except OSError as exc:
-                log.error("cannot append to %s: %s", self.events_file, exc.strerror)
+                self.metrics.observe_event(kind, fields)
+            except Exception as exc:  # metrics must never stop an act
+                log.debug("metrics: %s", exc)
+
+    def close(self) -> None:
+        """Sync and close the event log (the daemon's last act)."""
+        if self.eventlog is not None:
+            self.eventlog.close()
 
     def write_state(self, state: Dict[str, Any]) -> None:
         """Atomically replace the state file (on tmpfs: no flash wear)."""

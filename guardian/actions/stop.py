@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from guardian.actions.signals import ProcessHandle, send_signal
+from guardian.selfprotect import reset_child_oom_score_adj
 
 __all__ = ["StopResult", "graceful_stop", "OUTPUT_LIMIT"]
 
@@ -41,7 +42,7 @@ def _run(argv: Sequence[str], timeout_s: float) -> Tuple[Optional[int], str, Opt
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            close_fds=True, start_new_session=True,
+            close_fds=True, start_new_session=True, preexec_fn=reset_child_oom_score_adj,
         )
     except FileNotFoundError:
         return None, "", "stop command not found: %s" % argv[0]

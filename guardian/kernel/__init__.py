@@ -27,15 +27,19 @@ NOT_SUPPORTED = frozenset(
 )
 
 
+_SURELY_WHOLE = 2048
+
+
 def read_bytes(path, dir_fd=None, bufsize=8192):
     """The whole content of a (small) kernel file: one open, one read, one close in the
-    usual case. procfs/sysfs files return short reads only at end of file, so the read is
-    repeated only when it filled the whole buffer. OSError (FileNotFoundError,
-    ProcessLookupError, ...) propagates to the caller, which knows what it means."""
+    usual case. A seq_file may stop a read short at a page boundary (smaps does, at ~4 KiB),
+    so reading goes on until end of file unless the first read was clearly all of it (under
+    half a page). OSError (FileNotFoundError, ProcessLookupError, ...) propagates to the
+    caller, which knows what it means."""
     fd = _os.open(path, _O_RDONLY, dir_fd=dir_fd)
     try:
         data = _os.read(fd, bufsize)
-        if len(data) < bufsize:
+        if len(data) < _SURELY_WHOLE:
             return data
         chunks = [data]
         while True:

@@ -98,8 +98,11 @@ def test_a_grower_that_ignores_sigterm_is_killed(memcg, guardian_factory, board)
     assert memcg.oom_kills() == before
     assert keeper.poll() is None
     kill = g.wait_for(lambda e: e["event"] == "kill", 5)
-    assert kill["pid"] == hog.pid and kill["exited"] is True
-    assert kill["reaction_ms"] < 5000
+    result = g.wait_for(lambda e: e["event"] == "kill_result", 5)
+    assert kill["pid"] == result["pid"] == hog.pid and result["exited"] is True
+    assert result["freed_bytes"] > 100 * 1024 * 1024
+    events = [e["event"] for e in g.events()]
+    assert events.index("kill") < events.index("kill_result")  # the reason is written before the act
 
 
 def test_dry_run_acts_on_nothing(memcg, guardian_factory, board):

@@ -1,0 +1,395 @@
+"""The durable event log: one JSON line per event, appended, size-rotated, fsync'd; and syslog.
+
+Durability: each line is one write(2) on an O_APPEND descriptor, so a crash of the guardian
+(kill -9 included) leaves whole lines in the page cache, which the kernel writes out. A power
+cut can lose what was not yet on disk, so lines marked durable are fsync'd (fdatasync) before
+`append` returns, which is before the act they describe - as long as that is cheap. Each sync is
+timed; when the recent cost exceeds the budget (a slow SD card under writeback pressure can take
+hundreds of milliseconds, and the guardian must not stall while memory runs out), syncs move to a
+helper thread and the act goes ahead at once. `guardian.eventlog.measure_fsync(dir)` measures the
+cost on a board.
+
+A torn last line (power cut in mid-write) is skipped by `read_events`; the next writer starts on
+a fresh line, so the torn piece stays one bad line and never spoils a good one.
+
+Syslog: a datagram to /dev/log (RFC 3164 "<PRI>guardian[PID]: text"), never blocking. Under
+systemd (JOURNAL_STREAM set) stderr already is the journal, so nothing is sent to /dev/log.
+"""
+import errno
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+log = logging.getLogger("guardian")
+
+DEFAULT_EVENTS_FILE = "/var/log/guardian/events.jsonl"
+DEFAULT_MAX_BYTES = 1 << 20
+DEFAULT_BACKUPS = 2
+DEFAULT_FSYNC_BUDGET_S = 0.02
+SYSLOG_PATH = "/dev/log"
+LOG_DAEMON = 3
+LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 3, 4, 5, 6
+
+
+class EventLog:
+    """Append JSON lines to `path` (None: no file), rotated at `max_bytes` into path.1 ..
+    path.N, and optionally send a text line to syslog."""
+
+    def __init__(self, path: Optional[str] = DEFAULT_EVENTS_FILE, max_bytes: int = DEFAULT_MAX_BYTES,
+                 backups: int = DEFAULT_BACKUPS, syslog: Union[bool, str] = False, ident: str = "guardian",
+                 fsync_budget_s: float = DEFAULT_FSYNC_BUDGET_S, fsync: bool = True):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = max(0, backups)
+        self.fsync = fsync
+        self.fsync_budget_s = fsync_budget_s
+        self.fd: Optional[int] = None
+        self.size = 0
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+        self.sync_cost_s: Optional[float] = None  # recent fsync cost (decaying maximum)
+        self.syncs = 0
+        self.deferred_syncs = 0
+        self._syncer: Optional[_Syncer] = None
+        self.errors = 0
+        self._open_failures = 0
+        self.syslog = _Syslog(ident) if _want_syslog(syslog) else None
+
+    # ------------------------------------------------------------------------------------
+    # File
+
+    def _open(self) -> bool:
+        if self.fd is not None:
+            return True
+        if not self.path:
+            return False
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        try:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, mode=0o755, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+        except OSError as exc:
+            self._retry_at = now + 60.0
+            self._open_failures += 1
+            log.log(logging.ERROR if self._open_failures == 1 else logging.DEBUG,
+                    "cannot open the event log %s: %s (events go to the log lines only; retrying every minute)",
+                    self.path, exc.strerror or exc)
+            return False
+        if self._open_failures:
+            log.info("event log %s open again", self.path)
+            self._open_failures = 0
+        try:
+            size = os.fstat(fd).st_size
+            if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+                # The last line was torn (power cut mid-write): end it so the next line is whole.
+                os.write(fd, b"\n")
+                size += 1
+        except OSError:
+            size = 0
+        self.fd, self.size = fd, size
+        return True
+
+    def _rotate(self) -> None:
+        """events.jsonl -> .1 -> .2 ...; the oldest is dropped."""
+        if self.fsync and self.fd is not None and (self.sync_cost_s or 0.0) <= self.fsync_budget_s:
+            self.sync_now(self.fd)
+        self._close_fd()
+        try:
+            if self.backups == 0:
+                os.unlink(self.path)
+            else:
+                for i in range(self.backups - 1, 0, -1):
+                    older = "%s.%d" % (self.path, i)
+                    if os.path.exists(older):
+                        os.replace(older, "%s.%d" % (self.path, i + 1))
+                os.replace(self.path, self.path + ".1")
+        except OSError as exc:
+            log.error("cannot rotate the event log %s: %s", self.path, exc.strerror or exc)
+        self._open()
+
+    def append(self, record: Dict[str, Any], durable: bool = True) -> bool:
+        """One record as one JSON line. With `durable`, on disk before returning when that
+        is cheap (see the module doc). False when the line could not be written."""
+        # The default separators ("event": "kill"): scripts on boards without jq grep for that.
+        line = (json.dumps(record, default=str) + "\n").encode("utf-8", "replace")
+        with self._lock:
+            if not self._open():
+                return False
+            if self.size > 0 and self.size + len(line) > self.max_bytes:
+                self._rotate()
+                if self.fd is None:
+                    return False
+            try:
+                written = os.write(self.fd, line)
+                while written < len(line):  # a regular file only writes short when the disk is full
+                    more = os.write(self.fd, line[written:])
+                    if more <= 0:
+                        break
+                    written += more
+                self.size += written
+            except OSError as exc:
+                self.errors += 1
+                if self.errors <= 3 or self.errors % 100 == 0:
+                    log.error("cannot append to %s: %s", self.path, exc.strerror or exc)
+                if exc.errno in (errno.EBADF, errno.ESTALE, errno.EIO):
+                    self._close_fd()
+                return False
+            fd = self.fd
+        if durable and self.fsync:
+            self._sync(fd)
+        return True
+
+    def _sync(self, fd: int) -> None:
+        if self.sync_cost_s is not None and self.sync_cost_s > self.fsync_budget_s:
+            # Too slow to wait for before acting: a helper thread syncs, and its timing brings
+            # the cost estimate back down once the disk is quick again.
+            if self._syncer is None:
+                self._syncer = _Syncer(self)
+                log.info("event log fsync took %.0f ms (budget %.0f ms): syncing in the background while it is slow",
+                         self.sync_cost_s * 1000, self.fsync_budget_s * 1000)
+            self.deferred_syncs += 1
+            self._syncer.request(fd)
+            return
+        self.sync_now(fd)
+
+    def sync_now(self, fd: Optional[int] = None) -> Optional[float]:
+        """fdatasync the log; returns how long it took (and remembers it)."""
+        fd = self.fd if fd is None else fd
+        if fd is None:
+            return None
+        started = time.monotonic()
+        try:
+            getattr(os, "fdatasync", os.fsync)(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EBADF):  # EINVAL: a pipe or special file
+                log.debug("fsync of %s: %s", self.path, exc)
+            return None
+        cost = time.monotonic() - started
+        self.syncs += 1
+        # A decaying maximum: one slow sync counts at once, good ones bring it back slowly.
+        previous = self.sync_cost_s
+        self.sync_cost_s = cost if previous is None or cost > previous else 0.8 * previous + 0.2 * cost
+        return cost
+
+    def _close_fd(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None
+
+    # ------------------------------------------------------------------------------------
+    # Syslog
+
+    def send_syslog(self, text: str, severity: int = LOG_INFO) -> None:
+        if self.syslog is not None:
+            self.syslog.send(text, severity)
+
+    def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.stop()
+            self._syncer = None
+        with self._lock:
+            if self.fd is not None and self.fsync:
+                self.sync_now(self.fd)
+            self._close_fd()
+        if self.syslog is not None:
+            self.syslog.close()
+
+
+class _Syncer:
+    """One helper thread doing fsyncs that would stall the loop (started the first time one
+    is too slow, then parked on an Event)."""
+
+    def __init__(self, owner: EventLog):
+        self.owner = owner
+        self.wanted = threading.Event()
+        self.fd: Optional[int] = None
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="guardian-fsync", daemon=True)
+        self.thread.start()
+
+    def request(self, fd: int) -> None:
+        self.fd = fd
+        self.wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            if self.stopping:
+                return
+            fd = self.fd
+            with self.owner._lock:
+                if fd != self.owner.fd:
+                    continue  # rotated or closed since
+            self.owner.sync_now(fd)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wanted.set()
+        self.thread.join(timeout=5.0)
+
+
+def _want_syslog(setting: Union[bool, str]) -> bool:
+    if setting == "auto":
+        if os.environ.get("JOURNAL_STREAM"):
+            return False  # stderr is the journal already
+        try:
+            import stat
+            return stat.S_ISSOCK(os.stat(SYSLOG_PATH).st_mode)
+        except OSError:
+            return False
+    return bool(setting)
+
+
+class _Syslog:
+    """RFC 3164 datagrams to /dev/log without blocking; a message that cannot be sent now
+    (no syslogd, its queue full) is dropped, and the socket reconnected later."""
+
+    def __init__(self, ident: str, path: str = SYSLOG_PATH, facility: int = LOG_DAEMON):
+        self.ident = ident
+        self.path = path
+        self.facility = facility
+        self.sock: Optional[socket.socket] = None
+        self.dropped = 0
+        self._retry_at = 0.0
+
+    def _connect(self) -> bool:
+        if self.sock is not None:
+            return True
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            sock = socket.socket(socket.AF_UNIX, kind | getattr(socket, "SOCK_CLOEXEC", 0))
+            try:
+                sock.connect(self.path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EPROTOTYPE:
+                    continue  # a stream socket (some syslog-ng setups)
+                self._retry_at = now + 30.0
+                return False
+            sock.setblocking(False)
+            self.sock = sock
+            return True
+        self._retry_at = now + 30.0
+        return False
+
+    def send(self, text: str, severity: int = LOG_INFO) -> None:
+        if not self._connect():
+            self.dropped += 1
+            return
+        data = ("<%d>%s[%d]: %s" % (self.facility * 8 + severity, self.ident, os.getpid(), text))
+        payload = data.encode("utf-8", "replace")
+        if self.sock.type == socket.SOCK_STREAM:
+            payload += b"\0"
+        try:
+            self.sock.send(payload)
+        except OSError:
+            self.dropped += 1
+            self.close()
+            self._retry_at = time.monotonic() + 5.0
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+
+# ----------------------------------------------------------------------------------------
+# Reading
+
+
+def read_events(path: str, with_rotated: bool = False) -> Iterator[Dict[str, Any]]:
+    """The records of an event log, oldest first; lines that do not parse (a torn last line
+    after a power cut, or its remains) are skipped. `with_rotated` reads path.N .. path.1
+    first."""
+    for _record in _records(path, with_rotated, None):
+        yield _record
+
+
+def read_events_counted(path: str, with_rotated: bool = False) -> Tuple[List[Dict[str, Any]], int]:
+    """(records, number of lines skipped)."""
+    skipped = [0]
+    records = list(_records(path, with_rotated, skipped))
+    return records, skipped[0]
+
+
+def _records(path: str, with_rotated: bool, skipped: Optional[List[int]]) -> Iterator[Dict[str, Any]]:
+    paths = []
+    if with_rotated:
+        i = 1
+        while os.path.exists("%s.%d" % (path, i)):
+            paths.append("%s.%d" % (path, i))
+            i += 1
+        paths.reverse()
+    paths.append(path)
+    for p in paths:
+        try:
+            f = open(p, "rb")
+        except FileNotFoundError:
+            continue
+        with f:
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    if skipped is not None:
+                        skipped[0] += 1  # torn: the writer died in mid-line
+                    continue
+                raw = raw.strip()
+                if not raw:
+                    continue
+                try:
+                    record = json.loads(raw.decode("utf-8", "replace"))
+                except ValueError:
+                    if skipped is not None:
+                        skipped[0] += 1
+                    continue
+                if isinstance(record, dict):
+                    yield record
+                elif skipped is not None:
+                    skipped[0] += 1
+
+
+# ----------------------------------------------------------------------------------------
+# Measuring
+
+
+def measure_fsync(directory: str, count: int = 50, line_bytes: int = 300) -> Dict[str, float]:
+    """Append `count` lines of `line_bytes` to a scratch file in `directory`, fdatasync after
+    each, and report the cost in milliseconds (median, p90, max). The file is removed."""
+    path = os.path.join(directory, ".guardian-fsync-probe-%d" % os.getpid())
+    line = b"x" * (line_bytes - 1) + b"\n"
+    costs = []
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(count):
+            os.write(fd, line)
+            started = time.perf_counter()
+            getattr(os, "fdatasync", os.fsync)(fd)
+            costs.append((time.perf_counter() - started) * 1000.0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    costs.sort()
+    return {"count": count, "median_ms": round(costs[len(costs) // 2], 3),
+            "p90_ms": round(costs[int(len(costs) * 0.9)], 3), "max_ms": round(costs[-1], 3)}
+
+
+if __name__ == "__main__":  # python -m guardian.eventlog DIR...: fsync cost where the log would live
+    import sys
+    for d in sys.argv[1:] or [os.path.dirname(DEFAULT_EVENTS_FILE)]:
+        os.makedirs(d, exist_ok=True)
+        print(d, measure_fsync(d))

@@ -1,0 +1,106 @@
+"""Hotplug: memory blocks going online/offline, zram and swap devices added or removed.
+
+With pyudev and libudev present, a netlink monitor on the `memory` and `block` subsystems;
+the daemon polls its descriptor and calls `on_readable()`, which returns one description per
+change that matters (so the daemon re-reads totals and moves its lines without a restart).
+Without them (BusyBox/mdev boards, a build without pyudev) `HotplugWatcher.open()` logs one line
+and returns None: the guardian reads MemTotal and SwapTotal every tick anyway, so nothing else
+depends on this - it only makes the refresh of what is read rarely (watermarks) immediate.
+
+It listens to udev's re-broadcast when a udev daemon runs (its events carry ID_FS_TYPE, so a
+swap partition is recognised), else to the kernel's own uevents.
+"""
+import logging
+import os
+from typing import Any, List, Optional, Tuple
+
+log = logging.getLogger("guardian")
+
+SUBSYSTEMS = ("memory", "block")
+
+
+class HotplugWatcher:
+    def __init__(self, monitor: Any, source: str):
+        self.monitor = monitor
+        self.source = source
+
+    @classmethod
+    def open(cls, udev_run_dir: str = "/run/udev") -> Tuple[Optional["HotplugWatcher"], str]:
+        """(a watcher, what it watches) or (None, why not). Logs one line either way."""
+        watcher, reason = cls._open(udev_run_dir)
+        if watcher is None:
+            log.info("hotplug: %s; memory and swap totals are re-read every tick instead", reason)
+        else:
+            log.info("hotplug: %s", reason)
+        return watcher, reason
+
+    @classmethod
+    def _open(cls, udev_run_dir: str) -> Tuple[Optional["HotplugWatcher"], str]:
+        try:
+            import pyudev  # optional: pip install pyudev (guardian[udev])
+        except ImportError:
+            return None, "pyudev is not installed, no hotplug events"
+        try:
+            context = pyudev.Context()  # loads libudev: ImportError/OSError when it is absent
+        except (ImportError, OSError) as exc:
+            return None, "libudev is not available (%s), no hotplug events" % exc
+        source = "udev" if os.path.exists(os.path.join(udev_run_dir, "control")) else "kernel"
+        try:
+            monitor = pyudev.Monitor.from_netlink(context, source=source)
+            for subsystem in SUBSYSTEMS:
+                monitor.filter_by(subsystem)
+            monitor.start()
+        except Exception as exc:  # EPERM/EPROTONOSUPPORT on odd kernels or sandboxes
+            return None, "cannot listen to %s uevents: %s" % (source, exc)
+        return cls(monitor, source), "watching memory and block (zram, swap) uevents from %s" % source
+
+    def fileno(self) -> Optional[int]:
+        return self.monitor.fileno() if self.monitor is not None else None
+
+    def on_readable(self) -> List[str]:
+        """Drain the pending uevents; one description per change that moves memory totals."""
+        changes: List[str] = []
+        if self.monitor is None:
+            return changes
+        for _ in range(256):
+            try:
+                device = self.monitor.poll(timeout=0)
+            except Exception as exc:  # ENOBUFS: the socket overflowed; refresh anyway
+                changes.append("uevents lost (%s): refresh everything" % exc)
+                break
+            if device is None:
+                break
+            text = describe(device.subsystem, device.action, device.sys_name, _props(device))
+            if text is not None:
+                changes.append(text)
+        return changes
+
+    def close(self) -> None:
+        if self.monitor is not None:
+            try:
+                self.monitor.stop()
+            except Exception:
+                pass
+            self.monitor = None
+
+
+def _props(device: Any) -> dict:
+    try:
+        return dict(device.properties)
+    except Exception:
+        return {}
+
+
+def describe(subsystem: Optional[str], action: Optional[str], name: Optional[str], props: dict) -> Optional[str]:
+    """What one uevent means for the guardian, or None if nothing: every memory block event;
+    block events of zram devices and of swap devices (ID_FS_TYPE=swap, udev only)."""
+    name = name or "?"
+    action = action or "change"
+    if subsystem == "memory":
+        return "memory block %s %s" % (name, action)
+    if subsystem == "block":
+        if name.startswith("zram"):
+            return "zram device %s %s" % (name, action)
+        if props.get("ID_FS_TYPE") == "swap":
+            return "swap device %s %s" % (name, action)
+    return None

@@ -1,0 +1,674 @@
+"""Keep the board's oom_score_adj: critical daemons protected, expendable ones exposed, also
+after they restart under a new PID.
+
+How a restart is noticed:
+- netlink proc connector (NETLINK_CONNECTOR, CN_IDX_PROC, PROC_CN_MCAST_LISTEN): the kernel
+  sends an event on every exec and every comm change. A classic BPF filter on the socket
+  drops every other event (fork, exit, uid, ...) and thread-level comm changes in the kernel,
+  so the guardian wakes only when a program starts or renames itself: nothing at idle.
+  Needs CAP_NET_ADMIN and the initial PID namespace (elsewhere the kernel ignores the
+  subscription silently, so a self-test checks that events really arrive).
+  On a board that execs all the time (shell scripts in loops) that would mean a wake-up per
+  exec: above MAX_WAKES_PER_S the filter is swapped for one that drops everything in the
+  kernel and the keeper polls instead ("netlink-batched") until new processes are rare again.
+- otherwise, poll(): list /proc every poll_interval_s() and look only at PIDs not seen before
+  (and, for two more polls, at new ones that fit no entry yet: programs that rename
+  themselves). A process that was already listed and execs a daemon later than that is
+  only caught by the next apply() of a full process-table read.
+
+An exec of an unrelated program costs one or two small reads (comm, cmdline) when every
+entry names a comm or a cmdline (all shipped boards do), a full read_proc otherwise.
+
+Direction: the keeper only ever adds protection to a critical daemon (it lowers the adj to
+the wanted value, and leaves a lower one alone: OpenSSH and systemd's OOMScoreAdjust= set
+-1000 themselves) and only ever takes it away from a low-priority one (raises to the wanted
+value). Each (pid, starttime) is handled once.
+"""
+import errno
+import os
+import select
+import socket
+import struct
+import time
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
+
+from guardian.config import Config, Critical, LowPriority, Match
+from guardian.kernel.procs import ProcInfo, list_pids, read_proc, read_procs
+from guardian.match import _regex, classify
+
+NETLINK_CONNECTOR = 11
+CN_IDX_PROC = 1
+CN_VAL_PROC = 1
+PROC_CN_MCAST_LISTEN = 1
+PROC_CN_MCAST_IGNORE = 2
+PROC_EVENT_EXEC = 0x00000002
+PROC_EVENT_COMM = 0x00000200
+NLMSG_DONE = 3
+NLMSG_ERROR = 2
+NLMSG_OVERRUN = 4
+SO_ATTACH_FILTER = 26
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid: 16 bytes
+_CN_MSG = struct.Struct("=IIIIHH")  # idx, val, seq, ack, len, flags: 20 bytes
+_EVENT_HDR = struct.Struct("=IIQ")  # what, cpu, timestamp_ns: 16 bytes
+_PIDS = struct.Struct("=ii")  # process_pid, process_tgid (exec and comm events)
+_WHAT_OFF = _NLMSGHDR.size + _CN_MSG.size  # 36
+_DATA_OFF = _WHAT_OFF + _EVENT_HDR.size  # 52
+
+Entry = Union[Critical, LowPriority]
+
+
+def _be(value: int) -> int:
+    """A host-order u32 as a BPF absolute load (which reads big-endian) sees it."""
+    return struct.unpack(">I", struct.pack("=I", value))[0]
+
+
+def _bpf_program() -> bytes:
+    """Accept exec and comm events of thread-group leaders; drop everything else."""
+    ld_w_abs, st, ldx_mem = 0x20, 0x02, 0x61
+    jeq_k, jeq_x, ret_k = 0x15, 0x1d, 0x06
+    ins = [
+        (ld_w_abs, 0, 0, _WHAT_OFF),  # 0: A = what
+        (jeq_k, 2, 0, _be(PROC_EVENT_EXEC)),  # 1: exec -> 4
+        (jeq_k, 1, 0, _be(PROC_EVENT_COMM)),  # 2: comm -> 4
+        (ret_k, 0, 0, 0),  # 3: drop
+        (ld_w_abs, 0, 0, _DATA_OFF),  # 4: A = pid
+        (st, 0, 0, 0),  # 5: M[0] = A
+        (ld_w_abs, 0, 0, _DATA_OFF + 4),  # 6: A = tgid
+        (ldx_mem, 0, 0, 0),  # 7: X = M[0]
+        (jeq_x, 0, 1, 0),  # 8: pid == tgid ? 9 : 10
+        (ret_k, 0, 0, 0xFFFFFFFF),  # 9: accept
+        (ret_k, 0, 0, 0),  # 10: drop
+    ]
+    return b"".join(struct.pack("=HBBI", *i) for i in ins)
+
+
+_DROP_ALL = struct.pack("=HBBI", 0x06, 0, 0, 0)  # ret #0
+
+
+def _attach_filter(sock: socket.socket, prog: Optional[bytes] = None) -> bool:
+    """Attach (or replace) the socket's classic BPF filter: the exec/comm one by default."""
+    try:
+        import ctypes
+
+        prog = _bpf_program() if prog is None else prog
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        return True
+    except (ImportError, OSError):
+        return False
+
+
+def _listen_msg(op: int) -> bytes:
+    payload = struct.pack("=I", op)
+    cn = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(payload), 0) + payload
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(cn), NLMSG_DONE, 0, 0, 0) + cn
+
+
+def _parse_events(data: bytes) -> List[Tuple[int, int, int]]:
+    """(what, pid, tgid) of each proc event in one datagram."""
+    out = []
+    off = 0
+    while off + _NLMSGHDR.size <= len(data):
+        length, mtype, _, _, _ = _NLMSGHDR.unpack_from(data, off)
+        if length < _NLMSGHDR.size:
+            break
+        if mtype == NLMSG_DONE and off + _DATA_OFF + _PIDS.size <= len(data):
+            idx, val = struct.unpack_from("=II", data, off + _NLMSGHDR.size)
+            if idx == CN_IDX_PROC and val == CN_VAL_PROC:
+                what = _EVENT_HDR.unpack_from(data, off + _WHAT_OFF)[0]
+                pid, tgid = _PIDS.unpack_from(data, off + _DATA_OFF)
+                out.append((what, pid, tgid))
+        off += (length + 3) & ~3
+    return out
+
+
+def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[socket.socket], str]:
+    """A non-blocking socket hearing exec/comm events, and how it went; (None, why) when the
+    proc connector cannot be used here."""
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_CONNECTOR)
+    except (OSError, AttributeError) as e:
+        return None, "netlink proc connector unavailable: %s" % (getattr(e, "strerror", None) or e)
+    try:
+        sock.bind((0, CN_IDX_PROC))
+        filtered = _attach_filter(sock)
+        sock.send(_listen_msg(PROC_CN_MCAST_LISTEN))
+        # Self-test: renaming ourselves (to the same name) makes the kernel send a comm event.
+        # In a container (not the initial PID namespace) the subscription is silently ignored,
+        # and event PIDs would not be ours anyway.
+        with open("/proc/self/comm", "rb") as f:
+            comm = f.read().rstrip(b"\n")
+        with open("/proc/self/comm", "wb") as f:
+            f.write(comm)
+        me = os.getpid()
+        deadline = time.monotonic() + self_test_timeout_s
+        heard = False
+        while not heard:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                break
+            data = sock.recv(65536)
+            heard = any(what == PROC_EVENT_COMM and pid == me for what, pid, _ in _parse_events(data))
+        if not heard:
+            sock.close()
+            return None, "netlink proc connector: no events heard (not in the initial PID namespace?)"
+        sock.setblocking(False)
+        return sock, "netlink proc connector%s" % (" with an exec/comm BPF filter" if filtered else "")
+    except OSError as e:
+        sock.close()
+        hint = " (needs CAP_NET_ADMIN)" if e.errno in (errno.EPERM, errno.EACCES) else ""
+        return None, "netlink proc connector refused: %s%s" % (e.strerror or e, hint)
+
+
+def _read_comm(pid: int, proc_root: str) -> Optional[str]:
+    """/proc/PID/comm (one small read), or the comm field of stat where there is no comm
+    file (kernels before 2.6.33, fake trees). None when the process is gone."""
+    for name in ("comm", "stat"):
+        try:
+            fd = os.open("%s/%d/%s" % (proc_root, pid, name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        try:
+            data = os.read(fd, 512)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if name == "comm":
+            return data.decode("utf-8", "replace").rstrip("\n")
+        try:
+            return data[data.index(b"(") + 1:data.rindex(b")")].decode("utf-8", "replace")
+        except ValueError:
+            return None
+    return None
+
+
+def _read_cmdline(pid: int, proc_root: str) -> Optional[str]:
+    """The command line joined by spaces, as guardian.match sees it."""
+    try:
+        fd = os.open("%s/%d/cmdline" % (proc_root, pid), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    args = b"".join(chunks).decode("utf-8", "replace").split("\0")
+    while args and args[-1] == "":
+        args.pop()
+    return " ".join(args)
+
+
+class _Ticker:
+    """A periodic timerfd (CLOCK_MONOTONIC), through libc: the keeper's own once-a-second
+    wake-up while exec events are batched, so the guardian's wait need not know of it."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        class _Timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+        class _Itimerspec(ctypes.Structure):
+            _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+        self._ctypes, self._spec = ctypes, _Itimerspec
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.timerfd_create(1, os.O_NONBLOCK | os.O_CLOEXEC)  # CLOCK_MONOTONIC
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create: %s" % os.strerror(ctypes.get_errno()))
+        self.fd = fd
+
+    def set(self, interval_s: float) -> None:
+        """Fire every interval_s from now on (0: stop)."""
+        sec, nsec = int(interval_s), int(round((interval_s % 1) * 1e9))
+        spec = self._spec()
+        spec.it_interval.tv_sec = spec.it_value.tv_sec = sec
+        spec.it_interval.tv_nsec = spec.it_value.tv_nsec = nsec
+        if self._libc.timerfd_settime(self.fd, 0, self._ctypes.byref(spec), None) != 0:
+            err = self._ctypes.get_errno()
+            raise OSError(err, "timerfd_settime: %s" % os.strerror(err))
+
+    def consume(self) -> int:
+        try:
+            return struct.unpack("=Q", os.read(self.fd, 8))[0]
+        except (BlockingIOError, struct.error):
+            return 0
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _fork_count(proc_root: str) -> Optional[int]:
+    """Processes created since boot ("processes" of /proc/stat)."""
+    try:
+        with open(os.path.join(proc_root, "stat"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    i = data.find(b"\nprocesses ")
+    if i < 0:
+        return None
+    try:
+        return int(data[i + 11:data.index(b"\n", i + 11)])
+    except ValueError:
+        return None
+
+
+def _write_adj(fd: int, data: bytes) -> None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
+    if os.fstat(fd).st_size > len(data):  # a regular file (a fake tree), not procfs
+        os.ftruncate(fd, len(data))
+
+
+def _wanted(entry: Entry) -> Optional[int]:
+    return entry.oom_score_adj
+
+
+def _describe(kind: str, entry: Entry) -> str:
+    return "%s %r" % ("critical" if kind == "critical" else "low-priority", entry.name)
+
+
+class AdjKeeper:
+    """Applies the board's oom_score_adj values. See the module docstring."""
+
+    POLL_INTERVAL_S = 1.0
+    FRESH_POLLS = 2  # unmatched new PIDs are looked at again this many polls (late renames)
+    # A board that execs all the time (shell scripts in loops) would wake the guardian on
+    # every exec. Above MAX_WAKES_PER_S over RATE_WINDOW_S, the socket's filter drops all
+    # events in the kernel and the keeper polls /proc once a second instead ("batched");
+    # when fewer than half that many new processes appear per second, events come back.
+    MAX_WAKES_PER_S = 1.0
+    RATE_WINDOW_S = 10.0
+
+    def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True):
+        self.proc_root = proc_root
+        self._sock: Optional[socket.socket] = None
+        self._ep: Optional["select.epoll"] = None
+        self._ticker: Optional[_Ticker] = None
+        self.mode = "poll"
+        self.mode_detail = "polling %s every %.1f s" % (proc_root, self.POLL_INTERVAL_S)
+        if use_netlink and os.path.realpath(proc_root) == "/proc":
+            sock, detail = open_proc_connector()
+            if sock is not None:
+                self._sock, self.mode, self.mode_detail = sock, "netlink", detail
+                # fileno() is an epoll set: the socket, and a timer while events are batched.
+                self._ep = select.epoll()
+                self._ep.register(sock.fileno(), select.EPOLLIN)
+            else:
+                self.mode_detail = detail + "; " + self.mode_detail
+        self._me = os.getpid()
+        # (pid, starttime) -> (entry name, value applied or left); handled, not looked at again
+        self._done: Dict[Tuple[int, int], Tuple[str, Optional[int]]] = {}
+        self._seen: Optional[Set[int]] = set()  # PIDs listed by the last poll/apply; None: look at all
+        self._fresh: Dict[int, int] = {}  # unmatched new PIDs -> polls left to look again
+        self._running: Dict[str, Set[int]] = {}  # entry name -> PIDs seen matching
+        self._missing: Set[str] = set()  # entries reported as not running
+        self._rescan = False
+        self._batched = False
+        self._window_start = time.monotonic()
+        self._window_count = 0  # wakes (netlink) or new PIDs (batched) in this window
+        self._window_forks = 0  # the fork counter when the batched window opened
+        self._set_config(config)
+
+    # -------------------------------------------------------------------------------- config
+
+    def _set_config(self, config: Config) -> None:
+        self.config = config
+        entries: List[Entry] = list(config.critical) + [e for e in config.low_priority if e.oom_score_adj is not None]
+        self._active = bool(entries)
+        # When every entry names its comm or cmdline, a new program that fits none of them
+        # is skipped after one or two small reads (comm, cmdline) instead of a full read_proc:
+        # that is the cost of every exec on the system.
+        matches = [e.match for e in entries]
+        self._quick: Optional[List[Match]] = None
+        if all(m.comm is not None or m.cmdline is not None for m in matches):
+            self._quick = matches
+        # Nothing to keep: the kernel drops every event (the socket stays, for a reload).
+        if self._sock is not None and not self._batched:
+            _attach_filter(self._sock, None if self._active else _DROP_ALL)
+
+    def update_config(self, config: Config) -> List[str]:
+        """After a reload: keep the socket and what is known of the process table, forget
+        what was decided under the old entries, and apply the new ones to every process."""
+        self._set_config(config)
+        self._done.clear()
+        self._fresh.clear()
+        self._running.clear()
+        self._missing.clear()
+        return self.apply(read_procs(self.proc_root))
+
+    # -------------------------------------------------------------------------------- sources
+
+    def fileno(self) -> Optional[int]:
+        return self._ep.fileno() if self._ep is not None else None
+
+    def poll_interval_s(self) -> Optional[float]:
+        if not self._active or (self._sock is not None and (not self._batched or self._ticker is not None)):
+            return None
+        return self.POLL_INTERVAL_S
+
+    def _window(self, now: float) -> Optional[float]:
+        """The rate counted in the window just closed, or None while it is still open."""
+        elapsed = now - self._window_start
+        if elapsed < self.RATE_WINDOW_S:
+            return None
+        rate = self._window_count / elapsed
+        self._window_start, self._window_count = now, 0
+        return rate
+
+    def _forks_window(self, now: float) -> Optional[float]:
+        """While batched: processes created per second (the kernel's fork counter, which
+        also sees the short-lived ones a listing of /proc misses), once a window closes."""
+        forks = _fork_count(self.proc_root)
+        if forks is None:
+            return self._window(now)  # no /proc/stat: the new PIDs counted by poll()
+        if now - self._window_start < self.RATE_WINDOW_S:
+            return None
+        rate = (forks - self._window_forks) / (now - self._window_start)
+        self._window_start, self._window_forks, self._window_count = now, forks, 0
+        return rate
+
+    def _enter_batched(self, rate: float) -> str:
+        assert self._sock is not None
+        if not _attach_filter(self._sock, _DROP_ALL):
+            return ""
+        self._window_forks = _fork_count(self.proc_root) or 0
+        try:
+            if self._ticker is None:
+                self._ticker = _Ticker()
+                assert self._ep is not None
+                self._ep.register(self._ticker.fd, select.EPOLLIN)
+            self._ticker.set(self.POLL_INTERVAL_S)
+        except (OSError, AttributeError, ImportError):
+            self._ticker = None  # the daemon polls at poll_interval_s() instead
+        self._batched = True
+        self.mode = "netlink-batched"
+        # A process that execs around the switch may have lost its event: the next poll
+        # looks at every process once (comm/cmdline reads only, for those that fit nothing).
+        self._seen = None
+        return ("exec events at %.1f/s: polling %s every %.1f s until it is quieter"
+                % (rate, self.proc_root, self.POLL_INTERVAL_S))
+
+    def _leave_batched(self, rate: float) -> str:
+        assert self._sock is not None
+        _attach_filter(self._sock)  # events first, then a full look: nothing falls in between
+        if self._ticker is not None:
+            try:
+                self._ticker.set(0)
+            except OSError:
+                pass
+        self._batched = False
+        self.mode = "netlink"
+        self._seen = None
+        return "new processes at %.1f/s: back to exec events" % rate
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.send(_listen_msg(PROC_CN_MCAST_IGNORE))
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
+        if self._ticker is not None:
+            self._ticker.close()
+            self._ticker = None
+        if self._ep is not None:
+            self._ep.close()
+            self._ep = None
+
+    # -------------------------------------------------------------------------------- work
+
+    def apply(self, procs: Iterable[ProcInfo]) -> List[str]:
+        """Apply to every process of a full process-table read; report listed daemons that
+        are not running (once, until they are seen again)."""
+        procs = tuple(procs)
+        findings: List[str] = []
+        roles = classify(procs, self.config, self.proc_root) if self._active else {}
+        by_pid = {p.pid: p for p in procs}
+        self._seen = set(by_pid)
+        running: Dict[str, Set[int]] = {}
+        for pid, role in roles.items():
+            running.setdefault(role.entry.name, set()).add(pid)
+            findings += self._handle(by_pid[pid], role.kind, role.entry)
+        optional: List[str] = []
+        for entry in self.config.critical:
+            if entry.name in running:
+                self._missing.discard(entry.name)
+            elif entry.name not in self._missing:
+                self._missing.add(entry.name)
+                if entry.optional:
+                    optional.append(entry.name)
+                else:
+                    findings.append("critical %r is not running (match %s): it is protected as soon as it starts"
+                                    % (entry.name, _match_text(entry)))
+        if optional:
+            findings.append("optional critical entries not running: %s" % ", ".join(optional))
+        self._running = running
+        live = {(p.pid, p.starttime) for p in procs}
+        for key in [k for k in self._done if k not in live]:
+            del self._done[key]
+        return findings
+
+    def _drain(self) -> Tuple[List[int], bool]:
+        """Every PID in the queued events (exec or comm of a thread-group leader), and
+        whether the kernel dropped some (ENOBUFS)."""
+        pids: List[int] = []
+        overrun = False
+        while self._sock is not None:
+            try:
+                data = self._sock.recv(65536)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:  # the kernel dropped events: look at everything
+                    overrun = True
+                    continue
+                raise
+            if not data:
+                break
+            for what, pid, tgid in _parse_events(data):
+                if what in (PROC_EVENT_EXEC, PROC_EVENT_COMM) and pid == tgid and pid not in pids:
+                    pids.append(pid)
+        return pids, overrun
+
+    def on_readable(self) -> List[str]:
+        """Drain the proc connector and handle each PID that exec'd or renamed itself (or,
+        while batched, poll when the timer fires)."""
+        if self._sock is None:
+            return []
+        findings: List[str] = []
+        if self._ticker is not None and self._ticker.consume():
+            findings += self.poll()
+        if self._batched:
+            self._drain()  # events from before the filter changed: the polls cover them
+            return findings
+        pids, overrun = self._drain()
+        if overrun or self._rescan:
+            self._rescan = False
+            findings += ["proc connector overrun: rescanning the process table"]
+            findings += self.apply(read_procs(self.proc_root))
+        else:
+            for pid in pids:
+                findings += self._check_pid(pid, recheck=True)
+        self._window_count += 1
+        now = time.monotonic()
+        if self._window_count > self.MAX_WAKES_PER_S * self.RATE_WINDOW_S:  # over budget: no need to wait
+            rate: Optional[float] = self._window_count / max(now - self._window_start, 1e-3)
+            self._window_start, self._window_count = now, 0
+        else:
+            rate = self._window(now)
+        if rate is not None and rate > self.MAX_WAKES_PER_S and not self._batched:
+            note = self._enter_batched(rate)
+            if note:
+                findings.append(note)
+                self._drain()  # queued before the switch: the next poll looks at everything
+        return findings
+
+    def poll(self, now: Optional[float] = None) -> List[str]:
+        """Look at PIDs that appeared since the last call (and, for a couple of calls, at new
+        ones that matched nothing yet: programs that rename themselves). Without netlink,
+        or while events are batched."""
+        findings: List[str] = []
+        if self._batched:
+            rate = self._forks_window(time.monotonic() if now is None else now)
+            if rate is not None and rate < self.MAX_WAKES_PER_S / 2:
+                findings.append(self._leave_batched(rate))
+        pids = set(list_pids(self.proc_root))
+        if self._seen is None:  # a full look after a switch; not counted as new processes
+            new = pids
+        else:
+            new = pids - self._seen
+            self._window_count += len(new)
+        self._seen = pids
+        for key in [k for k in self._done if k[0] not in pids]:
+            del self._done[key]
+        for pid in sorted(new):
+            findings += self._check_pid(pid, recheck=False)
+        for pid in [p for p in self._fresh if p not in new]:
+            left = self._fresh.pop(pid)
+            if pid in pids:
+                findings += self._check_pid(pid, recheck=True, polls_left=left - 1)
+        return findings
+
+    # -------------------------------------------------------------------------------- one pid
+
+    def _check_pid(self, pid: int, recheck: bool, polls_left: Optional[int] = None) -> List[str]:
+        if not self._active or pid == self._me or pid == 1:
+            return []
+        if self._quick is not None:
+            fits = self._could_match(pid)
+            if fits is None:
+                return []
+            if not fits:
+                if polls_left is None:
+                    polls_left = self.FRESH_POLLS
+                if polls_left > 0 and (self._sock is None or self._batched):
+                    self._fresh[pid] = polls_left
+                return []
+        proc = read_proc(pid, self.proc_root)
+        if proc is None:
+            return []
+        if recheck is False and (pid, proc.starttime) in self._done:
+            return []
+        roles = classify((proc,), self.config, self.proc_root)
+        role = roles.get(pid)
+        if role is None:
+            if self._sock is None or self._batched:
+                if polls_left is None:
+                    polls_left = self.FRESH_POLLS
+                if polls_left > 0:
+                    self._fresh[pid] = polls_left
+            return []
+        findings: List[str] = []
+        name = role.entry.name
+        pids = self._running.setdefault(name, set())
+        gone = {p for p in pids if not os.path.exists("%s/%d" % (self.proc_root, p))}
+        if name in self._missing:
+            self._missing.discard(name)
+            findings.append("%s is running now: pid %d (%s)" % (_describe(role.kind, role.entry), pid, proc.comm))
+        elif gone and pid not in pids:
+            findings.append("%s restarted: pid %d (was %s)" % (
+                _describe(role.kind, role.entry), pid, ", ".join(str(p) for p in sorted(gone))))
+        pids -= gone
+        pids.add(pid)
+        return findings + self._handle(proc, role.kind, role.entry)
+
+    def _could_match(self, pid: int) -> Optional[bool]:
+        """Whether an entry could match, judged on comm and cmdline alone; None if gone."""
+        comm = _read_comm(pid, self.proc_root)
+        if comm is None:
+            return None
+        cmdline: Optional[str] = None
+        for m in self._quick or ():
+            if m.comm is not None and comm != m.comm[:15]:
+                continue
+            if m.cmdline is not None:
+                if cmdline is None:
+                    cmdline = _read_cmdline(pid, self.proc_root)
+                    if cmdline is None:
+                        return None
+                if not _regex(m.cmdline).search(cmdline):
+                    continue
+            return True
+        return False
+
+    def _handle(self, proc: ProcInfo, kind: str, entry: Entry) -> List[str]:
+        key = (proc.pid, proc.starttime)
+        wanted = _wanted(entry)
+        done = self._done.get(key)
+        if done is not None and done[0] == entry.name:
+            return []
+        if wanted is None or proc.pid == self._me or proc.pid == 1:
+            self._done[key] = (entry.name, None)
+            return []
+        result = self._write(proc, kind, entry, wanted)
+        self._done[key] = (entry.name, wanted)
+        return [result] if result else []
+
+    def _write(self, proc: ProcInfo, kind: str, entry: Entry, wanted: int) -> Optional[str]:
+        """Set the adj through a descriptor of /proc/PID after checking the start time, so a
+        PID reused in between is never touched. Returns a finding, or None if nothing to say."""
+        who = "%s: pid %d (%s)" % (_describe(kind, entry), proc.pid, proc.comm)
+        try:
+            dfd = os.open("%s/%d" % (self.proc_root, proc.pid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None  # gone
+        try:
+            try:
+                fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd)
+                try:
+                    stat = os.read(fd, 4096)
+                finally:
+                    os.close(fd)
+                starttime = int(stat[stat.rindex(b")") + 2:].split()[19])
+                if starttime != proc.starttime:
+                    return None  # another process now has this pid
+                fd = os.open("oom_score_adj", os.O_RDWR | os.O_CLOEXEC, dir_fd=dfd)
+            except (OSError, ValueError, IndexError):
+                return None
+            try:
+                try:
+                    now = int(os.read(fd, 32))
+                except ValueError:
+                    now = proc.oom_score_adj
+                if kind == "critical" and now <= wanted:
+                    return None if now == wanted else (
+                        "%s: oom_score_adj %d is already below the wanted %d: left alone" % (who, now, wanted))
+                if kind != "critical" and now >= wanted:
+                    return None
+                try:
+                    _write_adj(fd, b"%d\n" % wanted)
+                except OSError as e:
+                    if e.errno == errno.ESRCH:
+                        return None
+                    hint = ""
+                    if e.errno == errno.EACCES and wanted < now:
+                        hint = " (lowering needs CAP_SYS_RESOURCE)"
+                    return "%s: cannot set oom_score_adj %d (now %d): %s%s" % (who, wanted, now, e.strerror, hint)
+                return "%s: oom_score_adj %d -> %d" % (who, now, wanted)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dfd)
+
+
+def _match_text(entry: Entry) -> str:
+    m = entry.match
+    return ", ".join("%s=%r" % (k, getattr(m, k)) for k in ("comm", "exe", "cmdline", "unit", "cgroup")
+                     if getattr(m, k) is not None)
