@@ -127,7 +127,7 @@ class Daemon:
         except ImportError:
             return
         try:
-            self.keeper = AdjKeeper(self.config, self.proc_root)
+            self.keeper = AdjKeeper(self.config, self.proc_root, dry_run=self.dry_run)
             procs = self.sensor.procs()
             for line in self.keeper.apply(procs):
                 log.info("%s", line)
@@ -270,7 +270,8 @@ class Daemon:
         self.growth.window_s = new.victims.growth_window_s
         if self.keeper is not None:
             try:
-                self.keeper.update_config(new)
+                for line in self.keeper.update_config(new):
+                    log.info("%s", line)
             except Exception as exc:
                 log.error("oom_score_adj keeper reload: %s", exc)
         self.waiter.wait = new.wait
@@ -326,6 +327,10 @@ class Daemon:
         timeout = self._timeout(reading, plan, lines, now)
         if self.leaks is not None:
             timeout = min(timeout, max(0.0, self.leaks.next_due(now)))
+        if self.keeper is not None:
+            interval = self.keeper.poll_interval_s()
+            if interval is not None:  # no exec events: a restarted daemon is found by polling
+                timeout = min(timeout, interval)
         return timeout
 
     def _timeout(self, reading: Reading, plan: policy.Plan, lines: policy.Lines, now: float) -> float:
@@ -346,6 +351,13 @@ class Daemon:
     def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
         procs = self.sensor.procs()
         self.growth.add(now, procs)
+        if self.keeper is not None:
+            # A safety net under the event path: whatever a full table shows gets its adj.
+            try:
+                for line in self.keeper.apply(procs):
+                    log.info("%s", line)
+            except Exception as exc:
+                log.error("oom_score_adj keeper: %s", exc)
         self.last_proc_sample = now
         self.sensor.refresh_slow()
         buddy = self.sensor.high_order_free_percent() if with_buddy else None

@@ -10,7 +10,9 @@ How a restart is noticed:
   subscription silently, so a self-test checks that events really arrive).
   On a board that execs all the time (shell scripts in loops) that would mean a wake-up per
   exec: above MAX_WAKES_PER_S the filter is swapped for one that drops everything in the
-  kernel and the keeper polls instead ("netlink-batched") until new processes are rare again.
+  kernel and the keeper polls instead ("netlink-batched") until new processes are rare again
+  (the kernel's fork counter says so). fileno() is an epoll set holding the socket and, while
+  batched, a 1 s timerfd: the daemon keeps waiting on the same fd whatever the mode.
 - otherwise, poll(): list /proc every poll_interval_s() and look only at PIDs not seen before
   (and, for two more polls, at new ones that fit no entry yet: programs that rename
   themselves). A process that was already listed and execs a daemon later than that is
@@ -293,7 +295,8 @@ class AdjKeeper:
     MAX_WAKES_PER_S = 1.0
     RATE_WINDOW_S = 10.0
 
-    def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True):
+    def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True, dry_run: bool = False):
+        self.dry_run = dry_run  # say what would be set, set nothing
         self.proc_root = proc_root
         self._sock: Optional[socket.socket] = None
         self._ep: Optional["select.epoll"] = None
@@ -652,6 +655,8 @@ class AdjKeeper:
                         "%s: oom_score_adj %d is already below the wanted %d: left alone" % (who, now, wanted))
                 if kind != "critical" and now >= wanted:
                     return None
+                if self.dry_run:
+                    return "%s: dry run: would set oom_score_adj %d -> %d" % (who, now, wanted)
                 try:
                     _write_adj(fd, b"%d\n" % wanted)
                 except OSError as e:

@@ -156,8 +156,8 @@ def test_keeper_idle_cost_shape():
     assert 2 <= reports["poll"]["wakes"] <= 4  # once a second
     if "skipped" not in reports["netlink"]:
         events = reports["netlink"]["system_exec_and_comm_events"]
-        # one wake per burst of exec/comm events at most: none on a quiet system
-        assert reports["netlink"]["wakes"] <= events + 1
+        # one wake per burst of exec/comm events at most (none on a quiet system)
+        assert reports["netlink"]["wakes"] <= events + 4  # plus its own 1 s timer once batched
 
 
 if __name__ == "__main__":
