@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from guardian import policy
 from guardian.actions import reclaim as reclaim_actions
@@ -17,7 +17,7 @@ from guardian.actions import signals as sig
 from guardian.config import MIB, Config
 from guardian.history import FillRate, Growth
 from guardian.match import classify
-from guardian.policy import NORMAL, RECLAIM, RUNG_NAMES, PolicyState, Reading, Recent
+from guardian.policy import NORMAL, RUNG_NAMES, PolicyState, Reading, Recent
 from guardian.sense import Sensor
 from guardian.telemetry import Telemetry
 from guardian.waiter import UsageThresholds, Waiter, adaptive_timeout

@@ -145,25 +145,10 @@ def parse_smaps(data: bytes) -> Dict[str, int]:
     return out
 
 
-def _read_all(path: str) -> bytes:
-    """A seq_file (smaps) to its end: it hands out a few records per read, so a short read
-    is not the end of the file - only an empty one is."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            data = os.read(fd, 65536)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
-    finally:
-        os.close(fd)
-
-
 def read_smaps(pid: int, proc_root: str = "/proc") -> Optional[Dict[str, int]]:
     """parse_smaps of /proc/PID/smaps; None when gone or not ours to read (needs ptrace access)."""
     try:
-        return parse_smaps(_read_all("%s/%d/smaps" % (proc_root, pid)))
+        return parse_smaps(read_bytes("%s/%d/smaps" % (proc_root, pid), bufsize=65536))
     except (OSError, ValueError):
         return None
 

@@ -9,7 +9,7 @@ reading; hysteresis only governs when an episode of shortage is over (for report
 terminate or kill, the next act needs a reading taken after the victim is gone.
 """
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from guardian.config import MIB, Config, LowPriority
 from guardian.kernel.procs import ProcInfo

@@ -7,7 +7,6 @@ the system's terminate line 150 MiB away, a 30 min horizon.
 
     python3 -m tests.unit.leak_sim      prints the table
 """
-import math
 import random
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple

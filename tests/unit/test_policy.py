@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardian import policy
-from guardian.config import MIB, Config, Critical, Line, LowPriority, Match, Thresholds
+from guardian.config import MIB, Config, Critical, LowPriority, Match
 from guardian.kernel.procs import ProcInfo
 from guardian.match import Role
 from guardian.policy import KILL, NORMAL, RECLAIM, TERMINATE, PolicyState, Reading, Recent
