@@ -53,8 +53,9 @@ class Wait:
     max_timeout_poll_s: float = 1.0  # without them
     # The rate assumed for a burst before any has been seen on this device.
     assumed_fill_rate_mib_s: float = 100.0
-    # Sample the process table this often at ease, and every tick below the reclaim line.
-    proc_sample_interval_s: float = 10.0
+    # Sample the process table this often at ease (growth history, adj safety net), and every
+    # tick near the reclaim line; each sample costs ~2 ms per 100 processes on a small core.
+    proc_sample_interval_s: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,9 @@ class Daemon:
     def _timeout(self, reading: Reading, plan: policy.Plan, lines: policy.Lines, now: float) -> float:
         cfg = self.config
         if self.state.pending is not None:
-            return max(0.0, min(0.25, self.state.pending.deadline - now))
+            # Watch a graceful stop closely, and more closely still when memory runs fast.
+            fast = adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
+            return max(0.0, min(0.25, fast, self.state.pending.deadline - now))
         if plan.action == "wait":
             return cfg.wait.min_timeout_s
         timeout = adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
@@ -555,14 +557,21 @@ class Daemon:
     # Tell
 
     def _update_thresholds(self, reading: Reading, lines: policy.Lines) -> None:
+        """cgroup v1: a fixed ladder of usage thresholds, set again only when the limit changes.
+        Each registration blocks in the kernel for milliseconds, so the ladder does not follow
+        the moving lines; it is dense enough (every 1/32 of the limit over the top half, plus
+        the base lines) that a fill crosses a rung between any two of the guardian's lines."""
         thresholds = self.waiter.thresholds if self.waiter else None
         if thresholds is None or self.sensor.last_cgroup is None:
             return
         limit = reading.total
-        # Usage at which available meets each line, if nothing were reclaimable: in whole MiB so
-        # a jittering fill rate does not re-register the eventfds every tick.
-        usages = [(limit - line) // MIB * MIB for line in (lines.reclaim, lines.terminate, lines.kill)]
-        thresholds.set(usages)
+        step = max(MIB, limit // 32)
+        usages = set(range(limit // 2, limit, step))
+        for line in (lines.reclaim, lines.terminate, lines.kill):
+            usages.add(limit - line)
+        if thresholds.limit != limit:
+            thresholds.set(sorted(u // MIB * MIB for u in usages if 0 < u < limit))
+            thresholds.limit = limit
 
     def _report(self, reading: Reading, plan: policy.Plan) -> None:
         if self.state.pending is None and self._pending_handle is not None:

@@ -61,6 +61,7 @@ class UsageThresholds:
         self._fds: Dict[int, int] = {}  # usage threshold -> eventfd
         self._usage_fd: Optional[int] = None
         self.error: Optional[str] = None
+        self.limit: Optional[int] = None  # the limit the ladder was built for
 
     def set(self, usages: Sequence[int]) -> None:
         wanted = set(int(u) for u in usages if u > 0)

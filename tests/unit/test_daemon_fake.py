@@ -120,3 +120,17 @@ def test_reload_refused_keeps_the_old_config(tree, tmp_path):
         assert d.growth.last_time() == 0.5  # what it knew is kept
     finally:
         d.close()
+
+
+def test_kernel_oom_count_from_vmstat(tree, tmp_path):
+    from guardian.sense import Sensor
+    sensor = Sensor(proc_root=tree)
+    assert sensor.oom_kills() is None  # no vmstat: said once, not a crash
+    fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 3\npgscan_kswapd 9\n")
+    sensor = Sensor(proc_root=tree)
+    assert sensor.oom_kills() == 3
+    fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill x3\n")
+    assert sensor.oom_kills() is None
+    fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 4")  # no final newline
+    assert sensor.oom_kills() == 4
+    sensor.close()
