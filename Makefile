@@ -22,12 +22,14 @@ status: deps
 	$(VENV)/bin/guardian status $(ARGS)
 
 $(VENV)/.test-ok: $(VENV)/.ok
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test]' oelint-adv
+	@command -v shellcheck >/dev/null && command -v busybox >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck busybox-static; }
 	touch $@
 
 test-deps: $(VENV)/.test-ok
 
-# Installs everything the tests need, then runs every test.
+# Installs everything the tests need, then runs every test: unit, integration (real processes
+# and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint).
 test: test-deps
 	$(PY) -m pytest -ra tests
 
@@ -39,3 +41,5 @@ integration: test-deps
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+include packaging/frozen.mk
+include bench/bench.mk

@@ -136,7 +136,8 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
                        "kill_bytes": lines.kill, "hysteresis_bytes": lines.hysteresis},
     })
     roles = classify(reading.procs or (), config, args.proc_root)
-    ranked = policy.rank_candidates(reading.procs or (), roles, recent, config, reading.total, os.getpid())
+    ranked = policy.rank_candidates(reading.procs or (), roles, recent, config, reading.total,
+                                    (os.getpid(), os.getppid()) if getattr(sys, "frozen", False) else os.getpid())
     out["candidates"] = [
         {"pid": p.pid, "name": p.comm, "score": round(score, 1), "rss_bytes": p.rss,
          "oom_score": p.oom_score, "oom_score_adj": p.oom_score_adj,
@@ -222,11 +223,27 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return cli_main(args)
 
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def _restore_tmpdir() -> None:
+    """The init scripts point TMPDIR at flash for a onefile build's unpacker and keep the
+    caller's in GUARDIAN_TMPDIR (empty: it had none); the commands we run get it back. (The
+    frozen build's runtime hook does the same before this runs.)"""
+    saved = os.environ.pop("GUARDIAN_TMPDIR", None)
+    if saved is None:
+        return
+    if saved:
+        os.environ["TMPDIR"] = saved
+    else:
+        os.environ.pop("TMPDIR", None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardian", description="Out-of-memory guardian for embedded Linux.")
     parser.add_argument("--version", action="version", version="guardian %s" % __version__)
-    parser.add_argument("--log-level", default=os.environ.get("GUARDIAN_LOG_LEVEL", "info"),
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default=os.environ.get("GUARDIAN_LOG_LEVEL") or "info",
+                        choices=LOG_LEVELS)
     sub = parser.add_subparsers(dest="command")
 
     def common(p: argparse.ArgumentParser, scope: bool = True) -> None:
@@ -237,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--scope", default="system", help="'system' (default) or 'cgroup:PATH'")
         p.add_argument("--proc-root", default="/proc", help=argparse.SUPPRESS)
         p.add_argument("--sys-root", default="/sys", help=argparse.SUPPRESS)
+        p.add_argument("--log-level", dest="sub_log_level", choices=LOG_LEVELS, default=None,
+                       help="as before the subcommand")
         p.add_argument("--state-file", default="/run/guardian/state.json",
                        help="runtime state the daemon writes and status reads ('' for none)")
 
@@ -288,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
+    _restore_tmpdir()
+    level = getattr(args, "sub_log_level", None) or args.log_level
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="guardian: %(levelname)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()

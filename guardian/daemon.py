@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from guardian import policy
 from guardian.actions import reclaim as reclaim_actions
@@ -65,6 +65,8 @@ class Daemon:
         self.hotplug: Any = None
         self.hotplug_mode = hotplug  # "auto", "on" or "off"
         self.metrics = metrics
+        self._parent: Optional[Tuple[int, ...]] = None
+        self._critical: Optional[Dict[int, Any]] = None  # pid -> (starttime, role), last full table
         self.self_protection = "off"
 
     # ----------------------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class Daemon:
             self.tell.notify(READY="1")
             return
         self.config = new
+        self._critical = None
         self.dry_run = self.dry_run or new.actions.dry_run
         self.growth.window_s = new.victims.growth_window_s
         if self.keeper is not None:
@@ -307,6 +310,8 @@ class Daemon:
             reading = self._with_procs(reading, now, with_buddy=close_to_line)
         recent = self._recent(now)
         roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
+        if reading.procs:
+            self._remember_critical(reading.procs, roles)
         plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         if plan.needs_procs and reading.procs is None:
             reading = self._with_procs(reading, now, with_buddy=True)
@@ -350,6 +355,24 @@ class Daemon:
             return "system"
         return "cgroup-v%d" % (self.sensor.cgroup_version or 1)
 
+    def _own_pids(self) -> Tuple[int, ...]:
+        """Our parent when it runs our own executable: a onefile build's unpacker, which
+        only waits for us and must never be chosen as a victim."""
+        if self._parent is None:
+            self._parent = ()
+            ppid = os.getppid()
+            try:
+                if ppid > 1 and os.readlink("%s/%d/exe" % (self.proc_root, ppid)) == os.readlink("/proc/self/exe"):
+                    self._parent = (ppid,)
+                    if self.protect_self:
+                        from guardian import selfprotect
+                        err = selfprotect.set_oom_score_adj(-1000, pid=ppid, proc_root=self.proc_root)
+                        if err:
+                            log.debug("cannot set our parent's oom_score_adj: %s", err)
+            except OSError:
+                pass
+        return self._parent
+
     def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
         procs = self.sensor.procs()
         self.growth.add(now, procs)
@@ -363,18 +386,40 @@ class Daemon:
         self.last_proc_sample = now
         self.sensor.refresh_slow()
         buddy = self.sensor.high_order_free_percent() if with_buddy else None
-        return replace(reading, procs=procs, high_order_free_percent=buddy,
+        return replace(reading, procs=procs, high_order_free_percent=buddy, own_pids=self._own_pids(),
                        overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None)
 
     def _sample_leaks(self, reading: Reading, plan: policy.Plan, roles, now: float) -> None:
         try:
             procs = reading.procs
             if procs is None:
-                procs = self.sensor.procs()
-                roles = classify(procs, self.config, self.proc_root)
+                procs, roles = self._critical_procs()
             self.leaks.sample(now, procs, roles, reading.available - plan.lines.terminate)
         except Exception as exc:
             log.error("leak watch: %s", exc)
+
+    def _critical_procs(self) -> Tuple[Tuple[Any, ...], Dict[int, Any]]:
+        """The critical daemons for a leak sample, cheaply: re-read only the PIDs the last full
+        table named, and read the whole table only when one of them is gone (a restart) or
+        the board also watches every process above a size."""
+        from guardian.kernel.procs import read_proc
+        if self._critical is not None and not self.config.leaks.watch_above_mib:
+            procs = []
+            for pid, (starttime, _role) in self._critical.items():
+                p = read_proc(pid, self.proc_root)
+                if p is None or p.starttime != starttime or p.rss <= 0:  # gone, reused, or a zombie
+                    break
+                procs.append(p)
+            else:
+                return tuple(procs), {pid: role for pid, (_st, role) in self._critical.items()}
+        procs = self.sensor.procs()
+        roles = classify(procs, self.config, self.proc_root)
+        self._remember_critical(procs, roles)
+        return procs, roles
+
+    def _remember_critical(self, procs, roles) -> None:
+        self._critical = {p.pid: (p.starttime, roles[p.pid]) for p in procs
+                          if getattr(roles.get(p.pid), "kind", "") == "critical"}
 
     def _watch_kernel_ooms(self) -> None:
         """Each tick: vmstat oom_kill is cheap; the kernel log is read only when it moved."""

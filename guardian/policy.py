@@ -9,7 +9,7 @@ reading; hysteresis only governs when an episode of shortage is over (for report
 terminate or kill, the next act needs a reading taken after the victim is gone.
 """
 from dataclasses import dataclass, field, replace
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Collection, List, Mapping, Optional, Sequence, Tuple, Union
 
 from guardian.config import MIB, Config, LowPriority
 from guardian.kernel.procs import ProcInfo
@@ -35,6 +35,8 @@ class Reading:
     high_order_free_percent: Optional[float] = None  # of free memory, in blocks order >= 4
     procs: Optional[Tuple[ProcInfo, ...]] = None  # None when not sampled this tick
     self_pid: int = 0
+    # Other processes of the guardian itself (a onefile build's unpacker, our parent).
+    own_pids: Tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,13 +192,21 @@ def _sticky_rung(state: PolicyState, rung: int, reading: Reading, lines: Lines) 
 # Victim choice
 
 
-def is_protected(proc: ProcInfo, roles: Mapping[int, object], self_pid: int, config: Config) -> Optional[str]:
-    """Why this process may never be a victim, or None if it may be."""
+Pids = Union[int, Collection[int]]
+
+
+def _pid_set(self_pid: Pids) -> Collection[int]:
+    return (self_pid,) if isinstance(self_pid, int) else self_pid
+
+
+def is_protected(proc: ProcInfo, roles: Mapping[int, object], self_pid: Pids, config: Config) -> Optional[str]:
+    """Why this process may never be a victim, or None if it may be. `self_pid` is the
+    guardian's PID, or all of its processes."""
     if proc.pid == 1:
         return "PID 1"
     if proc.kthread:
         return "kernel thread"
-    if proc.pid == self_pid:
+    if proc.pid in _pid_set(self_pid):
         return "the guardian itself"
     if proc.oom_score_adj == -1000:
         return "oom_score_adj -1000"
@@ -216,14 +226,15 @@ def _describe(p: ProcInfo, growth: int) -> str:
 
 
 def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent: Recent,
-                  config: Config, total: int, self_pid: int) -> Optional[Victim]:
+                  config: Config, total: int, self_pid: Pids) -> Optional[Victim]:
     """The process to end, and why; None when nothing may be ended.
 
     A clear culprit (most of the recent growth) goes first; else low-priority services in
     board order; else the highest oom_score, raised by recent growth.
     """
     vic = config.victims
-    candidates = [p for p in procs if is_protected(p, roles, self_pid, config) is None]
+    own = _pid_set(self_pid)
+    candidates = [p for p in procs if is_protected(p, roles, own, config) is None]
     if not candidates:
         return None
     growth = recent.growth
@@ -361,7 +372,8 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
 
     if reading.procs is None:
         return plan("wait", why + "; need the process table", needs_procs=True)
-    victim = choose_victim(reading.procs, roles, recent, config, reading.total, reading.self_pid)
+    victim = choose_victim(reading.procs, roles, recent, config, reading.total,
+                           (reading.self_pid,) + tuple(reading.own_pids))
     if victim is None:
         return plan("none", why + "; no process may be ended")
     if rung == KILL:
@@ -398,7 +410,7 @@ def after_dry_run(state: PolicyState, until: float) -> PolicyState:
 
 
 def rank_candidates(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent: Recent, config: Config,
-                    total: int, self_pid: int) -> List[Tuple[ProcInfo, float]]:
+                    total: int, self_pid: Pids) -> List[Tuple[ProcInfo, float]]:
     """Every process that may be ended, best victim first, by oom_score raised by growth."""
     out = []
     for p in procs:

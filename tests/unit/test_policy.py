@@ -269,3 +269,11 @@ def test_property_one_shortage_never_yields_two_kills(procs, avail, later, t):
     assert again.action not in ("kill", "terminate")
     stale = policy.decide(r, Recent(), state, BOARD, roles_of(procs))
     assert stale.action not in ("kill", "terminate")
+
+
+def test_the_guardians_other_processes_are_never_victims():
+    # a onefile build runs as two processes: the unpacker (our parent) and us
+    procs = (proc(60, "guardian", rss_mib=20, oom_score=900), proc(61, "app", oom_score=100))
+    r = reading(40, procs=procs, self_pid=62, own_pids=(60,))
+    plan = policy.decide(r, Recent(growth={60: 20 * MIB}), PolicyState(), CFG, {})
+    assert plan.action == "kill" and plan.victim.pid == 61

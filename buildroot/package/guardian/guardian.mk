@@ -1,0 +1,59 @@
+################################################################################
+#
+# guardian
+#
+################################################################################
+
+# Built from the checkout this BR2_EXTERNAL tree lives in.
+GUARDIAN_VERSION = 0.1.0
+GUARDIAN_SITE = $(BR2_EXTERNAL_GUARDIAN_PATH)/..
+GUARDIAN_SITE_METHOD = local
+GUARDIAN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
+	--exclude /build --exclude /dist --exclude /.venv --exclude '*.egg-info' \
+	--exclude .pytest_cache --exclude .hypothesis --exclude .benchmarks
+# pyproject.toml: build-backend = "setuptools.build_meta"
+GUARDIAN_SETUP_TYPE = setuptools
+GUARDIAN_LICENSE = MIT
+GUARDIAN_DEPENDENCIES = python-psutil
+ifeq ($(BR2_PACKAGE_PYTHON_PYUDEV),y)
+GUARDIAN_DEPENDENCIES += python-pyudev
+endif
+
+ifeq ($(BR2_PACKAGE_GUARDIAN_BOARD_CUSTOM),y)
+GUARDIAN_CUSTOM_CONFIG = $(call qstrip,$(BR2_PACKAGE_GUARDIAN_CUSTOM_CONFIG))
+ifeq ($(BR_BUILDING),y)
+ifeq ($(GUARDIAN_CUSTOM_CONFIG),)
+$(error BR2_PACKAGE_GUARDIAN_CUSTOM_CONFIG is empty: set the path of the board config)
+endif
+endif
+GUARDIAN_ARGS = --config /etc/guardian/guardian.toml
+define GUARDIAN_INSTALL_CUSTOM_CONFIG
+	$(INSTALL) -D -m 0644 $(GUARDIAN_CUSTOM_CONFIG) \
+		$(TARGET_DIR)/etc/guardian/guardian.toml
+endef
+GUARDIAN_POST_INSTALL_TARGET_HOOKS += GUARDIAN_INSTALL_CUSTOM_CONFIG
+else ifneq ($(call qstrip,$(BR2_PACKAGE_GUARDIAN_BOARD)),)
+GUARDIAN_ARGS = --board $(call qstrip,$(BR2_PACKAGE_GUARDIAN_BOARD))
+endif
+GUARDIAN_ARGS += $(call qstrip,$(BR2_PACKAGE_GUARDIAN_EXTRA_ARGS))
+
+# /etc/default/guardian, read by both the SysV script and the systemd unit.
+define GUARDIAN_INSTALL_DEFAULTS
+	$(INSTALL) -D -m 0644 $(@D)/init/guardian.default \
+		$(TARGET_DIR)/etc/default/guardian
+	$(SED) 's|^GUARDIAN_ARGS=.*|GUARDIAN_ARGS="$(strip $(GUARDIAN_ARGS))"|' \
+		$(TARGET_DIR)/etc/default/guardian
+endef
+GUARDIAN_POST_INSTALL_TARGET_HOOKS += GUARDIAN_INSTALL_DEFAULTS
+
+define GUARDIAN_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(@D)/init/S03guardian \
+		$(TARGET_DIR)/etc/init.d/S03guardian
+endef
+
+define GUARDIAN_INSTALL_INIT_SYSTEMD
+	$(INSTALL) -D -m 0644 $(@D)/init/guardian.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/guardian.service
+endef
+
+$(eval $(python-package))

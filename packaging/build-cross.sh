@@ -1,0 +1,176 @@
+#!/bin/sh
+# Build the frozen guardian for an ARM board on an x86_64 host, then smoke-test it.
+#
+#   packaging/build-cross.sh arm64|armhf
+#
+# PyInstaller cannot cross-compile, so this makes a Debian root of the target
+# architecture with `debootstrap --foreign`, finishes it under qemu-user (binfmt_misc),
+# builds there with the same packaging/build-frozen.sh that `make frozen` runs on the
+# host, copies the result to dist/guardian-<arch> and runs packaging/smoke-test.sh on it
+# under qemu-user. Needs root (debootstrap, chroot, unshare) and Debian's debootstrap,
+# qemu-user-static and binfmt-support.
+#
+# The root is kept in build/cross-<arch>/root and reused by later runs (delete it to
+# start over). Environment:
+#   SUITE    Debian suite of the build root (default: bookworm, Python 3.11)
+#   MIRROR   Debian mirror (default: the first one in this host's apt sources)
+#   BUILD_DIR  where roots and work files go (default: <repo>/build)
+#   GUARDIAN_FROZEN_MODE  onefile (default) or onedir, passed to the build
+set -eu
+
+ARCH=${1:-}
+case "$ARCH" in
+arm64) QEMU_ARCH=aarch64 ;;
+armhf) QEMU_ARCH=arm ;;
+*)
+	echo "usage: $0 arm64|armhf" >&2
+	exit 2
+	;;
+esac
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$TOP/build}
+SUITE=${SUITE:-bookworm}
+MODE=${GUARDIAN_FROZEN_MODE:-onefile}
+WORK=$BUILD_DIR/cross-$ARCH
+ROOT=$WORK/root
+STAMP=$ROOT/.guardian-root-ready
+OUT=$TOP/dist
+
+# What the build root needs. libpython3.11 because Debian's python3.11 binary is linked
+# statically and PyInstaller bundles the shared library; armhf also builds PyInstaller's
+# bootloader and psutil from source.
+PACKAGES=python3,python3-venv,python3-pip,binutils,libpython3.11,ca-certificates
+if [ "$ARCH" = armhf ]; then
+	PACKAGES=$PACKAGES,gcc,libc6-dev,python3-dev,zlib1g-dev
+fi
+
+say() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$ARCH" "$*" >&2; }
+die() {
+	say "error: $*"
+	exit 1
+}
+now() { date +%s; }
+
+host_mirror() {
+	# The Debian archives (not the security one) this host's apt uses, first first.
+	for f in /etc/apt/sources.list.d/*.sources; do
+		if [ -r "$f" ]; then
+			awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) print $i }' "$f"
+		fi
+	done
+	if [ -r /etc/apt/sources.list ]; then
+		awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) print $i }' /etc/apt/sources.list
+	fi
+}
+
+[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, unshare)"
+missing=""
+for tool in debootstrap update-binfmts "qemu-$QEMU_ARCH-static"; do
+	command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
+	say "installing debootstrap qemu-user-static binfmt-support (missing:$missing)"
+	if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install \
+		-y -qq debootstrap qemu-user-static binfmt-support >/dev/null; }; then
+		die "apt-get install debootstrap qemu-user-static binfmt-support failed"
+	fi
+fi
+for tool in debootstrap update-binfmts "qemu-$QEMU_ARCH-static" chroot unshare; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: apt-get install debootstrap qemu-user-static binfmt-support"
+done
+
+MIRROR=${MIRROR:-$(host_mirror | head -n 1)}
+[ -n "$MIRROR" ] || die "no Debian mirror found in this host's apt sources: set MIRROR="
+
+mkdir -p "$BUILD_DIR" "$OUT"
+# build/ and dist/ hold roots of hundreds of MiB: make sure git never picks them up.
+for d in "$BUILD_DIR" "$OUT"; do
+	[ -e "$d/.gitignore" ] || printf '*\n' >"$d/.gitignore"
+done
+
+# binfmt_misc: lets the kernel run the target's binaries through qemu-user.
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc"
+fi
+update-binfmts --enable "qemu-$QEMU_ARCH" >/dev/null 2>&1 || true
+grep -q '^enabled' "/proc/sys/fs/binfmt_misc/qemu-$QEMU_ARCH" 2>/dev/null ||
+	die "binfmt handler qemu-$QEMU_ARCH is not enabled (update-binfmts --enable qemu-$QEMU_ARCH)"
+
+copy_qemu() {
+	# Only needed when the binfmt handler lacks the F (fix binary) flag.
+	if ! grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/qemu-$QEMU_ARCH"; then
+		mkdir -p "$1/usr/bin"
+		cp "$(command -v "qemu-$QEMU_ARCH-static")" "$1/usr/bin/"
+	fi
+}
+
+T0=$(now)
+if [ ! -e "$STAMP" ]; then
+	say "debootstrap $SUITE ($ARCH, minbase) into $ROOT"
+	rm -rf "$ROOT.new"
+	debootstrap --foreign --arch="$ARCH" --variant=minbase --include="$PACKAGES" \
+		"$SUITE" "$ROOT.new" "$MIRROR" >"$WORK.debootstrap.log" 2>&1 ||
+		die "debootstrap (first stage) failed: see $WORK.debootstrap.log"
+	copy_qemu "$ROOT.new"
+	say "debootstrap second stage under qemu-$QEMU_ARCH"
+	# (in a mount namespace of its own too: the second stage mounts /proc and /sys)
+	unshare --mount --propagation private \
+		chroot "$ROOT.new" /debootstrap/debootstrap --second-stage >>"$WORK.debootstrap.log" 2>&1 ||
+		die "debootstrap (second stage) failed: see $WORK.debootstrap.log"
+	rm -rf "$ROOT"
+	mv "$ROOT.new" "$ROOT"
+	: >"$STAMP"
+fi
+T1=$(now)
+say "root ready ($((T1 - T0)) s)"
+
+copy_qemu "$ROOT"
+# pip inside the root trusts what the host trusts (the host may sit behind a proxy
+# whose certificate only the host's bundle has).
+mkdir -p "$ROOT/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca-certificates.crt"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+
+# The sources, fresh each time (no build products, no caches).
+rm -rf "$ROOT/src"
+mkdir -p "$ROOT/src"
+(cd "$TOP" && tar cf - --exclude=__pycache__ --exclude='*.pyc' \
+	pyproject.toml guardian board-configs packaging) | tar xf - -C "$ROOT/src"
+
+say "building ($MODE) inside the $ARCH root"
+# /proc and /dev for pip and PyInstaller, mounted in a mount namespace of its own: they
+# vanish with it however the build ends, so nothing stays mounted under build/ (where a
+# `rm -rf build` would reach the host's /dev).
+# shellcheck disable=SC2016 # $1 and $2 are the inner shell's
+unshare --mount --propagation private sh -c '
+	mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" || exit 1
+	exec chroot "$1" /usr/bin/env -i \
+		PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8 \
+		PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
+		PIP_DEFAULT_TIMEOUT=180 FROZEN_VENV=/opt/frozen-venv GUARDIAN_FROZEN_MODE="$2" \
+		sh /src/packaging/build-frozen.sh
+' build-in-root "$ROOT" "$MODE"
+T2=$(now)
+say "built ($((T2 - T1)) s)"
+
+if [ "$MODE" = onedir ]; then
+	rm -rf "$OUT/guardian-$ARCH-onedir"
+	cp -a "$ROOT/src/dist/guardian-onedir" "$OUT/guardian-$ARCH-onedir"
+	BIN=$OUT/guardian-$ARCH-onedir/guardian
+else
+	cp "$ROOT/src/dist/guardian" "$OUT/guardian-$ARCH"
+	BIN=$OUT/guardian-$ARCH
+fi
+
+say "smoke test under qemu-$QEMU_ARCH"
+# The binary is linked against the target's glibc: qemu-user finds it in the root.
+# A 32-bit guest works in a tmpfs (see smoke-test.sh).
+SMOKE_TMP=""
+if [ "$ARCH" = armhf ] && [ -d /dev/shm ]; then
+	SMOKE_TMP=/dev/shm
+fi
+QEMU_LD_PREFIX=$ROOT SMOKE_TMP=$SMOKE_TMP sh "$TOP/packaging/smoke-test.sh" "$BIN"
+T3=$(now)
+say "smoke test passed ($((T3 - T2)) s)"
+say "done: $BIN, $(wc -c <"$BIN") bytes; times: root $((T1 - T0)) s, build $((T2 - T1)) s, smoke $((T3 - T2)) s, total $((T3 - T0)) s"
