@@ -1,0 +1,298 @@
+#!/bin/sh
+# The test agent (inittab ::once:): runs the scenario named on the kernel command line against
+# the tool started at boot (the guardian by its init script, or earlyoom), and writes one JSON
+# object per line to the second serial port, which the host reads. Then it powers off.
+#
+# Every line has "type": boot, ready, idle, round, event (the guardian's event log), log (a
+# line of earlyoom's output), kernel (an OOM line of the kernel log), error, done.
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+. /run/vmtest/env
+# The agent and its monitor must outlive anything the kernel's OOM killer could do; the
+# workloads get 0 back when they are started (spawn).
+echo -1000 >/proc/self/oom_score_adj
+
+OUT=/dev/ttyS1
+R=/run/vmtest
+TOOL=""
+case "$VMTEST_tool" in guardian|earlyoom) TOOL=$VMTEST_tool;; esac
+
+emit() { printf '%s\n' "$1" >"$OUT"; }
+now() { /usr/bin/vmtool now; }
+kib() { awk -v k="$1:" '$1 == k { print $2; exit }' /proc/meminfo; }
+oom_kills() { awk '$1 == "oom_kill" { print $2 }' /proc/vmstat; }
+oom_messages() { dmesg | grep -c 'invoked oom-killer'; }
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g; s/\t/ /g')"; }
+error() { emit "{\"type\": \"error\", \"message\": $(json_str "$1")}"; }
+# alive PID: the process exists and is not a zombie.
+alive() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+pidfile() { cat "/var/run/$1.pid" 2>/dev/null; }
+tool_pids() { [ -n "$TOOL" ] && pidof "$TOOL"; }
+sum_stat() { # utime + stime (clock ticks) of the PIDs
+	t=0
+	for p in "$@"; do s=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null); t=$((t + ${s:-0})); done
+	echo "$t"
+}
+sum_field() { # FILE KEY PID...: sum of "KEY: N" over the PIDs' /proc/PID/FILE
+	f=$1 k=$2 t=0
+	shift 2
+	for p in "$@"; do s=$(awk -v k="$k:" '$1 == k { print $2 }' "/proc/$p/$f" 2>/dev/null); t=$((t + ${s:-0})); done
+	echo "$t"
+}
+# spawn CMD...: start a workload in the background with oom_score_adj 0; its PID in LAST.
+spawn() {
+	( echo 0 >/proc/self/oom_score_adj; exec "$@" ) </dev/null >/dev/null 2>&1 &
+	LAST=$!
+}
+# wait_exit PID SECONDS: 0 when the process ended within the time.
+wait_exit() {
+	timeout "$2" /usr/bin/vmtool pidwait "$1" >/dev/null 2>&1
+	! alive "$1"
+}
+progress() { cat "$R/$1.progress" 2>/dev/null; } # "<MiB allocated> <seconds>"
+
+TOTAL=$(kib MemTotal)
+# The headroom mark, tool-neutral: the guardian's default terminate line (10 % of MemTotal,
+# at least 24 MiB). Minimality and time to recover are measured against it.
+# A board with its own terminate line sets MARK_MIB in its scenario.
+MARK=$((TOTAL / 10))
+[ "$MARK" -lt 24576 ] && MARK=24576
+[ -n "$MARK_MIB" ] && MARK=$((MARK_MIB * 1024))
+PSI=false
+[ -r /proc/pressure/memory ] && cat /proc/pressure/memory >/dev/null 2>&1 && PSI=true
+emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
+
+# --------------------------------------------------------------------------- ready
+
+ready_t0=$(now)
+i=0
+case "$TOOL" in
+	guardian)
+		until grep -qE '"event": ?"start"' "$R/events.jsonl" 2>/dev/null; do
+			sleep 0.2; i=$((i + 1)); [ "$i" -gt 600 ] && { error "the guardian did not start within 120 s"; break; }
+		done;;
+	earlyoom)
+		until grep -q 'SIGKILL when' "$R/earlyoom.log" 2>/dev/null; do
+			sleep 0.2; i=$((i + 1)); [ "$i" -gt 600 ] && { error "earlyoom did not start within 120 s"; break; }
+		done;;
+esac
+# The services hold their memory before anything is measured.
+i=0
+while :; do
+	lp=$(progress lowprio); cp=$(progress critd)
+	[ -n "$lp" ] && [ -n "$cp" ] && [ "${lp%%.*}" -ge "${LOWPRIO_MIB:-0}" ] && break
+	sleep 0.2; i=$((i + 1)); [ "$i" -gt 300 ] && { error "services did not come up: lowprio '$lp' critd '$cp'"; break; }
+done
+emit "{\"type\": \"ready\", \"now\": $(now), \"waited_s\": $(awk "BEGIN { print $(now) - $ready_t0 }"), \"tool_pids\": \"$(tool_pids)\", \"critd\": $(pidfile critd), \"lowprio\": $(pidfile lowprio), \"mem_available_kib\": $(kib MemAvailable)}"
+
+# --------------------------------------------------------------------------- idle cost
+
+if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
+	sleep 3
+	pids=$(tool_pids)
+	t0=$(sum_stat $pids); w0=$(sum_field status voluntary_ctxt_switches $pids)
+	n0=$(sum_field status nonvoluntary_ctxt_switches $pids); s0=$(now)
+	sleep "$IDLE_S"
+	s1=$(now); t1=$(sum_stat $pids); w1=$(sum_field status voluntary_ctxt_switches $pids)
+	n1=$(sum_field status nonvoluntary_ctxt_switches $pids)
+	# Where the single-file build unpacked itself (the directory of its mapped libraries).
+	unpack=0 unpack_fs=""
+	for p in $pids; do
+		d=$(awk '$6 ~ /\/_MEI/ { print $6; exit }' "/proc/$p/maps" | sed 's#^\(.*/_MEI[^/]*\)/.*#\1#')
+		[ -n "$d" ] && [ -d "$d" ] || continue
+		unpack=$(du -sk "$d" | cut -f1)
+		unpack_fs=$(df -P "$d" | awk 'NR == 2 { print $1 }')
+		break
+	done
+	emit "{\"type\": \"idle\", \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
+fi
+
+# --------------------------------------------------------------------------- rounds
+
+# round_begin: note the counters; start the monitor (MemAvailable every 20 ms).
+round_begin() {
+	RB_T=$(now); RB_OOM=$(oom_kills); RB_MSG=$(oom_messages)
+	RB_CRITD=$(pidfile critd); RB_LOWPRIO=$(pidfile lowprio); RB_TOOL=$(tool_pids)
+	RB_AVAIL=$(kib MemAvailable)
+	rm -f "$R/monitor.json"
+	/usr/bin/vmtool monitor "$R/monitor.json" "$MARK" &
+	MON=$!
+	TRACK=""
+	alive "$RB_LOWPRIO" && TRACK="lowprio:$RB_LOWPRIO:$(( ${LOWPRIO_MIB:-0} * 1024 ))"
+}
+
+# round_end LABEL EXTRA_JSON: what happened in the round, as one line.
+round_end() {
+	kill -TERM "$MON"; wait "$MON"
+	ended=""
+	for t in $TRACK; do
+		name=${t%%:*}; rest=${t#*:}; pid=${rest%%:*}; final=${rest#*:}
+		alive "$pid" || ended="$ended${ended:+, }{\"name\": \"$name\", \"pid\": $pid, \"final_kib\": $final}"
+	done
+	critd=$(pidfile critd); lowprio=$(pidfile lowprio)
+	crit_alive=false; alive "$critd" && crit_alive=true
+	emit "{\"type\": \"round\", \"label\": \"$1\", \"t0\": $RB_T, \"t1\": $(now), \"oom_kills\": $(( $(oom_kills) - RB_OOM )), \"oom_messages\": $(( $(oom_messages) - RB_MSG )), \"critd_before\": ${RB_CRITD:-0}, \"critd_after\": ${critd:-0}, \"critd_alive\": $crit_alive, \"lowprio_before\": ${RB_LOWPRIO:-0}, \"tool_pids_before\": \"$RB_TOOL\", \"tool_pids_after\": \"$(tool_pids)\", \"available_before_kib\": $RB_AVAIL, \"available_kib\": $(kib MemAvailable), \"ended\": [$ended], \"tool_rss_kib\": $(sum_field status VmRSS $(tool_pids)), \"tool_hwm_kib\": $(sum_field status VmHWM $(tool_pids)), \"monitor\": $(cat "$R/monitor.json" 2>/dev/null || echo null)${2:+, $2}}"
+}
+
+# services_up: bring back a service a tool ended in an earlier round (or between rounds).
+services_up() {
+	for s in critd lowprio; do
+		if ! alive "$(pidfile $s)"; then
+			emit "{\"type\": \"service_up\", \"name\": \"$s\", \"pid_was\": $(pidfile $s || echo 0), \"now\": $(now)}"
+			/etc/init.d/S??$s start >/dev/null
+			i=0
+			while [ "$i" -lt 100 ]; do
+				p=$(progress $s); eval "want=\${$(echo $s | tr a-z A-Z)_MIB:-0}"
+				[ -n "$p" ] && [ "${p%%.*}" -ge "$want" ] && break
+				sleep 0.1; i=$((i + 1))
+			done
+		fi
+	done
+}
+
+# settle: until MemAvailable stops rising (the last victim's memory is back), at most 10 s.
+settle() {
+	prev=0 i=0
+	while [ "$i" -lt 20 ]; do
+		sleep 0.5
+		a=$(kib MemAvailable)
+		[ "$a" -le $((prev + 256)) ] && break
+		prev=$a; i=$((i + 1))
+	done
+}
+
+# runaway_round LABEL RATE TIMEOUT: one hog, no ceiling, until something ends it.
+runaway_round() {
+	services_up
+	settle
+	round_begin
+	rm -f "$R/hog.progress"
+	spawn /usr/bin/vmtool alloc --name hog --rate "$2" --chunk 256 --progress "$R/hog.progress"
+	hog=$LAST
+	TRACK="$TRACK hog:$hog:-1"
+	timed_out=false
+	wait_exit "$hog" "$3" || { timed_out=true; kill -9 "$hog"; }
+	wait "$hog"; status=$?
+	settle
+	p=$(progress hog)
+	set -- "$1" "$2" "${p:-0 0}"
+	round_end "$1" "\"rate\": $2, \"hog_mib\": ${3%% *}, \"hog_s\": ${3##* }, \"hog_status\": $status, \"timed_out\": $timed_out"
+}
+
+scenario_runaway() {
+	for rate in $RATES; do
+		runaway_round "rate=$rate" "$rate" "${ROUND_TIMEOUT:-90}"
+	done
+}
+
+scenario_leak() {
+	round_begin
+	pid0=$(pidfile critd)
+	restarted_at=0 pid1=$pid0 i=0 gone=0
+	while [ "$i" -lt "$((${LEAK_MAX_S:-150} * 2))" ]; do
+		sleep 0.5; i=$((i + 1))
+		p=$(pidfile critd)
+		if [ "$restarted_at" = 0 ] && [ -n "$p" ] && [ "$p" != "$pid0" ] && alive "$p"; then
+			restarted_at=$(now); pid1=$p
+			# Watch the restarted daemon a little, then stop (it leaks again).
+			i=$(( ${LEAK_MAX_S:-150} * 2 - ${LEAK_AFTER_S:-10} * 2 ))
+		fi
+		# Ended, and nothing brought it back within 10 s (a restart passes through "no pidfile").
+		if [ "$restarted_at" = 0 ] && ! alive "$pid0" && ! alive "$p"; then
+			gone=$((gone + 1))
+			[ "$gone" -ge 20 ] && break
+		else
+			gone=0
+		fi
+	done
+	round_end "leak" "\"critd_pid0\": $pid0, \"critd_pid1\": ${pid1:-0}, \"restarted_at\": $restarted_at"
+}
+
+scenario_forkserver() {
+	settle
+	a0=$(kib MemAvailable)
+	# Workers' ceiling: together they want 1.5 workers more than the room above the mark, so
+	# the fewest processes that restore headroom is 2 (the low-priority service is smaller
+	# than one worker plus a half).
+	c=$(( (a0 - MARK) * 10 / (WORKERS * 10 - 15) / 1024 ))
+	round_begin
+	spawn /usr/bin/vmtool alloc --name srv --forks "$WORKERS" --rate "$WORKER_RATE" --ceiling "$c" --chunk 128
+	srv=$LAST
+	sleep 1
+	TRACK="$TRACK srv:$srv:0"
+	for w in $(cat /proc/$srv/task/$srv/children); do TRACK="$TRACK worker:$w:$((c * 1024))"; done
+	grow_s=$(awk "BEGIN { print int($c / $WORKER_RATE) + 12 }")
+	sleep "$grow_s"
+	settle
+	round_end "forkserver" "\"workers\": $WORKERS, \"worker_ceiling_mib\": $c, \"worker_rate\": $WORKER_RATE, \"available_start_kib\": $a0"
+}
+
+scenario_pagecache() {
+	settle
+	# The reader keeps the data set (on the root disk) in the page cache, over and over.
+	spawn sh -c 'while :; do cat /srv/data/*.bin >/dev/null; done'
+	reader=$LAST
+	sleep "${PC_WARM_S:-5}"
+	a0=$(kib MemAvailable)
+	reclaim=$((TOTAL * 15 / 100)); [ "$reclaim" -lt 32768 ] && reclaim=32768
+	# The grower leaves MemAvailable between the default terminate and reclaim lines.
+	target=$(( (reclaim + MARK) / 2 ))
+	c=$(( (a0 - target) / 1024 ))
+	round_begin
+	TRACK="$TRACK reader:$reader:0"
+	spawn /usr/bin/vmtool alloc --name grower --rate "$PC_RATE" --ceiling "$c" --progress "$R/grower.progress"
+	grower=$LAST
+	TRACK="$TRACK grower:$grower:$((c * 1024))"
+	sleep "$(awk "BEGIN { print int($c / $PC_RATE) + ${PC_HOLD_S:-20} }")"
+	round_end "pagecache" "\"grower_ceiling_mib\": $c, \"target_kib\": $target, \"available_start_kib\": $a0, \"cached_kib\": $(kib Cached), \"free_kib\": $(kib MemFree)"
+	kill "$reader" "$grower" 2>/dev/null
+}
+
+# restart_round LABEL HOW: a slow hog; at half the headroom the tool is SIGKILLed (HOW = all:
+# every process of it; pidfile: only the PID its init script recorded); its supervision must
+# bring it back in time.
+restart_round() {
+	services_up
+	settle
+	round_begin
+	a0=$RB_AVAIL
+	spawn /usr/bin/vmtool alloc --name hog --rate "$RESTART_RATE" --progress "$R/hog.progress"
+	hog=$LAST
+	TRACK="$TRACK hog:$hog:-1"
+	while alive "$hog" && [ "$(kib MemAvailable)" -gt $((a0 / 2)) ]; do sleep 0.1; done
+	kill_t=$(now)
+	if [ "$2" = all ]; then victims=$(tool_pids); else victims=$(pidfile "$TOOL"); fi
+	[ -n "$victims" ] && kill -9 $victims
+	wait_exit "$hog" "${ROUND_TIMEOUT:-90}" || { timed_out=true; kill -9 "$hog"; }
+	wait "$hog"; status=$?
+	settle
+	sleep 2
+	round_end "$1" "\"killed\": \"$victims\", \"kill_time\": $kill_t, \"hog_status\": $status, \"respawns\": \"$(cat $R/respawns 2>/dev/null | tr '\n' ';')\", \"tool_procs_after\": $(tool_pids | wc -w)"
+}
+
+scenario_restart() {
+	restart_round "kill-all" all
+	restart_round "kill-pidfile" pidfile
+}
+
+case "$SCENARIO_KIND" in
+	runaway|leak|forkserver|pagecache|restart) "scenario_$SCENARIO_KIND";;
+	*) error "unknown scenario kind '$SCENARIO_KIND'";;
+esac
+
+# --------------------------------------------------------------------------- evidence
+
+if [ -s "$R/events.jsonl" ]; then
+	while IFS= read -r line; do emit "{\"type\": \"event\", \"e\": $line}"; done <"$R/events.jsonl"
+fi
+if [ -s "$R/earlyoom.log" ]; then
+	grep -v '^mem avail' "$R/earlyoom.log" | while IFS= read -r line; do
+		emit "{\"type\": \"log\", \"tool\": \"earlyoom\", \"line\": $(json_str "$line")}"
+	done
+fi
+dmesg | grep -E 'invoked oom-killer|Out of memory|Killed process' | while IFS= read -r line; do
+	emit "{\"type\": \"kernel\", \"line\": $(json_str "$line")}"
+done
+emit "{\"type\": \"done\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime)}"
+sync
+poweroff -f

@@ -1,0 +1,421 @@
+"""Build what the VMs boot, from the current tree, into build/vm/:
+
+- the kernel: Debian's current linux-image-*-amd64 (apt-get download, dpkg -x), cached;
+- initramfs.cpio.gz: BusyBox and the modules the root disk needs (virtio, squashfs, ext4),
+  nothing else - it mounts the root disk and switches to it;
+- root.sqfs: the read-only root of a BusyBox board (the board's flash): BusyBox as init and
+  userland, the frozen guardian (dist/guardian) with the project's init/S03guardian and
+  init/guardian.default, earlyoom with the glibc it needs, vmtool, the scenario boards.
+"""
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import zlib
+from typing import Dict, Iterable, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(REPO, "build", "vm")
+GUEST = os.path.join(HERE, "guest")
+
+# What the initramfs loads, in this order after dependencies (crc32c_generic is ext4's
+# soft dependency: its checksums go through the crypto API).
+MODULES = ("virtio_pci", "virtio_blk", "squashfs", "crc32c_generic", "ext4")
+INITRAMFS_APPLETS = ("sh", "mount", "mkdir", "insmod", "sleep", "grep", "cat", "echo",
+                     "switch_root", "poweroff")
+DATA_FILES = 4  # page-cache data set: 4 files of 24 MiB of random bytes in /srv/data
+DATA_FILE_MIB = 24
+
+
+def log(message: str) -> None:
+    print("vm: %s" % message, file=sys.stderr, flush=True)
+
+
+def run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# --------------------------------------------------------------------------- the kernel
+
+def kernel_package() -> str:
+    """The package Debian's linux-image-amd64 depends on now (override: VM_KERNEL_PKG)."""
+    pkg = os.environ.get("VM_KERNEL_PKG")
+    if pkg:
+        return pkg
+    out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True).stdout
+    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*-amd64)", out)
+    if not m:
+        raise SystemExit("vm: cannot tell the current kernel package (apt-cache depends linux-image-amd64); "
+                         "run apt-get update, or set VM_KERNEL_PKG")
+    return m.group(1)
+
+
+def kernel() -> Tuple[str, str, str]:
+    """(vmlinuz, modules dir, version), downloaded and unpacked once."""
+    pkg = kernel_package()
+    dest = os.path.join(BUILD, "kernel", pkg)
+    if not os.path.isdir(os.path.join(dest, "boot")):
+        dl = os.path.join(BUILD, "dl")
+        os.makedirs(dl, exist_ok=True)
+        debs = [f for f in os.listdir(dl) if f.startswith(pkg + "_") and f.endswith(".deb")]
+        if not debs:
+            log("downloading %s" % pkg)
+            run(["apt-get", "download", pkg], cwd=dl, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            debs = [f for f in os.listdir(dl) if f.startswith(pkg + "_") and f.endswith(".deb")]
+        tmp = dest + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        run(["dpkg", "-x", os.path.join(dl, sorted(debs)[-1]), tmp])
+        shutil.rmtree(dest, ignore_errors=True)
+        os.rename(tmp, dest)
+    boot = os.path.join(dest, "boot")
+    vmlinuz = os.path.join(boot, next(f for f in os.listdir(boot) if f.startswith("vmlinuz-")))
+    version = os.path.basename(vmlinuz)[len("vmlinuz-"):]
+    moddir = os.path.join(dest, "lib", "modules", version)
+    if not os.path.isdir(moddir):
+        moddir = os.path.join(dest, "usr", "lib", "modules", version)
+    return vmlinuz, moddir, version
+
+
+def _module_index(moddir: str) -> Dict[str, str]:
+    index = {}
+    for root, _, files in os.walk(moddir):
+        for f in files:
+            if f.endswith(".ko"):
+                index[f[:-3].replace("-", "_")] = os.path.join(root, f)
+    return index
+
+
+def _depends(path: str) -> List[str]:
+    with open(path, "rb") as f:
+        data = f.read()
+    m = re.search(rb"\0depends=([^\0]*)\0", data)
+    return [d.replace("-", "_") for d in m.group(1).decode().split(",") if d] if m else []
+
+
+def module_order(moddir: str, wanted: Iterable[str]) -> List[Tuple[str, str]]:
+    """(name, path) of the wanted modules and their dependencies, dependencies first."""
+    index = _module_index(moddir)
+    out: List[Tuple[str, str]] = []
+    seen = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        if name not in index:
+            raise SystemExit("vm: module %s not in %s (compressed modules are not supported)" % (name, moddir))
+        for dep in _depends(index[name]):
+            visit(dep)
+        out.append((name, index[name]))
+
+    for name in wanted:
+        visit(name)
+    return out
+
+
+# --------------------------------------------------------------------------- cpio (newc)
+
+class Cpio:
+    def __init__(self) -> None:
+        self.buf = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", nlink: int = 1) -> None:
+        name_b = name.lstrip("/").encode() + b"\0"
+        hdr = "070701" + "".join("%08X" % v for v in (
+            self.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name_b), 0))
+        self.ino += 1
+        self.buf.write(hdr.encode() + name_b)
+        self.buf.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        self.buf.write(data)
+        self.buf.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    def dir(self, name: str) -> None:
+        self._entry(name, stat.S_IFDIR | 0o755, nlink=2)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def bytes(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        return self.buf.getvalue()
+
+
+def busybox() -> str:
+    for path in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(path) and b"ld-linux" not in open(path, "rb").read(4096):
+            return path
+    raise SystemExit("vm: a static BusyBox is needed (apt-get install busybox-static)")
+
+
+def build_initramfs(moddir: str, out: str) -> None:
+    c = Cpio()
+    for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
+        c.dir(d)
+    with open(busybox(), "rb") as f:
+        c.file("bin/busybox", f.read(), 0o755)
+    for applet in INITRAMFS_APPLETS:
+        c.symlink("bin/" + applet, "busybox")
+    order = module_order(moddir, MODULES)
+    for name, path in order:
+        with open(path, "rb") as f:
+            c.file("modules/%s.ko" % name, f.read())
+    c.file("modules.order", (" ".join(n for n, _ in order) + "\n").encode())
+    with open(os.path.join(GUEST, "init"), "rb") as f:
+        c.file("init", f.read(), 0o755)
+    with open(out + ".tmp", "wb") as f:
+        f.write(gzip.compress(c.bytes(), compresslevel=6))
+    os.replace(out + ".tmp", out)
+
+
+# --------------------------------------------------------------------------- the root disk
+
+def pyinstaller_binaries(path: str) -> Dict[str, bytes]:
+    """The shared objects inside a PyInstaller onefile build (name -> bytes), so that the
+    system libraries they link are copied too. Empty when it is not one."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = b"MEI\014\013\012\013\016"
+    pos = data.rfind(magic)
+    if pos < 0:
+        return {}
+    fmt = "!8sIIII64s"
+    _, length, toc_off, toc_len, _, _ = struct.unpack(fmt, data[pos:pos + struct.calcsize(fmt)])
+    start = pos + struct.calcsize(fmt) - length
+    toc = data[start + toc_off:start + toc_off + toc_len]
+    out: Dict[str, bytes] = {}
+    cur = 0
+    hdr = struct.calcsize("!IIIIBc")
+    while cur < len(toc):
+        elen, off, dlen, _, compressed, _ = struct.unpack("!IIIIBc", toc[cur:cur + hdr])
+        name = toc[cur + hdr:cur + elen].rstrip(b"\0").decode("utf-8", "replace")
+        cur += elen
+        if not re.search(r"\.so(\.|$)", name):
+            continue
+        blob = data[start + off:start + off + dlen]
+        if compressed:
+            blob = zlib.decompress(blob)
+        if blob[:4] == b"\x7fELF":
+            out[name] = blob
+    return out
+
+
+def ldd(paths: Iterable[str]) -> List[str]:
+    """Every library the ELF files need, resolved on this machine (the loader included)."""
+    libs = set()
+    for p in paths:
+        res = subprocess.run(["ldd", p], capture_output=True, text=True)
+        for line in res.stdout.splitlines():
+            m = re.search(r"(/\S+)\s+\(0x", line)
+            if m:
+                libs.add(m.group(1))
+    return sorted(libs)
+
+
+def _copy_lib(path: str, root: str) -> None:
+    """Copy a library under the same path, and the file a symlink points at."""
+    dest = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    real = os.path.realpath(path)
+    if not os.path.exists(dest):
+        shutil.copy2(real, dest)
+
+
+def _install(src: str, root: str, dest: str, mode: int = 0o755) -> None:
+    path = os.path.join(root, dest.lstrip("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    shutil.copyfile(src, path)
+    os.chmod(path, mode)
+
+
+def _write(root: str, dest: str, text: str, mode: int = 0o644) -> None:
+    path = os.path.join(root, dest.lstrip("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def build_vmtool(out: str) -> None:
+    src = os.path.join(HERE, "src", "vmtool.c")
+    run(["gcc", "-O2", "-static", "-Wall", "-Wextra", "-o", out + ".tmp", src])
+    os.replace(out + ".tmp", out)
+
+
+def data_set() -> str:
+    """Random (incompressible) files for the page-cache scenario, made once."""
+    d = os.path.join(BUILD, "data")
+    os.makedirs(d, exist_ok=True)
+    for i in range(DATA_FILES):
+        p = os.path.join(d, "data%d.bin" % i)
+        if not os.path.exists(p) or os.path.getsize(p) != DATA_FILE_MIB << 20:
+            with open(p + ".tmp", "wb") as f:
+                for _ in range(DATA_FILE_MIB):
+                    f.write(os.urandom(1 << 20))
+            os.replace(p + ".tmp", p)
+    return d
+
+
+def build_rootfs(root: str, guardian: str, earlyoom: str, vmtool: str) -> None:
+    from scenarios import SCENARIOS, env_file
+
+    shutil.rmtree(root, ignore_errors=True)
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "etc/default", "etc/guardian/vm",
+              "etc/vmtest/scenarios", "dev", "proc", "sys", "run", "var/lib", "root", "srv/data"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    os.makedirs(os.path.join(root, "tmp"))
+    os.chmod(os.path.join(root, "tmp"), 0o1777)
+    for link, target in (("var/run", "../run"), ("var/tmp", "../tmp"), ("var/log", "../tmp")):
+        os.symlink(target, os.path.join(root, link))
+
+    # BusyBox: init and every applet.
+    _install(busybox(), root, "/bin/busybox")
+    applets = subprocess.run([busybox(), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(root, "bin", applet))
+    os.symlink("../bin/busybox", os.path.join(root, "sbin", "init"))
+
+    # The tools: the frozen guardian, earlyoom, vmtool, and the libraries they load.
+    _install(guardian, root, "/usr/bin/guardian")
+    _install(earlyoom, root, "/usr/bin/earlyoom")
+    _install(vmtool, root, "/usr/bin/vmtool")
+    scratch = os.path.join(BUILD, "sofiles")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    inner = []
+    for name, blob in pyinstaller_binaries(guardian).items():
+        p = os.path.join(scratch, name.replace("/", "_"))
+        with open(p, "wb") as f:
+            f.write(blob)
+        inner.append(p)
+    # Also what the bundled ones link (the bootloader needs libz before it unpacks its own).
+    for lib in ldd([guardian, earlyoom] + inner):
+        _copy_lib(lib, root)
+    # glibc loads libgcc_s when a thread exits through pthread_exit (Python's daemon threads).
+    for lib in ("/lib/x86_64-linux-gnu/libgcc_s.so.1",):
+        if os.path.exists(lib):
+            _copy_lib(lib, root)
+    shutil.rmtree(scratch)
+
+    # The project's init integration, as a board would install it.
+    _install(os.path.join(REPO, "init", "S03guardian"), root, "/etc/init.d/S03guardian")
+    with open(os.path.join(REPO, "init", "guardian.default")) as f:
+        default = f.read()
+    _write(root, "/etc/default/guardian", default + (
+        "\n# VM test suite: the scenario's arguments (written by rcS from the kernel command line).\n"
+        "[ -r /run/vmtest/guardian.env ] && . /run/vmtest/guardian.env\n"))
+
+    # The test board: inittab, rcS, services, earlyoom's script, the agent, the boards.
+    _install(os.path.join(GUEST, "inittab"), root, "/etc/inittab", 0o644)
+    _install(os.path.join(GUEST, "rcS"), root, "/etc/init.d/rcS")
+    _install(os.path.join(GUEST, "S02earlyoom"), root, "/etc/init.d/S02earlyoom")
+    _install(os.path.join(GUEST, "service"), root, "/etc/init.d/S50critd")
+    _install(os.path.join(GUEST, "service"), root, "/etc/init.d/S60lowprio")
+    _install(os.path.join(GUEST, "agent.sh"), root, "/etc/vmtest/agent.sh")
+    _install(os.path.join(GUEST, "respawn.sh"), root, "/etc/vmtest/respawn.sh")
+    for f in os.listdir(os.path.join(HERE, "boards")):
+        if f.endswith(".toml"):
+            _install(os.path.join(HERE, "boards", f), root, "/etc/guardian/vm/" + f, 0o644)
+    for s in SCENARIOS:
+        _write(root, "/etc/vmtest/scenarios/%s.env" % s.name, env_file(s))
+    _write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+    _write(root, "/etc/group", "root:x:0:\n")
+    _write(root, "/etc/hostname", "vmboard\n")
+    for f in sorted(os.listdir(data_set())):
+        os.link(os.path.join(BUILD, "data", f), os.path.join(root, "srv", "data", f))
+
+
+def check_rootfs(root: str) -> None:
+    """Run the frozen guardian from the image on this machine (chroot, own mount namespace):
+    the libraries are all there, and every scenario board loads."""
+    boards = sorted(f for f in os.listdir(os.path.join(root, "etc", "guardian", "vm"))
+                    if f.endswith(".toml") and f != "vm-base.toml")
+    script = "mount -t proc proc %s/proc && chroot %s /bin/sh -c '%s'" % (root, root, " && ".join(
+        ["TMPDIR=/root /usr/bin/guardian --version", "/usr/bin/earlyoom -v >/dev/null"] +
+        ["{ TMPDIR=/root /usr/bin/guardian check --config /etc/guardian/vm/%s >/root/check.out 2>&1; "
+         "[ $? -lt 2 ] || { cat /root/check.out; exit 1; }; }" % b for b in boards]))
+    res = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit("vm: the image's guardian does not run or refuses a board:\n%s%s" % (res.stdout, res.stderr))
+    log("image check: %s" % res.stdout.strip().splitlines()[0])
+    for leftover in ("root/check.out",):
+        p = os.path.join(root, leftover)
+        if os.path.exists(p):
+            os.unlink(p)
+
+
+def inputs_digest(paths: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        if os.path.isdir(p):
+            for r, dirs, files in sorted(os.walk(p)):
+                dirs.sort()
+                for f in sorted(files):
+                    if f.endswith((".pyc",)):
+                        continue
+                    fp = os.path.join(r, f)
+                    h.update(fp.encode())
+                    with open(fp, "rb") as fh:
+                        h.update(hashlib.sha256(fh.read()).digest())
+        elif os.path.exists(p):
+            h.update(p.encode())
+            with open(p, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
+
+
+def build(guardian: Optional[str] = None) -> Dict[str, str]:
+    """Build (or reuse) everything; returns the paths the VMs need."""
+    os.makedirs(BUILD, exist_ok=True)
+    gi = os.path.join(REPO, "build", ".gitignore")
+    if not os.path.exists(gi):
+        with open(gi, "w") as f:
+            f.write("*\n")
+    guardian = guardian or os.path.join(REPO, "dist", "guardian")
+    if not os.access(guardian, os.X_OK):
+        raise SystemExit("vm: %s is missing: run `make frozen` first" % guardian)
+    earlyoom = shutil.which("earlyoom")
+    if not earlyoom:
+        raise SystemExit("vm: earlyoom is missing (apt-get install earlyoom)")
+    for tool in ("qemu-system-x86_64", "mksquashfs", "gcc", "unshare"):
+        if not shutil.which(tool):
+            raise SystemExit("vm: %s is missing (make vm-deps installs it)" % tool)
+    vmlinuz, moddir, version = kernel()
+    paths = {"kernel": vmlinuz, "initramfs": os.path.join(BUILD, "initramfs.cpio.gz"),
+             "root": os.path.join(BUILD, "root.sqfs"), "version": version}
+    digest = inputs_digest([guardian, earlyoom, HERE, os.path.join(REPO, "init"), vmlinuz])
+    stamp = os.path.join(BUILD, "image.digest")
+    if (os.path.exists(stamp) and open(stamp).read() == digest
+            and os.path.exists(paths["initramfs"]) and os.path.exists(paths["root"])):
+        log("image up to date (kernel %s)" % version)
+        return paths
+    log("building the image (kernel %s, guardian %s)" % (version, os.path.relpath(guardian, REPO)))
+    vmtool = os.path.join(BUILD, "vmtool")
+    build_vmtool(vmtool)
+    build_initramfs(moddir, paths["initramfs"])
+    root = os.path.join(BUILD, "rootfs")
+    build_rootfs(root, guardian, earlyoom, vmtool)
+    check_rootfs(root)
+    out = paths["root"]
+    if os.path.exists(out):
+        os.unlink(out)
+    run(["mksquashfs", root, out + ".tmp", "-noappend", "-all-root", "-comp", "gzip", "-quiet", "-no-progress"],
+        stdout=subprocess.DEVNULL)
+    os.replace(out + ".tmp", out)
+    with open(stamp, "w") as f:
+        f.write(digest)
+    log("image: %s (%.0f MiB), %s" % (os.path.relpath(out, REPO), os.path.getsize(out) / 2**20,
+                                      os.path.relpath(paths["initramfs"], REPO)))
+    return paths

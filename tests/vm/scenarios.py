@@ -1,0 +1,88 @@
+"""The scenarios of the VM test suite: what each VM runs and what it must show.
+
+Each scenario boots one VM per tool (the guardian, started by its SysV init script; earlyoom as
+the reference). Its `env` goes into /etc/vmtest/scenarios/<name>.env in the image and drives
+tests/vm/guest/agent.sh (SCENARIO_KIND picks the function there).
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
+
+# Runaway rates, MiB/s; 0 is as fast as the allocator can touch pages.
+RATES = "5 20 50 100 200 0"
+TOOLS = ("guardian", "earlyoom")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    kind: str  # the agent function: runaway, leak, forkserver, pagecache, restart
+    title: str
+    board: str  # tests/vm/boards/<board>.toml, installed as /etc/guardian/vm/<board>.toml
+    mem_mib: int = 256
+    kernel_args: str = ""
+    env: Dict[str, str] = field(default_factory=dict)
+    timeout_s: int = 420  # the whole VM, boot to poweroff
+    tools: Tuple[str, ...] = TOOLS
+    # False: measured and reported, never failing the suite (a known problem on record).
+    asserted: bool = True
+    # Checks of the guardian that may fail here for a known reason in the guardian (not in the
+    # test): check name -> the reason. Reported as "known", not failing the suite. Remove an
+    # entry once its cause is fixed. Names: oom, critical, minimal, runaway, headroom, timeout,
+    # pagecache, restart.
+    known: Dict[str, str] = field(default_factory=dict)
+
+
+def _services(mem_mib: int) -> Dict[str, str]:
+    critd, lowprio = (8, 16) if mem_mib >= 256 else (4, 8)
+    return {"CRITD_MIB": str(critd), "LOWPRIO_MIB": str(lowprio),
+            "CRITD_ARGS": "--ceiling %d" % critd, "LOWPRIO_ARGS": "--ceiling %d" % lowprio}
+
+
+def _env(mem_mib: int = 256, **extra: str) -> Dict[str, str]:
+    env = {"IDLE_S": "20", "ROUND_TIMEOUT": "90"}
+    env.update(_services(mem_mib))
+    env.update(extra)
+    return env
+
+
+SCENARIOS = (
+    Scenario("runaway-256", "runaway", "runaway at 5, 20, 50, 100, 200 MiB/s and flat out (256 MiB)",
+             "vm-runaway", 256, env=_env(256, RATES=RATES)),
+    Scenario("runaway-128", "runaway", "runaway at 5, 20, 50, 100, 200 MiB/s and flat out (128 MiB board lines)",
+             "vm-small", 128, env=_env(128, RATES=RATES, MARK_MIB="12"),
+             known={"minimal": "after a fast burst's culprit is killed, its fill rate (FillRate.peak, half-life "
+                               "10 s) keeps all lines raised by peak x reaction_time_s, so the bystander lowprio "
+                               "is stopped moments later though nothing grows any more"}),
+    # The same with the default lines: on record, not asserted (they do not fit 80 MiB).
+    Scenario("runaway-128-defaults", "runaway", "runaway on 128 MiB with the default lines (informational)",
+             "vm-runaway", 128, env=_env(128, RATES="5 50 200"), tools=("guardian",), asserted=False),
+    # critd leaks 2 MiB/s from 8 MiB: its ceiling (40 MiB) is crossed after ~16 s, memory
+    # would run out after ~75 s. No idle measurement: the leak runs from boot.
+    Scenario("leak", "leak", "critical daemon leaking 2 MiB/s: restarted by the leak watch",
+             "vm-leak", 256, env=_env(256, IDLE_S="0", CRITD_ARGS="--base 8 --rate 2",
+                                      LEAK_MAX_S="150", LEAK_AFTER_S="10")),
+    Scenario("forkserver", "forkserver", "forking server: 10 workers growing together, no culprit",
+             "vm-forkserver", 256, env=_env(256, WORKERS="10", WORKER_RATE="0.5")),
+    Scenario("pagecache", "pagecache", "page cache heavy reader + slow grower: reclaim, no kill",
+             "vm-pagecache", 256, env=_env(256, PC_RATE="4", PC_HOLD_S="20", PC_WARM_S="8")),
+    Scenario("nopsi", "runaway", "kernel booted with psi=0: polling fallback, runaway at 20, 100 MiB/s, flat out",
+             "vm-nopsi", 256, kernel_args="psi=0", env=_env(256, RATES="20 100 200 0")),
+    Scenario("restart", "restart", "tool SIGKILLed mid-pressure (hog 4 MiB/s), respawned via its init script",
+             "vm-restart", 256, env=_env(256, RESTART_RATE="4", SUPERVISE="1", IDLE_S="0")),
+)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def env_file(s: Scenario) -> str:
+    """The scenario's shell env file (sourced by rcS, the services and the agent)."""
+    env = dict(s.env)
+    env["SCENARIO_KIND"] = s.kind
+    env["GUARDIAN_ARGS"] = "--config /etc/guardian/vm/%s.toml --events-file /run/vmtest/events.jsonl" % s.board
+    # earlyoom as a user of this board would run it: Debian's defaults (-m 10,5; hourly
+    # report), with the board's critical daemon avoided and its low-priority service preferred.
+    env["EARLYOOM_ARGS"] = '-r 3600 --avoid "^(critd)$" --prefer "^(lowprio)$"'
+    lines = ["# scenario %s: %s" % (s.name, s.title)]
+    for key in sorted(env):
+        lines.append("%s='%s'" % (key, env[key].replace("'", "'\\''")))
+    return "\n".join(lines) + "\n"
