@@ -27,6 +27,21 @@ log = logging.getLogger("guardian")
 ReloadFn = Callable[[], Config]
 
 
+def _die_with_parent(ppid: int) -> None:
+    """A onefile build's worker must not outlive its unpacker: an init script that SIGKILLs
+    the PID in its pidfile (the unpacker) would otherwise start a second guardian beside it."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError) as exc:
+        log.debug("prctl(PR_SET_PDEATHSIG): %s", exc)
+        return
+    if os.getppid() != ppid:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Daemon:
     def __init__(self, config: Config, scope_dir: Optional[str] = None, proc_root: str = "/proc",
                  sys_root: str = "/sys", dry_run: bool = False, telemetry: Optional[Telemetry] = None,
@@ -80,6 +95,7 @@ class Daemon:
             if err:
                 log.warning("cannot set own oom_score_adj to -1000: %s", err)
         self.sensor.refresh_slow()
+        self._own_pids()
         self.kernel_oom_kills = self.sensor.oom_kills()
         thresholds = None
         if self.scope_dir is not None and os.path.exists(os.path.join(self.scope_dir, "cgroup.event_control")):
@@ -364,6 +380,7 @@ class Daemon:
             try:
                 if ppid > 1 and os.readlink("%s/%d/exe" % (self.proc_root, ppid)) == os.readlink("/proc/self/exe"):
                     self._parent = (ppid,)
+                    _die_with_parent(ppid)
                     if self.protect_self:
                         from guardian import selfprotect
                         err = selfprotect.set_oom_score_adj(-1000, pid=ppid, proc_root=self.proc_root)

@@ -163,3 +163,35 @@ def test_runtime_hook_restores_the_environment(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=dict(base, **env),
                              stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
         assert out.strip() == expected, (env, out)
+
+
+def test_the_worker_does_not_outlive_a_killed_unpacker(frozen_binary):
+    """An init script SIGKILLs the PID in its pidfile: the onefile unpacker. Its worker (the
+    guardian proper) must go too, or a restart would run two guardians."""
+    parent = subprocess.Popen([frozen_binary, "run", "--dry-run", "--state-file", "", "--events-file", ""],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        worker = None
+        deadline = time.monotonic() + 20
+        while worker is None and time.monotonic() < deadline:
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open("/proc/%s/stat" % entry) as f:
+                            if int(f.read().rsplit(")", 1)[1].split()[1]) == parent.pid:
+                                worker = int(entry)
+                    except (OSError, ValueError, IndexError):
+                        pass
+            time.sleep(0.1)
+        assert worker is not None, "no worker process under the onefile unpacker"
+        time.sleep(1.0)  # past its start-up, where it asks to die with its parent
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while os.path.exists("/proc/%d" % worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists("/proc/%d" % worker), "the worker outlived its unpacker"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
