@@ -43,3 +43,4 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 include packaging/frozen.mk
 include bench/bench.mk
+include tests/vm/vm.mk
