@@ -84,6 +84,8 @@ class Victims:
     # Processes of these names are never candidates (besides PID 1, kernel threads, ourselves,
     # oom_score_adj -1000 and [[critical]] entries).
     ignore_names: Tuple[str, ...] = ()
+    # Ending a process that holds less than this frees nothing worth a service.
+    min_rss_mib: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -612,6 +612,10 @@ class Daemon:
             error=result.error, reaction_ms=reaction_ms)
         self.state = policy.after_kill(self.state, done)
         self.fill.reset_baseline()
+        # The lines followed the burst the victim made; once it is gone they return to the
+        # board's own, or a bystander would be stopped at idle. The long peak keeps the
+        # guardian waking often for a while.
+        self.fill.reset_peak()
         self.fill_long.reset_baseline()
         return True
 

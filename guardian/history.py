@@ -49,6 +49,11 @@ class FillRate:
         """Forget the last sample (after an action freed memory, the jump is not a rate)."""
         self._last = None
 
+    def reset_peak(self) -> None:
+        """Forget the peak: the burst it measured was just ended by a kill."""
+        self._peak = 0.0
+        self.current = 0.0
+
 
 class Growth:
     """Per-process RSS samples over a sliding window: who grew, and by how much."""

@@ -215,8 +215,8 @@ def is_protected(proc: ProcInfo, roles: Mapping[int, object], self_pid: Pids, co
         return "critical (%s)" % role.entry.name
     if proc.comm in config.victims.ignore_names:
         return "ignored by name"
-    if proc.rss <= 0:
-        return "holds no memory"
+    if proc.rss <= 0 or proc.rss < config.victims.min_rss_mib * MIB:
+        return "holds almost no memory"
     return None
 
 

@@ -39,3 +39,15 @@ def test_growth_forgets_samples_older_than_the_window_and_pid_reuse():
     assert g.growth()[10] == 10 * MIB  # since t=20, the oldest sample inside the window
     g.add(55.0, [proc(10, rss_mib=5, starttime=2)])  # a new process under the same PID
     assert g.growth()[10] == 5 * MIB
+
+
+def test_reset_peak_after_a_kill_returns_the_lines_to_the_boards_own():
+    f = FillRate(half_life_s=10.0)
+    f.add(0.0, 500 * MIB)
+    f.add(1.0, 300 * MIB)
+    assert f.peak(1.0) > 0
+    f.reset_peak()
+    f.reset_baseline()
+    assert f.peak(1.0) == 0.0
+    f.add(2.0, 600 * MIB)  # memory came back: no rate
+    assert f.peak(2.0) == 0.0

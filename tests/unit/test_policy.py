@@ -277,3 +277,9 @@ def test_the_guardians_other_processes_are_never_victims():
     r = reading(40, procs=procs, self_pid=62, own_pids=(60,))
     plan = policy.decide(r, Recent(growth={60: 20 * MIB}), PolicyState(), CFG, {})
     assert plan.action == "kill" and plan.victim.pid == 61
+
+
+def test_a_process_holding_almost_nothing_is_no_victim():
+    procs = (proc(10, "sleep", rss_mib=0.5, oom_score=999), proc(11, "app", rss_mib=50, oom_score=100))
+    plan = policy.decide(reading(40, procs=procs), Recent(), PolicyState(), CFG, {})
+    assert plan.victim.pid == 11

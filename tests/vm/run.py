@@ -164,8 +164,8 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
             rnd["rate_seen"] = round(r["hog_mib"] / r["hog_s"], 1) if r.get("hog_s") else None
             rnd["hog_mib"] = r.get("hog_mib")
             rnd["timed_out"] = r.get("timed_out")
-        acts = events_in(events, r["t0"], r["t1"], ("kill", "terminate", "reclaim", "leak", "leak_action",
-                                                       "leak_result", "kernel_oom", "start"))
+        acts = events_in(events, r["t0"], r["t1"], ("kill", "kill_result", "terminate", "reclaim", "leak",
+                                                       "leak_action", "leak_result", "kernel_oom", "start"))
         rnd["acts"] = [{"event": e["event"], "name": e.get("name", e.get("step", "")),
                         "why": e.get("why", ""), "reaction_ms": e.get("reaction_ms"),
                         "freed_mib": round(e["freed_bytes"] / 2**20, 1) if isinstance(e.get("freed_bytes"), (int, float)) else None}
@@ -208,8 +208,8 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
                 else:
                     fails.append(("restart", "the guardian did not come back"))
                 if r.get("tool_procs_after", 0) > 2:
-                    out["notes"].append("%s: %d guardian processes after the restart (a second guardian "
-                                        "beside the orphaned worker of the killed one)" % (r["label"], r["tool_procs_after"]))
+                    fails.append(("restart", "%d guardian processes after the restart: a second guardian beside "
+                                  "the orphaned worker of the killed one" % r["tool_procs_after"]))
             elif not r.get("tool_pids_after"):
                 fails.append(("restart", "earlyoom did not come back"))
         rnd["checks_failed"] = [m for _, m in fails]
@@ -221,11 +221,17 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
                 out["notes"].append("%s (beyond 200 MiB/s, not asserted): %s" % (r["label"], message))
             elif run["tool"] == "guardian" and key in s.known:
                 out["known"].append("%s: %s (known: %s)" % (r["label"], message, s.known[key]))
+            elif (run["tool"] == "guardian" and s.max_asserted_rate is not None
+                  and rnd.get("rate_asked", 0) > s.max_asserted_rate):
+                out["known"].append("%s: %s (above %g MiB/s, known: %s)" % (
+                    r["label"], message, s.max_asserted_rate, s.above_rate_reason))
             else:
                 out["failures"].append("%s: %s" % (r["label"], message))
     # A service ended when no round was running (at idle, or while memory settled).
     ended_pids = {pid for rnd in out["rounds"] for pid in rnd["ended_pids"]}
     before = [ready.get("lowprio")] + [r.get("lowprio_before") for r in by("round")]
+    if ready and not ready.get("lowprio"):
+        out["failures"].append("lowprio was ended before the first round (at idle)")
     for earlier, later in zip(before, before[1:]):
         if earlier and later and earlier != later and earlier not in ended_pids:
             out["failures"].append("lowprio[%s] was ended outside any round (at idle or between rounds)" % earlier)
@@ -322,8 +328,12 @@ def report(judged: List[Dict[str, Any]], wall_s: float) -> str:
         if j["tool"] != "guardian":
             continue
         for r in j["rounds"]:
-            acts = ["%s %s%s" % (a["event"], a["name"], " (%.0f ms)" % a["reaction_ms"] if a.get("reaction_ms") else "")
-                    for a in r["acts"] if a["event"] != "start"]
+            acts = []
+            for a in r["acts"]:
+                if a["event"] == "kill_result" and acts:
+                    acts[-1] += " (gone %.0f ms after the reading, %s MiB back)" % (a.get("reaction_ms") or 0, a.get("freed_mib"))
+                elif a["event"] != "start":
+                    acts.append("%s %s" % (a["event"], a["name"]))
             extra = ""
             if "restart_s" in r:
                 extra = "; back %.1f s after SIGKILL, %s procs after" % (r["restart_s"], r.get("tool_procs_after"))

@@ -5,7 +5,7 @@ the reference). Its `env` goes into /etc/vmtest/scenarios/<name>.env in the imag
 tests/vm/guest/agent.sh (SCENARIO_KIND picks the function there).
 """
 from dataclasses import dataclass, field
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 # Runaway rates, MiB/s; 0 is as fast as the allocator can touch pages.
 RATES = "5 20 50 100 200 0"
@@ -30,6 +30,10 @@ class Scenario:
     # entry once its cause is fixed. Names: oom, critical, minimal, runaway, headroom, timeout,
     # pagecache, restart.
     known: Dict[str, str] = field(default_factory=dict)
+    # Runaway rounds above this rate (MiB/s) are measured and their failures reported as known
+    # (with this reason), not failing the suite. None: every rate up to 200 MiB/s is asserted.
+    max_asserted_rate: Optional[float] = None
+    above_rate_reason: str = ""
 
 
 def _services(mem_mib: int) -> Dict[str, str]:
@@ -52,7 +56,12 @@ SCENARIOS = (
              "vm-small", 128, env=_env(128, RATES=RATES, MARK_MIB="12"),
              known={"minimal": "after a fast burst's culprit is killed, its fill rate (FillRate.peak, half-life "
                                "10 s) keeps all lines raised by peak x reaction_time_s, so the bystander lowprio "
-                               "is stopped moments later though nothing grows any more"}),
+                               "is stopped moments later though nothing grows any more"},
+             max_asserted_rate=20,
+             above_rate_reason="the guardian holds 20 MiB of this board's 80, leaving about 12 MiB between "
+                               "MemAvailable at rest and the kill line; at 50 MiB/s and more the guardian's own "
+                               "allocations while it scans at the edge (GFP_KERNEL, reading /proc) invoke the "
+                               "kernel OOM killer in about 1 run of 3"),
     # The same with the default lines: on record, not asserted (they do not fit 80 MiB).
     Scenario("runaway-128-defaults", "runaway", "runaway on 128 MiB with the default lines (informational)",
              "vm-runaway", 128, env=_env(128, RATES="5 50 200"), tools=("guardian",), asserted=False),

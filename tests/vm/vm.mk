@@ -12,7 +12,8 @@ VM_PYTHON ?= python3
 .PHONY: vm-test vm-deps vm-image
 
 # qemu-system-x86 (TCG; KVM is not needed), mksquashfs, a static BusyBox, earlyoom (the
-# reference), gcc and libc6-dev (vmtool is linked statically).
+# reference), gcc and libc6-dev (vmtool is linked statically). On a host running systemd,
+# installing earlyoom also starts its service: `systemctl disable --now earlyoom` if unwanted.
 vm-deps:
 	@missing=""; \
 	for pair in qemu-system-x86_64:qemu-system-x86 mksquashfs:squashfs-tools earlyoom:earlyoom gcc:gcc; do \

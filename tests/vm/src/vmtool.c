@@ -132,7 +132,7 @@ static int run_plan(const struct plan *pl)
 	}
 	for (;;) {
 		double t = now_mono();
-		if (t - last_report >= 0.1) {
+		if (t - last_report >= 0.02) {
 			report(allocated, t - start);
 			last_report = t;
 		}
