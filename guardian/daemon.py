@@ -487,7 +487,7 @@ class Daemon:
             self._reclaim(plan, reading)
             return True
         if plan.action == "terminate" and plan.victim is not None:
-            return self._terminate(plan, now)
+            return self._terminate(plan, reading, now)
         if plan.action == "kill" and plan.victim is not None:
             return self._kill(plan, reading)
         return False
@@ -526,19 +526,19 @@ class Daemon:
         self.fill.reset_baseline()
         self.fill_long.reset_baseline()
 
-    def _victim_fields(self, plan: policy.Plan) -> Dict[str, Any]:
+    def _victim_fields(self, plan: policy.Plan, reading: Reading) -> Dict[str, Any]:
         v = plan.victim
         return dict(pid=v.pid, name=v.name, rss_bytes=v.rss, oom_score=v.oom_score, growth_bytes=v.growth,
-                    why=v.why, runner_up=v.runner_up, reason=plan.reason, available_bytes=None)
+                    why=v.why, runner_up=v.runner_up, reason=plan.reason, available_bytes=reading.available)
 
-    def _terminate(self, plan: policy.Plan, now: float) -> bool:
+    def _terminate(self, plan: policy.Plan, reading: Reading, now: float) -> bool:
         v = plan.victim
         grace = self.config.actions.grace_s
         how = "stop command %s" % list(v.stop) if v.stop else "SIGTERM"
         message = "%s[%d] by %s: %s; chosen as %s%s" % (
             v.name, v.pid, how, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "")
         if self.dry_run:
-            self.tell.event("terminate", "dry run: would stop " + message, dry_run=True, **self._victim_fields(plan))
+            self.tell.event("terminate", "dry run: would stop " + message, dry_run=True, **self._victim_fields(plan, reading))
             self.state = policy.after_dry_run(self.state, now + grace)
             return False
         handle = sig.open_process(v.pid, v.starttime, self.proc_root)
@@ -546,7 +546,7 @@ class Daemon:
             self.tell.event("gone", "%s[%d] exited before it could be stopped" % (v.name, v.pid), pid=v.pid)
             self.state = policy.after_gone(self.state, now)
             return True
-        self.tell.event("terminate", message, grace_s=grace, **self._victim_fields(plan))
+        self.tell.event("terminate", message, grace_s=grace, **self._victim_fields(plan, reading))
         self.state = policy.after_terminate(self.state, v, now, grace)
         self._watch_pending(handle)
         timeout = self.config.actions.stop_command_timeout_s
@@ -584,7 +584,7 @@ class Daemon:
         message = "%s[%d]: %s; chosen as %s%s" % (
             v.name, v.pid, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "")
         if self.dry_run:
-            self.tell.event("kill", "dry run: would kill " + message, dry_run=True, **self._victim_fields(plan))
+            self.tell.event("kill", "dry run: would kill " + message, dry_run=True, **self._victim_fields(plan, reading))
             self.state = policy.after_dry_run(self.state, time.monotonic() + act.grace_s)
             return False
         self._drop_pending()
@@ -593,8 +593,8 @@ class Daemon:
             self.tell.event("gone", "%s[%d] exited before it could be killed" % (v.name, v.pid), pid=v.pid)
             self.state = policy.after_gone(self.state, time.monotonic())
             return True
-        fields = self._victim_fields(plan)
-        fields.update(available_bytes=reading.available, process_group=act.kill_process_group)
+        fields = self._victim_fields(plan, reading)
+        fields.update(process_group=act.kill_process_group)
         # On disk before the act: a power cut mid-kill still leaves the reason.
         self.tell.event("kill", message, **fields)
         try:

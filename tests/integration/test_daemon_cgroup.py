@@ -82,6 +82,8 @@ def test_sigterm_first_a_clean_exit_is_never_killed(memcg, guardian_factory, boa
     assert keeper.poll() is None
     kinds = [e["event"] for e in g.events()]
     assert "terminate" in kinds and "kill" not in kinds, kinds
+    term = next(e for e in g.events() if e["event"] == "terminate")
+    assert 0 < term["available_bytes"] < LIMIT  # the reading that called for it
 
 
 def test_a_grower_that_ignores_sigterm_is_killed(memcg, guardian_factory, board):
