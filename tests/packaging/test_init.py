@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 
 from tests.packaging.conftest import REPO, need, need_root
@@ -95,7 +96,9 @@ def test_a_script_runs_under_its_own_name(tmp_path):
     """The S-script matches by --name guardian: the Python package's /usr/bin/guardian is a
     script whose process the kernel names after the script, not after python3."""
     script = tmp_path / "guardian"
-    script.write_text("#!%s\nimport time\ntime.sleep(30)\n" % shutil.which("python3"))
+    # The interpreter itself, not whatever `python3` is on PATH: a version-manager shim there is a
+    # shell script, and the kernel would name the process after the shim.
+    script.write_text("#!%s\nimport time\ntime.sleep(30)\n" % os.path.realpath(sys.executable))
     script.chmod(0o755)
     proc = subprocess.Popen([str(script)])
     try:
