@@ -411,6 +411,7 @@ _CONSTRAINTS: Dict[str, Any] = {
     "Wait.proc_sample_interval_s": _positive,
     "Actions.drop_caches_level": _choice(0, 1, 2, 3),
     "Victims.culprit_share": _range(0, 1),
+    "Victims.culprit_min_percent": _range(0, 100),
     "Victims.growth_window_s": _positive,
     "LeakWatch.on_leak": _choice("restart", "notify", "command"),
     "LeakWatch.interval_s": _positive,

@@ -77,9 +77,12 @@ class Actions:
 @dataclass(frozen=True)
 class Victims:
     # A process that grew by at least culprit_share of the scope's total growth over the
-    # growth window, and by at least culprit_min_mib, is the culprit and goes first.
+    # growth window, and by at least culprit_min_mib (or culprit_min_percent of the scope's
+    # total where that is less: a runaway on an 80 MiB board crosses the lines after a few
+    # MiB), is the culprit and goes first.
     culprit_share: float = 0.5
     culprit_min_mib: float = 8.0
+    culprit_min_percent: float = 5.0
     growth_window_s: float = 30.0
     # Processes of these names are never candidates (besides PID 1, kernel threads, ourselves,
     # oom_score_adj -1000 and [[critical]] entries).

@@ -334,8 +334,11 @@ class Daemon:
             recent = self._recent(now)
             roles = classify(reading.procs, cfg, self.proc_root)
             plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
+        stopped = self.state.pending is not None and plan.state.pending is None and plan.action != "kill"
         self.state = plan.state
         self.last_plan = plan
+        if stopped:
+            self._forget_burst()
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
         self._watch_kernel_ooms()
@@ -611,13 +614,16 @@ class Daemon:
             pid=v.pid, name=v.name, exited=exited, freed_bytes=freed, mreleased=result.mreleased,
             error=result.error, reaction_ms=reaction_ms)
         self.state = policy.after_kill(self.state, done)
+        self._forget_burst()
+        return True
+
+    def _forget_burst(self) -> None:
+        """A victim is gone (killed, or stopped within its grace). The lines followed the burst
+        it made; they return to the board's own, or a bystander would be stopped at idle. The
+        long peak keeps the guardian waking often for a while."""
         self.fill.reset_baseline()
-        # The lines followed the burst the victim made; once it is gone they return to the
-        # board's own, or a bystander would be stopped at idle. The long peak keeps the
-        # guardian waking often for a while.
         self.fill.reset_peak()
         self.fill_long.reset_baseline()
-        return True
 
     # ----------------------------------------------------------------------------------------
     # Tell

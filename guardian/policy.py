@@ -260,7 +260,8 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     by_growth = sorted(candidates, key=lambda p: (grew(p), p.rss), reverse=True)
     top = by_growth[0]
     top_growth = grew(top)
-    if (total_growth > 0 and top_growth >= vic.culprit_min_mib * MIB
+    culprit_min = min(vic.culprit_min_mib * MIB, total * vic.culprit_min_percent / 100.0)
+    if (total_growth > 0 and top_growth >= culprit_min
             and top_growth >= vic.culprit_share * total_growth):
         runner = by_growth[1] if len(by_growth) > 1 else None
         why = "culprit: %s, %.0f%% of the %.1f MiB grown in %.0f s" % (

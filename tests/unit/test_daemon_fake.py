@@ -134,3 +134,28 @@ def test_kernel_oom_count_from_vmstat(tree, tmp_path):
     fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 4")  # no final newline
     assert sensor.oom_kills() == 4
     sensor.close()
+
+
+def test_once_a_stopped_victim_is_gone_the_lines_return_to_the_boards_own(tree, tmp_path):
+    """The burst a stopped runaway made raised every line by its fill rate; once it exits within
+    its grace the raised lines would stop a bystander at idle (seen on an 80 MiB VM)."""
+    from guardian import policy
+
+    d, _ = make_daemon(tree, tmp_path, dry_run=False)
+    try:
+        d.tick(0.0)
+        base = d.last_plan.lines
+        d.fill.add(0.5, 800 * 1024 * 1024)
+        d.fill.add(1.0, 700 * 1024 * 1024)  # 200 MiB/s
+        assert d.fill.peak(1.0) > 0
+        d.state = policy.after_terminate(d.state, policy.Victim(
+            pid=100, starttime=0, pgid=100, name="hog", rss=0, oom_score=0, growth=0, score=0, why="",
+            runner_up=""), 1.0, 5.0)
+        shutil.rmtree(os.path.join(tree, "100"))
+        d.tick(1.5)
+        assert d.state.pending is None and "stopped" in d.last_plan.reason
+        assert d.fill.peak(1.5) == 0.0
+        d.tick(2.0)
+        assert d.last_plan.lines == base
+    finally:
+        d.close()

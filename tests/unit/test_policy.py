@@ -96,6 +96,21 @@ def test_culprit_goes_first_even_with_low_priority_services():
     assert "webui" in v.runner_up
 
 
+def test_on_a_small_board_a_few_mib_of_growth_make_a_culprit():
+    """80 MiB: a runaway crosses the lines after growing ~5 MiB, under the 8 MiB floor; 5 % of
+    MemTotal (4 MiB) is the bar there. On 1 GiB the 8 MiB floor still holds."""
+    procs = (proc(10, "hog", rss_mib=6, oom_score=80), proc(11, "webui", rss_mib=12, oom_score=150))
+    cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui")),))
+    roles = {11: Role("low_priority", cfg.low_priority[0])}
+    recent = Recent(growth={10: 5 * MIB, 11: 0}, growth_span_s=2)
+    small = policy.choose_victim(procs, roles, recent, cfg, 80 * MIB, 99999)
+    assert small.pid == 10 and "culprit" in small.why
+    big = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999)
+    assert big.pid == 11 and "low priority" in big.why
+    strict = replace(cfg, victims=replace(cfg.victims, culprit_min_percent=100))
+    assert policy.choose_victim(procs, roles, recent, strict, 80 * MIB, 99999).pid == 11
+
+
 def test_low_priority_first_without_a_clear_culprit_in_board_order():
     procs = (proc(10, "app", rss_mib=300, oom_score=300), proc(11, "webui", rss_mib=50),
              proc(12, "nodered", rss_mib=80))
