@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from guardian import sysctl as _sysctl
-from guardian.config import Board, BoardMatch, Config, Critical, LeakWatch, LowPriority, Match
+from guardian.config import Board, BoardMatch, Config, Critical, LeakWatch, Line, LowPriority, Match
 
 try:  # Python >= 3.11
     import tomllib as _toml
@@ -402,6 +402,7 @@ def _choice(*options: Any):
 _ADJ = _range(-1000, 1000, "an integer")
 _CONSTRAINTS: Dict[str, Any] = {
     "Line.percent": _range(0, 100),
+    "Line.floor_max_percent": _range(0, 100),
     "Thresholds.reaction_time_s": _range(0, 60),
     "Wait.psi_window_us": _range(500000, 10000000, "an integer (microseconds)"),
     "Wait.psi_stall_us": _range(1, 10000000, "an integer (microseconds)"),
@@ -704,6 +705,8 @@ def merge(base: Dict[str, Any], top: Dict[str, Any]) -> Dict[str, Any]:
 def _build(cls: type, raw: Dict[str, Any], default: Any) -> Any:
     hints = _hints(cls)
     changes = {}
+    if cls is Line and "min_mib" in raw and "floor_max_percent" not in raw:
+        changes["floor_max_percent"] = 100.0  # a floor the board wrote is meant as written
     for key, value in raw.items():
         tp = _optional_of(hints[key]) or hints[key]
         if value is not None and dataclasses.is_dataclass(tp):

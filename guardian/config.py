@@ -11,21 +11,29 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Line:
-    """A MemAvailable line: percent of the total, with an absolute floor. The larger wins."""
+    """A MemAvailable line: percent of the total, with an absolute floor. The larger wins.
+
+    The floor itself asks for at most floor_max_percent of the total: the default floors fit
+    a 256 MiB board and would stop services at rest on a 128 MiB one. A board that writes its
+    own min_mib gets it as written (the loader sets floor_max_percent to 100 then).
+    """
 
     percent: float
     min_mib: float
+    floor_max_percent: float = 100.0
 
     def bytes_for(self, total: int) -> int:
-        return int(max(total * self.percent / 100.0, self.min_mib * MIB))
+        floor = min(self.min_mib * MIB, total * self.floor_max_percent / 100.0)
+        return int(max(total * self.percent / 100.0, floor))
 
 
 @dataclass(frozen=True)
 class Thresholds:
     # MemAvailable lines, highest first.
-    reclaim: Line = Line(15.0, 32.0)
-    terminate: Line = Line(10.0, 24.0)
-    kill: Line = Line(5.0, 16.0)
+    # The floors shrink on boards under 160 MiB: on 80 MiB MemTotal they are 16/12/10 MiB.
+    reclaim: Line = Line(15.0, 32.0, floor_max_percent=20.0)
+    terminate: Line = Line(10.0, 24.0, floor_max_percent=15.0)
+    kill: Line = Line(5.0, 16.0, floor_max_percent=12.5)
     # A rung is left only once available is this much (percent of total) above its line.
     hysteresis_percent: float = 3.0
     # The kill line also covers what arrives while the guardian reacts at the fill rate seen.

@@ -35,10 +35,21 @@ def lines(total=TOTAL, cfg=CFG, rate=0.0):
 def test_lines_percent_wins_on_big_memory_and_floor_on_small():
     big = lines(total=8192 * MIB)
     assert big.kill == int(8192 * MIB * 0.05)
-    small = lines(total=80 * MIB)  # a 128 MiB board: 5 % would be 4 MiB, the floor is 16 MiB
-    assert small.kill == 16 * MIB
-    assert small.terminate == 24 * MIB
-    assert small.reclaim == 32 * MIB
+    board = lines(total=205 * MIB)  # a 256 MiB board: 5 % would be 10 MiB, the floor is 16 MiB
+    assert (board.reclaim, board.terminate, board.kill) == (32 * MIB, 24 * MIB, 16 * MIB)
+    # 128 MiB (80 MiB MemTotal): the default floors shrink to 20/15/12.5 % of the total, so a
+    # board at rest with 30 MiB available is not above them by a hair.
+    small = lines(total=80 * MIB)
+    assert (small.reclaim, small.terminate, small.kill) == (16 * MIB, 12 * MIB, 10 * MIB)
+
+
+def test_a_floor_the_board_writes_is_used_as_written():
+    from guardian.boardconfig import build_config
+    cfg = build_config({"thresholds": {"kill": {"percent": 5, "min_mib": 11}, "terminate": {"percent": 12}}},
+                       "b.toml", ("b.toml",), "b")
+    small = lines(total=80 * MIB, cfg=cfg)
+    assert small.kill == 11 * MIB  # written: as is, though above 12.5 % of the total
+    assert small.terminate == int(80 * MIB * 0.15)  # floor not written: the default, capped at 15 %
 
 
 def test_kill_line_grows_with_the_observed_fill_rate():
