@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 ARGS   ?=
 
-.PHONY: run test deps test-deps unit integration clean status
+.PHONY: run test test-fast deps test-deps unit integration clean status
 
 $(VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -29,8 +29,14 @@ $(VENV)/.test-ok: $(VENV)/.ok
 test-deps: $(VENV)/.test-ok
 
 # Installs everything the tests need, then runs every test: unit, integration (real processes
-# and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint).
+# and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint), then the VM suite
+# (tests/vm: the frozen guardian against the kernel OOM killer in small QEMU VMs, beside earlyoom).
 test: test-deps
+	$(PY) -m pytest -ra tests
+	$(MAKE) --no-print-directory vm-test
+
+# The pytest part alone (a few minutes; no VMs).
+test-fast: test-deps
 	$(PY) -m pytest -ra tests
 
 unit: test-deps

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -275,7 +275,7 @@ def _cell(r: Optional[Dict[str, Any]]) -> List[str]:
     return [str(r["oom_kills"]), ended, crit, "%.1f" % r["recover_s"], "%.0f" % r["min_available_mib"]]
 
 
-def report(judged: List[Dict[str, Any]], wall_s: float) -> str:
+def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[str, Any]] = ()) -> str:
     repeats = judged
     judged = [j for j in judged if not j.get("repeat")]
     by_key = {(j["scenario"], j["tool"]): j for j in judged}
@@ -283,7 +283,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float) -> str:
     out = ["# VM test suite: guardian vs earlyoom", "",
            "QEMU/TCG, 1 vCPU, no swap, Debian kernel; every VM boots its own image from the current tree. "
            "Per round: kernel OOM kills; processes ended (which) / the fewest that restore headroom "
-           "(MemAvailable back above max(10 % MemTotal, 24 MiB)); critical daemon survived; time to recover "
+           "(MemAvailable back above the default terminate line: max(10 % MemTotal, min(24 MiB, 15 % MemTotal))); critical daemon survived; time to recover "
            "(first dip below that mark until back above it, s); lowest MemAvailable (MiB).", ""]
     head = ("| scenario | round | G oom | G ended / min | G crit | G recover s | G min MiB "
             "| E oom | E ended / min | E crit | E recover s | E min MiB |")
@@ -359,7 +359,15 @@ def report(judged: List[Dict[str, Any]], wall_s: float) -> str:
             out.append("- %s / %s: %d of %d runs failed, %d with known problems%s" % (
                 key[0], key[1], len(bad), len(runs), len(known), "".join(
                     "\n  - run %d: %s" % (j["repeat"], "; ".join(j["failures"] + j["known"])) for j in bad + known)))
-    out += ["", "Wall time: %.0f s for %d VMs." % (wall_s, len(repeats))]
+    if retries:
+        out += ["", "## Retries", "",
+                "Guardian runs that failed were booted again (`--retry-failed`); the table above shows "
+                "the first run.", ""]
+        for j in retries:
+            out.append("- %s / guardian, retry %d: %s (VM %.0f s); the run before failed: %s%s" % (
+                j["scenario"], j["attempt"], "PASS" if not j["failures"] else "FAIL", j["vm_seconds"],
+                "; ".join(j["retry_of"]), "".join("\n  - " + f for f in j["failures"])))
+    out += ["", "Wall time: %.0f s for %d VMs." % (wall_s, len(repeats) + len(retries))]
     del fails
     return "\n".join(out) + "\n"
 
@@ -373,6 +381,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="boot each VM this many times (flakiness)")
+    parser.add_argument("--retry-failed", type=int, default=int(os.environ.get("VM_RETRY_FAILED", "0")),
+                        help="boot a guardian VM that failed again, up to this many times; the suite passes only "
+                             "if a retry passes, and the report keeps every failed run")
     args = parser.parse_args(argv)
     if args.list:
         for s in SCENARIOS:
@@ -405,10 +416,26 @@ def main(argv: Optional[List[str]] = None) -> int:
             judged.append(j)
             log("%-12s %-8s %s in %.0f s%s" % (s.name, t, "ok" if not j["failures"] else "FAILED",
                                                run["seconds"], "".join("\n    " + f for f in j["failures"])))
+    # A noisy host (a CI machine running other jobs) starves a TCG VM now and then; a retry tells
+    # a flake from a fault, and the report says which runs needed one.
+    retries: List[Dict[str, Any]] = []
+    for attempt in range(1, max(0, args.retry_failed) + 1):
+        again = [j for j in judged + retries if j["tool"] == "guardian" and j["failures"]
+                 and j.get("attempt", 0) == attempt - 1 and not j.get("informational")]
+        for first in again:
+            s = BY_NAME[first["scenario"]]
+            log("%-12s %-8s retry %d (failed: %s)" % (s.name, "guardian", attempt, "; ".join(first["failures"])))
+            run = boot(paths, s, "guardian", repeat=100 * attempt + first["repeat"])
+            j = judge(run)
+            j["attempt"], j["retry_of"] = attempt, first["failures"]
+            raw.append(run)
+            retries.append(j)
+            log("%-12s %-8s retry %d %s in %.0f s%s" % (s.name, "guardian", attempt, "ok" if not j["failures"] else "FAILED",
+                                                      run["seconds"], "".join("\n    " + f for f in j["failures"])))
     order = {(s.name, t): i for i, (s, t) in enumerate((s, t) for s in SCENARIOS for t in tools)}
     judged.sort(key=lambda j: (j["repeat"], order.get((j["scenario"], j["tool"]), 0)))
     wall = time.monotonic() - started
-    text = report(judged, wall)
+    text = report(judged, wall, retries)
     results = os.path.join(image.BUILD, "results")
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "results.md"), "w") as f:
@@ -416,7 +443,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     with open(os.path.join(results, "results.json"), "w") as f:
         json.dump({"wall_seconds": round(wall, 1), "judged": judged, "runs": raw}, f, indent=1)
     print(text)
-    failed = [j for j in judged if j["tool"] == "guardian" and j["failures"]]
+    passed_on_retry = {(j["scenario"], j["repeat"] % 100) for j in retries if not j["failures"]}
+    failed = [j for j in judged if j["tool"] == "guardian" and j["failures"]
+              and (j["scenario"], j["repeat"]) not in passed_on_retry]
     log("%s; %.0f s; results in %s" % ("all guardian checks passed" if not failed else
                                         "%d guardian run(s) failed" % len(failed), wall,
                                         os.path.relpath(results, image.REPO)))

@@ -54,10 +54,12 @@ progress() { cat "$R/$1.progress" 2>/dev/null; } # "<MiB allocated> <seconds>"
 
 TOTAL=$(kib MemTotal)
 # The headroom mark, tool-neutral: the guardian's default terminate line (10 % of MemTotal,
-# at least 24 MiB). Minimality and time to recover are measured against it.
-# A board with its own terminate line sets MARK_MIB in its scenario.
+# at least 24 MiB, that floor at most 15 % of MemTotal). Minimality and time to recover are
+# measured against it. A board with its own terminate line sets MARK_MIB in its scenario.
+FLOOR=24576
+[ $((TOTAL * 15 / 100)) -lt "$FLOOR" ] && FLOOR=$((TOTAL * 15 / 100))
 MARK=$((TOTAL / 10))
-[ "$MARK" -lt 24576 ] && MARK=24576
+[ "$MARK" -lt "$FLOOR" ] && MARK=$FLOOR
 [ -n "$MARK_MIB" ] && MARK=$((MARK_MIB * 1024))
 PSI=false
 [ -r /proc/pressure/memory ] && cat /proc/pressure/memory >/dev/null 2>&1 && PSI=true
