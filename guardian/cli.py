@@ -26,10 +26,19 @@ def _load(args: argparse.Namespace) -> Tuple[Config, str, Callable[[], Config]]:
     proc_root, sys_root = getattr(args, "proc_root", "/proc"), getattr(args, "sys_root", "/sys")
 
     def again() -> Config:
-        return load_config(args.config, args.board, proc_root, sys_root).config
+        return _overrides(load_config(args.config, args.board, proc_root, sys_root).config, args)
 
     loaded = load_config(args.config, args.board, proc_root, sys_root)
-    return loaded.config, loaded.why, again
+    return _overrides(loaded.config, args), loaded.why, again
+
+
+def _overrides(config: Config, args: argparse.Namespace) -> Config:
+    """What the command line says over the config file (kept across reloads)."""
+    state_dir = getattr(args, "state_dir", None)
+    if state_dir:
+        from dataclasses import replace
+        config = replace(config, leaks=replace(config.leaks, state_dir=state_dir))
+    return config
 
 
 def _scope_dir(spec: str, sys_root: str) -> Optional[str]:
@@ -272,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="watch memory and zram/swap hotplug through pyudev where installed")
     run.add_argument("--no-self-protection", action="store_true",
                      help="skip mlockall and the guardian's own oom_score_adj (for measurements)")
+    run.add_argument("--state-dir", metavar="DIR", default=None,
+                     help="where leak trends persist across restarts (default: [leaks] state_dir, /var/lib/guardian)")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="memory, PSI, wait mode, thresholds, candidates")

@@ -119,7 +119,7 @@ class GuardianProcess:
         env = dict(os.environ, PYTHONPATH=REPO)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "guardian", "--log-level", "debug", "run", "--events-file", self.events_file,
-             "--state-file", str(tmp_path / "state.json")] + list(args),
+             "--state-file", str(tmp_path / "state.json"), "--state-dir", str(tmp_path / "lib")] + list(args),
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         self.wait_for(lambda e: e["event"] == "start", 20)
 
