@@ -61,10 +61,12 @@ class Growth:
     def __init__(self, window_s: float = 30.0, max_samples: int = 64):
         self.window_s = window_s
         self._samples: Deque[Tuple[float, Dict[Identity, int]]] = deque(maxlen=max_samples)
+        self._growth: Optional[Dict[int, int]] = None  # growth() of the samples as they are
 
     def add(self, now: float, procs: Iterable[ProcInfo]) -> None:
         sample = {(p.pid, p.starttime): p.rss for p in procs}
         self._samples.append((now, sample))
+        self._growth = None
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
             self._samples.popleft()
 
@@ -75,17 +77,14 @@ class Growth:
         """Bytes each current process grew since the oldest sample in the window, by PID.
 
         A process born inside the window grew from nothing: a freshly forked hog counts whole.
+        The dict is shared until the next add(): read it, do not change it.
         """
-        if not self._samples:
+        if len(self._samples) < 2:
             return {}
-        oldest_time, oldest = self._samples[0]
-        newest_time, newest = self._samples[-1]
-        if len(self._samples) == 1:
-            return {}
-        result: Dict[int, int] = {}
-        for ident, rss in newest.items():
-            result[ident[0]] = rss - oldest.get(ident, 0)
-        return result
+        if self._growth is None:  # the daemon asks on every wake; samples change far less often
+            oldest = self._samples[0][1]
+            self._growth = {ident[0]: rss - oldest.get(ident, 0) for ident, rss in self._samples[-1][1].items()}
+        return self._growth
 
     def span_s(self) -> float:
         if len(self._samples) < 2:
