@@ -16,8 +16,10 @@ Results: build/vm/results/results.json (everything, with the guest's raw lines) 
 """
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,8 +42,11 @@ def log(message: str) -> None:
 
 # --------------------------------------------------------------------------- running a VM
 
-def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout: Optional[int] = None) -> Dict[str, Any]:
-    """Boot one VM for the scenario and tool; returns its lines (parsed) and timings."""
+def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout: Optional[int] = None,
+         overrides: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Boot one VM for the scenario and tool; returns its lines (parsed) and timings.
+    `overrides` replace entries of the scenario's env in the guest (--set)."""
+    overrides = overrides or {}
     name = "%s.%s%s" % (s.name, tool, ".%d" % repeat if repeat else "")
     work = os.path.join(RUNS, name)
     shutil.rmtree(work, ignore_errors=True)
@@ -53,7 +58,8 @@ def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout
     console = os.path.join(work, "console.log")
     append = " ".join(filter(None, [
         "console=ttyS0 loglevel=4 mitigations=off panic=-1",
-        s.kernel_args, "vmtest.scenario=%s vmtest.tool=%s" % (s.name, tool)]))
+        s.kernel_args, "vmtest.scenario=%s vmtest.tool=%s" % (s.name, tool)]
+        + ["vmtest.env.%s=%s" % (k, v.replace(" ", ",")) for k, v in sorted(overrides.items())]))
     cmd = [shutil.which("qemu-system-x86_64"), "-accel", "tcg", "-machine", "pc", "-m", str(s.mem_mib),
            "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
            "-kernel", paths["kernel"], "-initrd", paths["initramfs"], "-append", append,
@@ -381,6 +387,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="boot each VM this many times (flakiness)")
+    parser.add_argument("--mem", type=int, metavar="MIB", help="the VMs' RAM instead of each scenario's own")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an entry of the scenarios' env in the guest, e.g. --set RATES='10 300' "
+                             "(see scenarios.py and guest/agent.sh); repeatable")
     parser.add_argument("--retry-failed", type=int, default=int(os.environ.get("VM_RETRY_FAILED", "0")),
                         help="boot a guardian VM that failed again, up to this many times; the suite passes only "
                              "if a retry passes, and the report keeps every failed run")
@@ -396,18 +406,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         print("vm: unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(BY_NAME)), file=sys.stderr)
         return 2
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not re.match(r"^[A-Z][A-Z0-9_]*$", key) or "," in value or "'" in value:
+            print("vm: --set %r: expected KEY=VALUE with an upper-case KEY, and no comma or quote in VALUE" % item,
+                  file=sys.stderr)
+            return 2
+        overrides[key] = value
     started = time.monotonic()
     paths = image.build(args.guardian)
     if args.build_only:
         return 0
     tools = [t for t in args.tools.split(",") if t]
     chosen = [BY_NAME[n] for n in args.scenarios] if args.scenarios else list(SCENARIOS)
+    if args.mem:
+        chosen = [dataclasses.replace(s, mem_mib=args.mem) for s in chosen]
+    if args.mem or overrides:
+        log("overrides: %s" % ", ".join(filter(None, ["mem %d MiB" % args.mem if args.mem else ""]
+                                                   + ["%s=%r" % kv for kv in sorted(overrides.items())])))
     jobs = [(s, t, i) for i in range(max(1, args.repeat)) for s in chosen for t in tools if t in s.tools]
     log("%d VMs, %d at a time" % (len(jobs), args.jobs))
     judged: List[Dict[str, Any]] = []
     raw: List[Dict[str, Any]] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(boot, paths, s, t, i): (s, t) for s, t, i in jobs}
+        futures = {pool.submit(boot, paths, s, t, i, None, overrides): (s, t) for s, t, i in jobs}
         for fut in concurrent.futures.as_completed(futures):
             s, t = futures[fut]
             run = fut.result()
@@ -423,9 +446,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         again = [j for j in judged + retries if j["tool"] == "guardian" and j["failures"]
                  and j.get("attempt", 0) == attempt - 1 and not j.get("informational")]
         for first in again:
-            s = BY_NAME[first["scenario"]]
+            s = next(c for c in chosen if c.name == first["scenario"])
             log("%-12s %-8s retry %d (failed: %s)" % (s.name, "guardian", attempt, "; ".join(first["failures"])))
-            run = boot(paths, s, "guardian", repeat=100 * attempt + first["repeat"])
+            run = boot(paths, s, "guardian", repeat=100 * attempt + first["repeat"], overrides=overrides)
             j = judge(run)
             j["attempt"], j["retry_of"] = attempt, first["failures"]
             raw.append(run)
@@ -436,6 +459,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     judged.sort(key=lambda j: (j["repeat"], order.get((j["scenario"], j["tool"]), 0)))
     wall = time.monotonic() - started
     text = report(judged, wall, retries)
+    if args.mem or overrides:  # say so under the title: these are not the scenarios as defined
+        text = text.replace("\n\n", "\n\nOverrides: %s.\n\n" % ", ".join(filter(None, [
+            "%d MiB VMs" % args.mem if args.mem else ""] + ["%s=%r" % kv for kv in sorted(overrides.items())])), 1)
     results = os.path.join(image.BUILD, "results")
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "results.md"), "w") as f:
