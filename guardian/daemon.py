@@ -350,7 +350,7 @@ class Daemon:
             self._forget_burst()
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
-        self._watch_kernel_ooms()
+        self._watch_kernel_ooms(reading.oom_kills)
         if self.leaks is not None and self.leaks.due(now):
             self._sample_leaks(reading, plan, roles, now)
         self._report(reading, plan)
@@ -415,8 +415,12 @@ class Daemon:
         self.last_proc_sample = now
         self.sensor.refresh_slow()
         buddy = self.sensor.high_order_free_percent() if with_buddy else None
+        # Read again after the table: a runaway the kernel killed meanwhile is missing from it,
+        # and the policy must know why rather than pick a bystander.
+        oom_kills = self.sensor.oom_kills() if self.scope_dir is None else reading.oom_kills
         return replace(reading, procs=procs, high_order_free_percent=buddy, own_pids=self._own_pids(),
-                       overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None)
+                       overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None,
+                       oom_kills=oom_kills if oom_kills is not None else reading.oom_kills)
 
     def _sample_leaks(self, reading: Reading, plan: policy.Plan, roles, now: float) -> None:
         try:
@@ -450,9 +454,10 @@ class Daemon:
         self._critical = {p.pid: (p.starttime, roles[p.pid]) for p in procs
                           if getattr(roles.get(p.pid), "kind", "") == "critical"}
 
-    def _watch_kernel_ooms(self) -> None:
-        """Each tick: vmstat oom_kill is cheap; the kernel log is read only when it moved."""
-        self._count_kernel_ooms()
+    def _watch_kernel_ooms(self, count: Optional[int]) -> None:
+        """Each tick: vmstat oom_kill (in the reading) is cheap; the kernel log is read only when
+        it moved."""
+        self._count_kernel_ooms(count)
         if self.oom_watch is None:
             return
         try:
@@ -480,8 +485,7 @@ class Daemon:
         except Exception as exc:
             log.error("metrics: %s", exc)
 
-    def _count_kernel_ooms(self) -> None:
-        count = self.sensor.oom_kills()
+    def _count_kernel_ooms(self, count: Optional[int]) -> None:
         if count is not None:
             if self.oom_watch is None and self.kernel_oom_kills is not None and count > self.kernel_oom_kills:
                 self.tell.event("kernel_oom", "the kernel OOM killer fired %d time(s) in scope %s" % (

@@ -37,6 +37,7 @@ class Reading:
     self_pid: int = 0
     # Other processes of the guardian itself (a onefile build's unpacker, our parent).
     own_pids: Tuple[int, ...] = ()
+    oom_kills: Optional[int] = None  # the kernel OOM killer's count for the scope, when known
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class PolicyState:
     reclaim_freed: Tuple[Tuple[str, int], ...] = ()
     kills: int = 0
     terminations: int = 0
+    kernel_oom_kills: Optional[int] = None  # the kernel's count at the last reading that had it
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,15 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
 
     def plan(action: str, reason: str, **kw) -> Plan:
         return Plan(rung=rung, action=action, reason=reason, lines=lines, state=kw.pop("state", new_state), **kw)
+
+    # The kernel OOM killer beat us to it: its victim's memory is on the way back. Ending one
+    # of ours on this reading would be one too many; judge a reading taken after it settles.
+    if reading.oom_kills is not None:
+        new_state = replace(new_state, kernel_oom_kills=reading.oom_kills)
+        if state.kernel_oom_kills is not None and reading.oom_kills > state.kernel_oom_kills and rung > NORMAL:
+            new_state = replace(new_state, last_act_time=now)
+            return plan("wait", "the kernel OOM killer ended %d process(es) since the last reading; judging again "
+                        "after its memory returns; %s" % (reading.oom_kills - state.kernel_oom_kills, why))
 
     # A graceful stop in progress: watch it, escalate early, or kill it when its grace ends.
     if state.pending is not None:

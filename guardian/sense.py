@@ -183,7 +183,7 @@ class Sensor:
                 full = cg.psi.full.avg10 if cg.psi.full else None
             return Reading(time=now, total=limit, available=available, psi_some_avg10=some,
                            psi_full_avg10=full, high_order_free_percent=buddy, procs=procs,
-                           self_pid=self_pid)
+                           self_pid=self_pid, oom_kills=cg.oom_kill)
         if info is None:
             return None
         return Reading(time=now, total=info.total, available=info.available,
@@ -191,7 +191,7 @@ class Sensor:
                        committed_as=info.committed_as, commit_limit=info.commit_limit,
                        overcommit_mode=self.overcommit_mode, psi_some_avg10=some,
                        psi_full_avg10=full, high_order_free_percent=buddy, procs=procs,
-                       self_pid=self_pid)
+                       self_pid=self_pid, oom_kills=self.oom_kills())
 
     def close(self) -> None:
         self._meminfo.close()

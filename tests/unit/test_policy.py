@@ -309,3 +309,18 @@ def test_a_process_holding_almost_nothing_is_no_victim():
     procs = (proc(10, "sleep", rss_mib=0.5, oom_score=999), proc(11, "app", rss_mib=50, oom_score=100))
     plan = policy.decide(reading(40, procs=procs), Recent(), PolicyState(), CFG, {})
     assert plan.victim.pid == 11
+
+
+def test_after_a_kernel_oom_kill_the_guardian_waits_for_its_memory_instead_of_ending_a_bystander():
+    """The kernel killed the runaway between two wakes (seen on an 80 MiB VM at 100 MiB/s): the
+    table no longer has it, and ending the low-priority service on this reading is one too many."""
+    cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui")),))
+    procs = (proc(11, "webui", rss_mib=50),)
+    roles = {11: Role("low_priority", cfg.low_priority[0])}
+    before = policy.decide(reading(900, t=99.0, oom_kills=3), Recent(), PolicyState(), cfg, roles)
+    assert before.action == "none" and before.state.kernel_oom_kills == 3
+    after = policy.decide(reading(20, t=100.0, procs=procs, oom_kills=4), Recent(), before.state, cfg, roles)
+    assert after.action == "wait" and after.victim is None and "kernel OOM killer" in after.reason
+    # Still short once its memory had time to return: the ladder goes on.
+    later = policy.decide(reading(20, t=101.0, procs=procs, oom_kills=4), Recent(), after.state, cfg, roles)
+    assert later.action == "kill" and later.victim.pid == 11
