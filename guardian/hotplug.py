@@ -19,15 +19,67 @@ log = logging.getLogger("guardian")
 SUBSYSTEMS = ("memory", "block")
 
 
+def _lib_dirs(root: str) -> List[str]:
+    """The directories the dynamic loader searches: the standard ones, their multiarch
+    subdirectories, /etc/ld.so.conf (with its includes) and LD_LIBRARY_PATH."""
+    dirs = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/lib32", "/usr/lib32", "/usr/local/lib"]
+    confs = [os.path.join(root, "etc/ld.so.conf")]
+    seen = set()
+    while confs:
+        conf = confs.pop()
+        if conf in seen:
+            continue
+        seen.add(conf)
+        try:
+            with open(conf) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("include "):
+                pattern = os.path.join(root, line[len("include "):].strip().lstrip("/"))
+                folder, _, suffix = pattern.rpartition("/*")
+                try:
+                    confs += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(suffix)]
+                except OSError:
+                    pass
+            elif line.startswith("/"):
+                dirs.append(line)
+    dirs += [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d.startswith("/")]
+    return dirs
+
+
+def libudev_present(root: str = "/") -> bool:
+    """Whether libudev.so.1 is where the loader looks (with its multiarch subdirectories)."""
+    for d in _lib_dirs(root):
+        path = os.path.join(root, d.lstrip("/"))
+        try:
+            names = os.listdir(path)
+        except OSError:
+            continue
+        if "libudev.so.1" in names:
+            return True
+        for name in names:
+            if "-linux-" in name and os.path.exists(os.path.join(path, name, "libudev.so.1")):
+                return True
+    return False
+
+
 class HotplugWatcher:
     def __init__(self, monitor: Any, source: str):
         self.monitor = monitor
         self.source = source
 
     @classmethod
-    def open(cls, udev_run_dir: str = "/run/udev") -> Tuple[Optional["HotplugWatcher"], str]:
+    def open(cls, udev_run_dir: str = "/run/udev", root: str = "/") -> Tuple[Optional["HotplugWatcher"], str]:
         """(a watcher, what it watches) or (None, why not). Logs one line either way."""
-        watcher, reason = cls._open(udev_run_dir)
+        if not libudev_present(root):
+            # Importing pyudev costs ~2 MiB and its library lookup runs ldconfig: not on a
+            # board without libudev (BusyBox mdev), where it could only fail.
+            watcher, reason = None, "no libudev on this system (BusyBox mdev?), no hotplug events"
+        else:
+            watcher, reason = cls._open(udev_run_dir)
         if watcher is None:
             log.info("hotplug: %s; memory and swap totals are re-read every tick instead", reason)
         else:

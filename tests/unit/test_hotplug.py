@@ -189,3 +189,36 @@ def test_source_is_udev_when_a_udev_daemon_runs(tmp_path, monkeypatch):
     watcher, _ = HotplugWatcher.open(udev_run_dir=str(tmp_path))
     assert watcher is not None and sources == ["udev"] and watcher.source == "udev"
     assert hotplug.SUBSYSTEMS == ("memory", "block")
+
+
+def _lib(root, rel):
+    path = os.path.join(str(root), rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+
+
+@pytest.mark.parametrize("where", [
+    "usr/lib/libudev.so.1",  # Buildroot, Yocto
+    "lib/aarch64-linux-gnu/libudev.so.1",  # Debian multiarch
+    "opt/vendor/lib/libudev.so.1",  # named by an ld.so.conf include
+])
+def test_libudev_is_found_where_the_loader_looks(tmp_path, where):
+    from guardian.hotplug import libudev_present
+    _lib(tmp_path, "usr/lib/libc.so.6")
+    assert not libudev_present(str(tmp_path))
+    os.makedirs(str(tmp_path / "etc/ld.so.conf.d"))
+    (tmp_path / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (tmp_path / "etc/ld.so.conf.d/vendor.conf").write_text("# vendor\n/opt/vendor/lib\n")
+    _lib(tmp_path, where)
+    assert libudev_present(str(tmp_path))
+
+
+def test_without_libudev_pyudev_is_not_even_imported(tmp_path, monkeypatch, caplog):
+    """A BusyBox/mdev board: importing pyudev would cost ~2 MiB for nothing."""
+    _lib(tmp_path, "usr/lib/libc.so.6")
+    monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
+    monkeypatch.delitem(sys.modules, "pyudev", raising=False)
+    with caplog.at_level(logging.DEBUG, logger="guardian"):
+        watcher, reason = HotplugWatcher.open(root=str(tmp_path))
+    assert watcher is None and "no libudev" in reason and "pyudev" not in sys.modules
+    assert len(caplog.records) == 1
