@@ -17,7 +17,7 @@ from guardian.actions import signals as sig
 from guardian.config import MIB, Config
 from guardian.history import FillRate, Growth
 from guardian.match import classify
-from guardian.policy import RUNG_NAMES, TERMINATE, PolicyState, Reading, Recent
+from guardian.policy import NORMAL, RUNG_NAMES, TERMINATE, PolicyState, Reading, Recent
 from guardian.sense import Sensor
 from guardian.telemetry import Telemetry
 from guardian.waiter import UsageThresholds, Waiter, adaptive_timeout
@@ -86,6 +86,9 @@ class Daemon:
         self._parent: Optional[Tuple[int, ...]] = None
         self._critical: Optional[Dict[int, Any]] = None  # pid -> (starttime, role), last full table
         self.self_protection = "off"
+        self._last_full_tick = float("-inf")
+        self._last_total: Optional[int] = None
+        self._glanced: Any = None  # the MemInfo a glance last used (a kept last reading is no news)
 
     # ----------------------------------------------------------------------------------------
     # Setup and teardown
@@ -242,22 +245,60 @@ class Daemon:
     def run(self) -> int:
         self.setup()
         try:
+            timeout = 0.0
             while not self._stop:
                 if self._reload:
                     self._reload = False
                     self.reload()
                 timeout = self.tick(time.monotonic())
-                if self._stop:
-                    break
-                if timeout > 0:
-                    self.waiter.wait_for(timeout)
-                self._keeper_poll()
+                # Between full ticks, a wake by timeout alone at ease only glances at
+                # MemAvailable (as earlyoom does): a third of a tick's cost.
+                while not self._stop and not self._reload:
+                    woke = self.waiter.wait_for(timeout) if timeout > 0 else ["now"]
+                    self._keeper_poll()
+                    glance = None if woke else self._glance(time.monotonic())
+                    if glance is None:
+                        break
+                    timeout = glance
         finally:
             self.tell.event("stop", "guardian stopping", kills=self.state.kills,
                             terminations=self.state.terminations)
             self.tell.notify(STOPPING="1")
             self.close()
         return 0
+
+    def _glance(self, now: float) -> Optional[float]:
+        """After a quiet timeout: the next timeout if MemAvailable alone shows the system at
+        ease and nothing else is due, else None (a full tick). A full tick still comes at
+        least every max_timeout_s (PSI avg10, kernel OOM count, metrics, state)."""
+        plan, wait = self.last_plan, self.config.wait
+        if (self.scope_dir is not None or plan is None or plan.action != "none" or self.state.rung != NORMAL
+                or self.state.pending is not None or now - self._last_full_tick >= wait.max_timeout_s
+                or now - self.last_proc_sample >= wait.proc_sample_interval_s
+                or (self.leaks is not None and self.leaks.due(now))):
+            return None
+        watchdog = self.tell.watchdog_interval()
+        if watchdog and now - self._last_watchdog >= watchdog:
+            return None
+        info = self.sensor.meminfo()
+        if info is None or info is self._glanced or info.total != self._last_total:
+            return None
+        self._glanced = info
+        self.fill.add(now, info.available)
+        self.fill_long.add(now, info.available)
+        lines = policy.lines_for(Reading(time=now, total=info.total, available=info.available),
+                                 Recent(fill_rate=self.fill.peak(now)), self.config)
+        if info.available < lines.reclaim + lines.hysteresis:
+            return None
+        timeout = adaptive_timeout(info.available - lines.kill, self.fill_long.peak(now), wait, self.waiter.armed)
+        timeout = min(timeout, self._last_full_tick + wait.max_timeout_s - now)
+        if self.leaks is not None:
+            timeout = min(timeout, self.leaks.next_due(now))
+        if self.keeper is not None and self.keeper.poll_interval_s() is not None:
+            timeout = min(timeout, self.keeper.poll_interval_s())
+        if watchdog:
+            timeout = min(timeout, watchdog)
+        return max(0.0, timeout)
 
     def _keeper_poll(self) -> None:
         if self.keeper is None:
@@ -319,6 +360,7 @@ class Daemon:
         reading = self.sensor.read(now, self.pid)
         if reading is None:
             return cfg.wait.max_timeout_poll_s
+        self._last_full_tick, self._last_total = now, reading.total
         self.fill.add(now, reading.available)
         self.fill_long.add(now, reading.available)
         recent = Recent(fill_rate=self.fill.peak(now))

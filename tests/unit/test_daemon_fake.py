@@ -159,3 +159,36 @@ def test_once_a_stopped_victim_is_gone_the_lines_return_to_the_boards_own(tree, 
         assert d.last_plan.lines == base
     finally:
         d.close()
+
+
+def test_a_quiet_wake_only_glances_at_memavailable_until_something_calls_for_a_tick(tree, tmp_path):
+    d, _ = make_daemon(tree, tmp_path)
+    try:
+        d.tick(0.0)
+        assert d.last_plan.action == "none"
+        reads = []
+        real = d.sensor.read
+        d.sensor.read = lambda *a, **k: reads.append(1) or real(*a, **k)
+        timeout = d._glance(1.0)
+        assert timeout is not None and 0 < timeout <= d.config.wait.max_timeout_s and not reads
+        # a garbled meminfo keeps the last reading: that is no news, so a full tick decides
+        fakeproc.write(os.path.join(tree, "meminfo"), "MemTotal: lots kB\n")
+        assert d._glance(1.5) is None
+        fakeproc.meminfo(tree, avail_mib=800)
+        assert d._glance(2.0) is not None
+        # memory near the reclaim line: a full tick decides
+        fakeproc.meminfo(tree, avail_mib=150)
+        assert d._glance(3.0) is None
+        fakeproc.meminfo(tree, avail_mib=800)
+        assert d._glance(4.0) is not None
+        # no full tick for max_timeout_s: one is due whatever memory says
+        assert d._glance(0.0 + d.config.wait.max_timeout_s) is None
+        d.tick(6.0)
+        assert d._glance(6.5) is not None
+        # not at ease (a shortage episode, an act in progress): always a full tick
+        fakeproc.meminfo(tree, avail_mib=30)
+        d.tick(7.0)
+        fakeproc.meminfo(tree, avail_mib=800)
+        assert d._glance(7.5) is None
+    finally:
+        d.close()
