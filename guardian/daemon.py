@@ -88,7 +88,6 @@ class Daemon:
         self.self_protection = "off"
         self._last_full_tick = float("-inf")
         self._last_total: Optional[int] = None
-        self._glanced: Any = None  # the MemInfo a glance last used (a kept last reading is no news)
 
     # ----------------------------------------------------------------------------------------
     # Setup and teardown
@@ -245,7 +244,6 @@ class Daemon:
     def run(self) -> int:
         self.setup()
         try:
-            timeout = 0.0
             while not self._stop:
                 if self._reload:
                     self._reload = False
@@ -280,10 +278,10 @@ class Daemon:
         watchdog = self.tell.watchdog_interval()
         if watchdog and now - self._last_watchdog >= watchdog:
             return None
+        before = self.sensor.last_meminfo
         info = self.sensor.meminfo()
-        if info is None or info is self._glanced or info.total != self._last_total:
+        if info is None or info is before or info.total != self._last_total:  # kept, not read: no news
             return None
-        self._glanced = info
         self.fill.add(now, info.available)
         self.fill_long.add(now, info.available)
         lines = policy.lines_for(Reading(time=now, total=info.total, available=info.available),
@@ -375,6 +373,8 @@ class Daemon:
         due = now - self.last_proc_sample >= interval
         if due or self.state.pending is not None or self.state.rung >= TERMINATE:
             reading = self._with_procs(reading, now, with_buddy=close_to_line)
+        elif close_to_line:  # a reclaim decision wants to know whether compaction would help
+            reading = replace(reading, high_order_free_percent=self.sensor.high_order_free_percent())
         recent = self._recent(now)
         roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
         if reading.procs:

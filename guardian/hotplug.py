@@ -39,7 +39,10 @@ def _lib_dirs(root: str) -> List[str]:
             line = line.split("#", 1)[0].strip()
             if line.startswith("include "):
                 pattern = os.path.join(root, line[len("include "):].strip().lstrip("/"))
-                folder, _, suffix = pattern.rpartition("/*")
+                folder, star, suffix = pattern.rpartition("/*")
+                if not star:  # one file named outright
+                    confs.append(pattern)
+                    continue
                 try:
                     confs += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(suffix)]
                 except OSError:

@@ -222,3 +222,12 @@ def test_without_libudev_pyudev_is_not_even_imported(tmp_path, monkeypatch, capl
         watcher, reason = HotplugWatcher.open(root=str(tmp_path))
     assert watcher is None and "no libudev" in reason and "pyudev" not in sys.modules
     assert len(caplog.records) == 1
+
+
+def test_an_ld_so_conf_include_of_one_file_is_followed(tmp_path):
+    from guardian.hotplug import libudev_present
+    os.makedirs(str(tmp_path / "etc"))
+    (tmp_path / "etc/ld.so.conf").write_text("include /etc/vendor-ld.conf\n")
+    (tmp_path / "etc/vendor-ld.conf").write_text("/opt/x/lib\n")
+    _lib(tmp_path, "opt/x/lib/libudev.so.1")
+    assert libudev_present(str(tmp_path))
