@@ -25,7 +25,7 @@ import re
 import sys
 import typing
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from guardian import sysctl as _sysctl
 from guardian.config import Board, BoardMatch, Config, Critical, LeakWatch, Line, LowPriority, Match
@@ -117,8 +117,9 @@ def _suggest(key: str, valid: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------- locating keys
 
-def _scan(text: str, stop_at: str) -> int:
-    """Index of the first stop_at character outside quotes, or -1."""
+def _unquoted(text: str) -> Iterator[Tuple[int, str]]:
+    """(index, character) of each character of a TOML line outside quoted strings, up to a
+    comment."""
     quote = None
     i = 0
     while i < len(text):
@@ -132,11 +133,15 @@ def _scan(text: str, stop_at: str) -> int:
         elif c in "\"'":
             quote = c
         elif c == "#":
-            return -1
-        elif c in stop_at:
-            return i
+            return
+        else:
+            yield i, c
         i += 1
-    return -1
+
+
+def _scan(text: str, stop_at: str) -> int:
+    """Index of the first stop_at character outside quotes, or -1."""
+    return next((i for i, c in _unquoted(text) if c in stop_at), -1)
 
 
 def _split_key(text: str) -> List[str]:
@@ -159,25 +164,7 @@ def _split_key(text: str) -> List[str]:
 
 
 def _bracket_balance(text: str) -> int:
-    depth, quote, i = 0, None, 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c == "#":
-            break
-        elif c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth -= 1
-        i += 1
-    return depth
+    return sum(1 if c in "[{" else -1 for _i, c in _unquoted(text) if c in "[]{}")
 
 
 def locate(text: str, target: Path) -> Optional[int]:

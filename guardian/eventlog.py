@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from guardian.kernel import close_quietly
+
 log = logging.getLogger("guardian")
 
 DEFAULT_EVENTS_FILE = "/var/log/guardian/events.jsonl"
@@ -179,12 +181,7 @@ class EventLog:
         return cost
 
     def _close_fd(self) -> None:
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
+        self.fd = close_quietly(self.fd)
 
     # ------------------------------------------------------------------------------------
     # Syslog

@@ -26,6 +26,8 @@ import re
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from guardian.kernel import close_quietly
+
 log = logging.getLogger("guardian")
 
 KMSG_PATH = "/dev/kmsg"
@@ -658,12 +660,7 @@ class KmsgReader:
             self._partial = None
 
     def close(self) -> None:
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
+        self.fd = close_quietly(self.fd)
 
 
 def read_kmsg_lines(path: str = KMSG_PATH) -> Tuple[List[Tuple[str, float]], Optional[str], int]:

@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Optional, Set, Tuple
 
-from guardian.kernel import ParseError
+from guardian.kernel import ParseError, close_quietly
 from guardian.kernel.buddyinfo import high_order_free_bytes, parse_buddyinfo
 from guardian.kernel.cgroup import CgroupMemory, cgroup_pids, read_cgroup_memory
 from guardian.kernel.meminfo import MemInfo, parse_meminfo
@@ -38,12 +38,7 @@ class KeptFile:
         return data.decode("ascii", "replace")
 
     def close(self) -> None:
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
+        self.fd = close_quietly(self.fd)
 
 
 class Sensor:

@@ -27,6 +27,18 @@ NOT_SUPPORTED = frozenset(
 )
 
 
+def close_quietly(fd):
+    """Close a descriptor kept open across ticks, if any; a close that fails (EBADF, EIO on
+    a file that went away) changes nothing for the caller, which drops it either way. Returns
+    None, for `self.fd = close_quietly(self.fd)`."""
+    if fd is not None:
+        try:
+            _os.close(fd)
+        except OSError:
+            pass
+    return None
+
+
 _SURELY_WHOLE = 2048
 
 
