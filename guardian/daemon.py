@@ -282,21 +282,13 @@ class Daemon:
         info = self.sensor.meminfo()
         if info is None or info is before or info.total != self._last_total:  # kept, not read: no news
             return None
-        self.fill.add(now, info.available)
-        self.fill_long.add(now, info.available)
+        self._add_fill(now, info.available)
         lines = policy.lines_for(Reading(time=now, total=info.total, available=info.available),
                                  Recent(fill_rate=self.fill.peak(now)), self.config)
-        if info.available < lines.reclaim + lines.hysteresis:
+        if info.available < lines.reclaim_exit:
             return None
         timeout = adaptive_timeout(info.available - lines.kill, self.fill_long.peak(now), wait, self.waiter.armed)
-        timeout = min(timeout, self._last_full_tick + wait.max_timeout_s - now)
-        if self.leaks is not None:
-            timeout = min(timeout, self.leaks.next_due(now))
-        if self.keeper is not None and self.keeper.poll_interval_s() is not None:
-            timeout = min(timeout, self.keeper.poll_interval_s())
-        if watchdog:
-            timeout = min(timeout, watchdog)
-        return max(0.0, timeout)
+        return self._bounded(min(timeout, self._last_full_tick + wait.max_timeout_s - now), now)
 
     def _keeper_poll(self) -> None:
         if self.keeper is None:
@@ -359,11 +351,10 @@ class Daemon:
         if reading is None:
             return cfg.wait.max_timeout_poll_s
         self._last_full_tick, self._last_total = now, reading.total
-        self.fill.add(now, reading.available)
-        self.fill_long.add(now, reading.available)
+        self._add_fill(now, reading.available)
         recent = Recent(fill_rate=self.fill.peak(now))
         lines = policy.lines_for(reading, recent, cfg)
-        close_to_line = reading.available < lines.reclaim + lines.hysteresis
+        close_to_line = reading.available < lines.reclaim_exit
         # A victim is always chosen from a fresh table (decide asks for one). Near the lines a
         # table a second keeps the growth history that names a culprit; a scan on every wake
         # of a board parked just above a line cost 15 % of a small core.
@@ -399,14 +390,25 @@ class Daemon:
         self._update_metrics(reading, plan, now)
         if acted:
             return 0.0  # re-evaluate at once after every act
-        timeout = self._timeout(reading, plan, lines, now)
+        return self._bounded(self._timeout(reading, plan, lines, now), now)
+
+    def _add_fill(self, now: float, available: int) -> None:
+        self.fill.add(now, available)
+        self.fill_long.add(now, available)
+
+    def _bounded(self, timeout: float, now: float) -> float:
+        """A timeout cut short by whatever else falls due: a leak sample, the adj keeper's
+        poll, the systemd watchdog."""
         if self.leaks is not None:
-            timeout = min(timeout, max(0.0, self.leaks.next_due(now)))
+            timeout = min(timeout, self.leaks.next_due(now))
         if self.keeper is not None:
             interval = self.keeper.poll_interval_s()
             if interval is not None:  # no exec events: a restarted daemon is found by polling
                 timeout = min(timeout, interval)
-        return timeout
+        watchdog = self.tell.watchdog_interval()
+        if watchdog:
+            timeout = min(timeout, watchdog)
+        return max(0.0, timeout)
 
     def _timeout(self, reading: Reading, plan: policy.Plan, lines: policy.Lines, now: float) -> float:
         cfg = self.config
@@ -416,9 +418,7 @@ class Daemon:
             return max(0.0, min(0.25, fast, self.state.pending.deadline - now))
         if plan.action == "wait":
             return cfg.wait.min_timeout_s
-        timeout = adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
-        watchdog = self.tell.watchdog_interval()
-        return min(timeout, watchdog) if watchdog else timeout
+        return adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
 
     def _scope_kind(self) -> str:
         if self.scope_dir is None:
@@ -572,7 +572,7 @@ class Daemon:
             elif step == "drop_caches":
                 result = reclaim_actions.drop_caches(self.config.actions.drop_caches_level, self.proc_root)
             else:
-                want = max(MIB, plan.lines.reclaim + plan.lines.hysteresis - reading.available)
+                want = max(MIB, plan.lines.reclaim_exit - reading.available)
                 result = reclaim_actions.cgroup_reclaim(self.scope_dir, want)
             gained = max(0, self._free_now() - before)
             freed[step] = gained if result.ok else 0

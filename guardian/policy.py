@@ -56,6 +56,11 @@ class Lines:
     kill: int
     hysteresis: int
 
+    @property
+    def reclaim_exit(self) -> int:
+        """Available memory above which the system is at ease: the reclaim line plus hysteresis."""
+        return self.reclaim + self.hysteresis
+
 
 @dataclass(frozen=True)
 class Victim:
