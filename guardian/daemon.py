@@ -377,9 +377,11 @@ class Daemon:
             roles = classify(reading.procs, cfg, self.proc_root)
             plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         stopped = self.state.pending is not None and plan.state.pending is None and plan.action != "kill"
+        before, after = self.state.kernel_oom_kills, plan.state.kernel_oom_kills
+        kernel_killed = before is not None and after is not None and after > before
         self.state = plan.state
         self.last_plan = plan
-        if stopped:
+        if stopped or kernel_killed:  # the runaway is gone, by our hand or the kernel's
             self._forget_burst()
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
@@ -673,9 +675,9 @@ class Daemon:
         return True
 
     def _forget_burst(self) -> None:
-        """A victim is gone (killed, or stopped within its grace). The lines followed the burst
-        it made; they return to the board's own, or a bystander would be stopped at idle. The
-        long peak keeps the guardian waking often for a while."""
+        """A victim is gone (killed, stopped within its grace, or killed by the kernel). The
+        lines followed the burst it made; they return to the board's own, or a bystander would
+        be stopped at idle. The long peak keeps the guardian waking often for a while."""
         self.fill.reset_baseline()
         self.fill.reset_peak()
         self.fill_long.reset_baseline()

@@ -192,3 +192,25 @@ def test_a_quiet_wake_only_glances_at_memavailable_until_something_calls_for_a_t
         assert d._glance(7.5) is None
     finally:
         d.close()
+
+
+def test_after_the_kernel_oom_killer_ended_the_runaway_the_lines_return_to_the_boards_own(tree, tmp_path):
+    """Seen on an 80 MiB VM: the guardian waited out the kernel's kill, then stopped the
+    low-priority service on lines still raised by the dead runaway's fill rate."""
+    fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 3\n")
+    d, _ = make_daemon(tree, tmp_path)
+    try:
+        d.tick(0.0)
+        base = d.last_plan.lines
+        d.fill.add(0.5, 800 * 1024 * 1024)
+        d.fill.add(1.0, 700 * 1024 * 1024)  # 200 MiB/s
+        fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 4\n")
+        fakeproc.meminfo(tree, avail_mib=30)
+        d.tick(1.2)
+        assert d.last_plan.action == "wait" and "kernel OOM killer" in d.last_plan.reason
+        assert d.fill.peak(1.2) == 0.0
+        fakeproc.meminfo(tree, avail_mib=800)
+        d.tick(2.0)
+        assert d.last_plan.lines == base
+    finally:
+        d.close()
