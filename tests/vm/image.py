@@ -5,7 +5,8 @@
   nothing else - it mounts the root disk and switches to it;
 - root.sqfs: the read-only root of a BusyBox board (the board's flash): BusyBox as init and
   userland, the frozen guardian (dist/guardian) with the project's init/S03guardian and
-  init/guardian.default, earlyoom with the glibc it needs, vmtool, the scenario boards.
+  init/guardian.default, earlyoom and stress-ng (Debian's) with the libraries they need, vmtool,
+  the scenario boards, and the zram modules (loaded by rcS only where a scenario asks for swap).
 """
 import gzip
 import hashlib
@@ -30,6 +31,9 @@ GUEST = os.path.join(HERE, "guest")
 MODULES = ("virtio_pci", "virtio_blk", "squashfs", "crc32c_generic", "ext4")
 INITRAMFS_APPLETS = ("sh", "mount", "mkdir", "insmod", "sleep", "grep", "cat", "echo",
                      "switch_root", "poweroff")
+# What rcS loads where a scenario asks for zram swap (ZRAM_MIB), dependencies first; the
+# compressor (lzo-rle) is built into Debian's kernel.
+ZRAM_MODULES = ("zram",)
 DATA_FILES = 4  # page-cache data set: 4 files of 24 MiB of random bytes in /srv/data
 DATA_FILE_MIB = 24
 
@@ -267,7 +271,7 @@ def data_set() -> str:
     return d
 
 
-def build_rootfs(root: str, guardian: str, earlyoom: str, vmtool: str) -> None:
+def build_rootfs(root: str, guardian: str, earlyoom: str, stress: str, vmtool: str, moddir: str) -> None:
     from scenarios import SCENARIOS, env_file
 
     shutil.rmtree(root, ignore_errors=True)
@@ -290,6 +294,7 @@ def build_rootfs(root: str, guardian: str, earlyoom: str, vmtool: str) -> None:
     # The tools: the frozen guardian, earlyoom, vmtool, and the libraries they load.
     _install(guardian, root, "/usr/bin/guardian")
     _install(earlyoom, root, "/usr/bin/earlyoom")
+    _install(stress, root, "/usr/bin/stress-ng")
     _install(vmtool, root, "/usr/bin/vmtool")
     scratch = os.path.join(BUILD, "sofiles")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -301,13 +306,19 @@ def build_rootfs(root: str, guardian: str, earlyoom: str, vmtool: str) -> None:
             f.write(blob)
         inner.append(p)
     # Also what the bundled ones link (the bootloader needs libz before it unpacks its own).
-    for lib in ldd([guardian, earlyoom] + inner):
+    for lib in ldd([guardian, earlyoom, stress] + inner):
         _copy_lib(lib, root)
     # glibc loads libgcc_s when a thread exits through pthread_exit (Python's daemon threads).
     for lib in ("/lib/x86_64-linux-gnu/libgcc_s.so.1",):
         if os.path.exists(lib):
             _copy_lib(lib, root)
     shutil.rmtree(scratch)
+
+    # zram and what it needs, for rcS to insmod in this order (BusyBox has no modprobe index).
+    order = module_order(moddir, ZRAM_MODULES)
+    for name, path in order:
+        _install(path, root, "/lib/modules/vmtest/%s.ko" % name, 0o644)
+    _write(root, "/lib/modules/vmtest/order", " ".join(n for n, _ in order) + "\n")
 
     # The project's init integration, as a board would install it.
     _install(os.path.join(REPO, "init", "S03guardian"), root, "/etc/init.d/S03guardian")
@@ -343,7 +354,8 @@ def check_rootfs(root: str) -> None:
     boards = sorted(f for f in os.listdir(os.path.join(root, "etc", "guardian", "vm"))
                     if f.endswith(".toml") and f != "vm-base.toml")
     script = "mount -t proc proc %s/proc && chroot %s /bin/sh -c '%s'" % (root, root, " && ".join(
-        ["TMPDIR=/root /usr/bin/guardian --version", "/usr/bin/earlyoom -v >/dev/null"] +
+        ["TMPDIR=/root /usr/bin/guardian --version", "/usr/bin/earlyoom -v >/dev/null",
+         "/usr/bin/stress-ng --version >/dev/null"] +
         ["{ TMPDIR=/root /usr/bin/guardian check --config /etc/guardian/vm/%s >/root/check.out 2>&1; "
          "[ $? -lt 2 ] || { cat /root/check.out; exit 1; }; }" % b for b in boards]))
     res = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], capture_output=True, text=True)
@@ -389,13 +401,16 @@ def build(guardian: Optional[str] = None) -> Dict[str, str]:
     earlyoom = shutil.which("earlyoom")
     if not earlyoom:
         raise SystemExit("vm: earlyoom is missing (apt-get install earlyoom)")
+    stress = shutil.which("stress-ng")
+    if not stress:
+        raise SystemExit("vm: stress-ng is missing (apt-get install stress-ng)")
     for tool in ("qemu-system-x86_64", "mksquashfs", "gcc", "unshare"):
         if not shutil.which(tool):
             raise SystemExit("vm: %s is missing (make vm-deps installs it)" % tool)
     vmlinuz, moddir, version = kernel()
     paths = {"kernel": vmlinuz, "initramfs": os.path.join(BUILD, "initramfs.cpio.gz"),
              "root": os.path.join(BUILD, "root.sqfs"), "version": version}
-    digest = inputs_digest([guardian, earlyoom, HERE, os.path.join(REPO, "init"), vmlinuz])
+    digest = inputs_digest([guardian, earlyoom, stress, HERE, os.path.join(REPO, "init"), vmlinuz])
     stamp = os.path.join(BUILD, "image.digest")
     if (os.path.exists(stamp) and open(stamp).read() == digest
             and os.path.exists(paths["initramfs"]) and os.path.exists(paths["root"])):
@@ -406,7 +421,7 @@ def build(guardian: Optional[str] = None) -> Dict[str, str]:
     build_vmtool(vmtool)
     build_initramfs(moddir, paths["initramfs"])
     root = os.path.join(BUILD, "rootfs")
-    build_rootfs(root, guardian, earlyoom, vmtool)
+    build_rootfs(root, guardian, earlyoom, stress, vmtool, moddir)
     check_rootfs(root)
     out = paths["root"]
     if os.path.exists(out):

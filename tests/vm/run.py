@@ -119,6 +119,47 @@ def earlyoom_kills(logs: List[str]) -> int:
     return sum(1 for line in logs if line.startswith("sending SIG"))
 
 
+STRESSOR = "stress-ng"  # the name (comm) of every stress-ng process starts so
+_EARLYOOM_SIGNAL = re.compile(r'^sending (SIG\w+) to process (\d+) uid \d+ "([^"]*)"')
+
+
+def tool_ends(tool: str, r: Dict[str, Any], events: List[Dict[str, Any]]) -> Dict[int, str]:
+    """The processes the tool itself signalled to end in the round: pid -> name. The guardian:
+    its kill and terminate events (not dry runs); earlyoom: the 'sending SIG...' lines it
+    logged in the round (SIGTERM and then SIGKILL to one process are one end)."""
+    out: Dict[int, str] = {}
+    if tool == "guardian":
+        for e in events_in(events, r["t0"], r["t1"], ("kill", "terminate")):
+            if not e.get("dry_run") and isinstance(e.get("pid"), int):
+                out.setdefault(e["pid"], str(e.get("name", "?")))
+    else:
+        for line in r.get("tool_signals") or []:
+            m = _EARLYOOM_SIGNAL.match(line)
+            if m:
+                out.setdefault(int(m.group(2)), m.group(3))
+    return out
+
+
+def stress_ended(tool: str, r: Dict[str, Any], events: List[Dict[str, Any]]) -> Tuple[List[str], List[str]]:
+    """(stress-ng processes ended, bystanders ended) in a stress round: what the tool ended,
+    and the tracked services and webui that are gone whoever ended them (the kernel too)."""
+    ended = tool_ends(tool, r, events)
+    for e in r.get("ended", []):
+        ended.setdefault(e["pid"], e["name"])
+    stressors = [n for _, n in sorted(ended.items()) if n.startswith(STRESSOR)]
+    bystanders = [n for _, n in sorted(ended.items()) if not n.startswith(STRESSOR)]
+    return stressors, bystanders
+
+
+def names(ended: Sequence[str]) -> str:
+    """Names, each repeated one once with its count ("a,b x3"): a stress round ends the same
+    worker name many times."""
+    counts: Dict[str, int] = {}
+    for n in ended:
+        counts[n] = counts.get(n, 0) + 1
+    return ",".join(n if c == 1 else "%s x%d" % (n, c) for n, c in counts.items())
+
+
 def judge(run: Dict[str, Any]) -> Dict[str, Any]:
     """Checks and numbers for one VM run."""
     lines = run["lines"]
@@ -127,12 +168,12 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
     idle = (by("idle") or [None])[0]
     ready = (by("ready") or [{}])[0]
     events = [x["e"] for x in by("event")]
-    tool_log = [x["line"] for x in by("log")]
+    tool_log = [x["line"] for x in by("log") if x.get("tool", "earlyoom") == "earlyoom"]
     mark = boot.get("mark_kib", 24 * MIB)
     out: Dict[str, Any] = {"scenario": run["scenario"], "tool": run["tool"], "repeat": run.get("repeat", 0),
                            "vm_seconds": run["seconds"],
                            "mem_total_mib": round(boot.get("mem_total_kib", 0) / MIB, 1),
-                           "psi": boot.get("psi"), "idle": idle, "rounds": [], "failures": [], "notes": [], "known": [],
+                           "psi": boot.get("psi"), "zram": boot.get("zram"), "idle": idle, "rounds": [], "failures": [], "notes": [], "known": [],
                            "errors": [x["message"] for x in by("error")], "dir": run["dir"]}
     starts = [e for e in events if e.get("event") == "start"]
     if starts and boot:
@@ -177,6 +218,12 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
                         "freed_mib": round(e["freed_bytes"] / 2**20, 1) if isinstance(e.get("freed_bytes"), (int, float)) else None}
                        for e in acts]
         rnd["reclaims"] = sum(1 for e in acts if e["event"] == "reclaim")
+        if s.kind == "stress":
+            # Every stress-ng process ended had to end (a runaway always has to); anything
+            # else ended is one too many.
+            stressors, bystanders = stress_ended(run["tool"], r, events)
+            rnd.update(ended=stressors + bystanders, ended_count=len(stressors) + len(bystanders),
+                       minimal=len(stressors), bystanders_ended=bystanders, stress_status=r.get("stress_status"))
         # The checks (asserted for the guardian, shown for earlyoom).
         fails = []
         if r["oom_kills"] or r["oom_messages"]:
@@ -192,16 +239,20 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
         elif not rnd["critd_survived"]:
             fails.append(("critical", "critd did not survive (pid %s -> %s, alive %s)" % (
                 r["critd_before"], r["critd_after"], r["critd_alive"])))
-        if rnd["ended_count"] > rnd["minimal"]:
+        if s.kind == "stress" and rnd["bystanders_ended"]:
+            fails.append(("minimal", "bystander(s) ended: %s (beside %d stress-ng process(es))" % (
+                names(rnd["bystanders_ended"]), rnd["minimal"])))
+        elif rnd["ended_count"] > rnd["minimal"]:
             fails.append(("minimal", "ended %d (%s), %d would have restored headroom" % (
                 rnd["ended_count"], ", ".join(rnd["ended"]), rnd["minimal"])))
-        if s.kind in ("runaway", "restart") and "hog" not in rnd["ended"]:
+        if s.kind in ("runaway", "restart", "newborn") and "hog" not in rnd["ended"]:
             fails.append(("runaway", "the runaway was not ended"))
         if r["available_kib"] < mark and not r.get("timed_out"):
             fails.append(("headroom", "headroom not restored: %.0f MiB available, mark %.0f MiB" % (
                 r["available_kib"] / MIB, mark / MIB)))
         if r.get("timed_out"):
-            fails.append(("timeout", "nothing ended the runaway within the round's time"))
+            fails.append(("timeout", "stress-ng did not stop within the round's time" if s.kind == "stress"
+                          else "nothing ended the runaway within the round's time"))
         if s.kind == "pagecache" and rnd["ended_count"]:
             fails.append(("pagecache", "a process was ended where reclaim alone should do"))
         if s.kind == "restart":
@@ -273,7 +324,7 @@ def _cell(r: Optional[Dict[str, Any]]) -> List[str]:
         return ["-"] * 5
     ended = "%d" % r["ended_count"]
     if r["ended"]:
-        ended += " (%s)" % ",".join(r["ended"])
+        ended += " (%s)" % names(r["ended"])
     ended += " / min %d" % r["minimal"]
     crit = "yes" if r["critd_survived"] else "NO"
     if r.get("critd_restarted"):
@@ -320,11 +371,12 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
         out.append("| %s | %s | %s | %.1f | %.1f | %d | %d | %.0f | %s | %s |" % (
             j["scenario"], j["tool"], j["mem_total_mib"], i["rss_kib"] / MIB, i["pss_kib"] / MIB, i["ticks"],
             i["wakeups"], i["seconds"], j.get("tool_started_s", "-"),
-            "%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
-            if j["tool"] == "guardian" else "%d proc" % i["procs"]))
+            ("%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
+             if j["tool"] == "guardian" else "%d proc" % i["procs"])
+            + ("; swap on zram %.0f MiB (%s)" % (j["zram"]["disksize"] / 2**20, j["zram"]["comp"]) if j.get("zram") else "")))
     out += ["", "## Highest runaway rate with no kernel OOM kill", "", "| scenario | guardian | earlyoom |", "|---|---|---|"]
     for s in scenarios:
-        if s.kind != "runaway":
+        if s.kind not in ("runaway", "newborn"):
             continue
         cells = [highest_safe_rate(by_key[(s.name, t)]["rounds"]) if (s.name, t) in by_key else "-"
                  for t in ("guardian", "earlyoom")]
@@ -397,7 +449,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for s in SCENARIOS:
-            print("%-12s %3d MiB  %s" % (s.name, s.mem_mib, s.title))
+            print("%-14s %3d MiB  %s" % (s.name, s.mem_mib, s.title))
         return 0
     if os.geteuid() != 0:
         print("vm: needs root (chroot and mount namespaces to check the image)", file=sys.stderr)

@@ -15,7 +15,7 @@ TOOLS = ("guardian", "earlyoom")
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    kind: str  # the agent function: runaway, leak, forkserver, pagecache, restart
+    kind: str  # the agent function: runaway, leak, forkserver, pagecache, restart, newborn, stress
     title: str
     board: str  # tests/vm/boards/<board>.toml, installed as /etc/guardian/vm/<board>.toml
     mem_mib: int = 256
@@ -73,6 +73,30 @@ SCENARIOS = (
              "vm-nopsi", 256, kernel_args="psi=0", env=_env(256, RATES="20 100 200 0")),
     Scenario("restart", "restart", "tool SIGKILLed mid-pressure (hog 4 MiB/s), respawned via its init script",
              "vm-restart", 256, env=_env(256, RESTART_RATE="4", SUPERVISE="1", IDLE_S="0")),
+    # Issue 11's workloads. stress-ng's vm and bigheap stressors restart a worker that is
+    # SIGKILLed (by the kernel or a tool) until their --timeout: the pressure comes back at once
+    # and keeps coming for 40 s. Every stress-ng process ended counts as needed; critd,
+    # lowprio and webui (an ordinary process in no board config) are bystanders.
+    Scenario("stress-vm", "stress", "stress-ng --vm 2 --vm-bytes 100% for 40 s (respawns what dies), webui beside it",
+             "vm-stress", 256, env=_env(256, IDLE_S="0", WEBUI_MIB="16", STRESS_LABEL="vm",
+                                        STRESS_ARGS="--vm 2 --vm-bytes 100% --timeout 40s")),
+    Scenario("stress-bigheap", "stress", "stress-ng --bigheap 1 for 40 s (one heap grown until it dies), webui beside it",
+             "vm-stress", 256, env=_env(256, IDLE_S="0", WEBUI_MIB="16", STRESS_LABEL="bigheap",
+                                        STRESS_ARGS="--bigheap 1 --timeout 40s")),
+    # A runaway with no history beside an idle webui (15.5 MiB, older than the growth window,
+    # in no board config): only the runaway may end, from its first reading.
+    Scenario("newborn-128", "newborn", "runaway at 10 and 40 MiB/s born beside an idle 15.5 MiB webui (128 MiB)",
+             "vm-newborn", 128, env=_env(128, RATES="10 40", WEBUI_MIB="15.5", WEBUI_AGE_S="35")),
+    # Twelve workers growing together fast, overshooting the room above the mark by a third of
+    # one worker: lowprio alone (16 MiB) restores headroom, so the fewest is 1.
+    Scenario("growers-256", "forkserver", "forking server: 12 workers at 2 MiB/s each, a third of a worker too many",
+             "vm-forkserver", 256, env=_env(256, IDLE_S="0", WORKERS="12", WORKER_RATE="2", OVERSHOOT="0.33")),
+    # Swap on zram, half the RAM (lzo-rle), set up by rcS before the services and the tool; the
+    # runaway's pages compress 2:1 (half of each page random). Idle cost with swap at rest.
+    Scenario("zram-128", "runaway", "zram swap of 64 MiB (lzo-rle) on 128 MiB, runaway at 40 MiB/s (pages compress 2:1)",
+             "vm-zram", 128, env=_env(128, RATES="40", ZRAM_MIB="64", ZRAM_COMP="lzo-rle", HOG_ARGS="--fill 2048")),
+    Scenario("pagecache-busy", "pagecache", "page cache heavy reader + a faster grower (8 MiB/s): reclaim, no kill",
+             "vm-pagecache", 256, env=_env(256, IDLE_S="0", PC_RATE="8", PC_HOLD_S="20", PC_WARM_S="8")),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

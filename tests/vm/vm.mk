@@ -15,11 +15,11 @@ VM_RETRY ?= 1
 .PHONY: vm-test vm-deps vm-image
 
 # qemu-system-x86 (TCG; KVM is not needed), mksquashfs, a static BusyBox, earlyoom (the
-# reference), gcc and libc6-dev (vmtool is linked statically). On a host running systemd,
+# reference), stress-ng (a load generator the stress scenarios run in the guest), gcc and libc6-dev (vmtool is linked statically). On a host running systemd,
 # installing earlyoom also starts its service: `systemctl disable --now earlyoom` if unwanted.
 vm-deps:
 	@missing=""; \
-	for pair in qemu-system-x86_64:qemu-system-x86 mksquashfs:squashfs-tools earlyoom:earlyoom gcc:gcc; do \
+	for pair in qemu-system-x86_64:qemu-system-x86 mksquashfs:squashfs-tools earlyoom:earlyoom stress-ng:stress-ng gcc:gcc; do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	for pkg in busybox-static libc6-dev; do \

@@ -4,7 +4,7 @@
 # object per line to the second serial port, which the host reads. Then it powers off.
 #
 # Every line has "type": boot, ready, idle, round, event (the guardian's event log), log (a
-# line of earlyoom's output), kernel (an OOM line of the kernel log), error, done.
+# line of earlyoom's or stress-ng's output), kernel (an OOM line of the kernel log), error, done.
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
 . /run/vmtest/env
@@ -51,6 +51,12 @@ wait_exit() {
 	! alive "$1"
 }
 progress() { cat "$R/$1.progress" 2>/dev/null; } # "<MiB allocated> <seconds>"
+# pids_named PREFIX: the processes whose name (comm) starts with PREFIX.
+pids_named() {
+	for d in /proc/[0-9]*; do
+		case "$(cat "$d/comm" 2>/dev/null)" in "$1"*) echo "${d#/proc/}";; esac
+	done
+}
 
 TOTAL=$(kib MemTotal)
 # The headroom mark, tool-neutral: the guardian's default terminate line (10 % of MemTotal,
@@ -63,7 +69,16 @@ MARK=$((TOTAL / 10))
 [ -n "$MARK_MIB" ] && MARK=$((MARK_MIB * 1024))
 PSI=false
 [ -r /proc/pressure/memory ] && cat /proc/pressure/memory >/dev/null 2>&1 && PSI=true
-emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
+# Swap on zram (rcS sets it up where the scenario says ZRAM_MIB).
+ZRAM=null
+if [ -n "$ZRAM_MIB" ] && [ "$ZRAM_MIB" -gt 0 ]; then
+	if [ "$(tail -n 1 "$R/zram.status" 2>/dev/null)" = ok ] && grep -q '^/dev/zram0 ' /proc/swaps; then
+		ZRAM="{\"disksize\": $(cat /sys/block/zram0/disksize), \"comp\": $(json_str "$(sed 's/.*\[\(.*\)\].*/\1/' /sys/block/zram0/comp_algorithm)")}"
+	else
+		error "zram swap of $ZRAM_MIB MiB was asked for and is not on: $(cat "$R/zram.status" 2>/dev/null)"
+	fi
+fi
+emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"swap_total_kib\": $(kib SwapTotal), \"zram\": $ZRAM, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
 
 # --------------------------------------------------------------------------- ready
 
@@ -86,7 +101,23 @@ while :; do
 	[ -n "$lp" ] && [ -n "$cp" ] && [ "${lp%%.*}" -ge "${LOWPRIO_MIB:-0}" ] && break
 	sleep 0.2; i=$((i + 1)); [ "$i" -gt 300 ] && { error "services did not come up: lowprio '$lp' critd '$cp'"; break; }
 done
-emit "{\"type\": \"ready\", \"now\": $(now), \"waited_s\": $(awk "BEGIN { print $(now) - $ready_t0 }"), \"tool_pids\": \"$(tool_pids)\", \"critd\": $(pidnum critd), \"lowprio\": $(pidnum lowprio), \"mem_available_kib\": $(kib MemAvailable)}"
+# An ordinary process beside the services, in no board config (WEBUI_MIB: what it holds, idle).
+WEBUI="" WEBUI_T=0
+webui_up() {
+	[ -n "$WEBUI_MIB" ] || return 0
+	alive "$WEBUI" && return 0
+	rm -f "$R/webui.progress"
+	spawn /usr/bin/vmtool alloc --name webui --rate 0 --ceiling "$WEBUI_MIB" --progress "$R/webui.progress"
+	WEBUI=$LAST WEBUI_T=$(now)
+	i=0
+	while [ "$i" -lt 100 ]; do
+		p=$(progress webui)
+		[ -n "$p" ] && [ "${p%%.*}" -ge "${WEBUI_MIB%%.*}" ] && break
+		sleep 0.1; i=$((i + 1))
+	done
+}
+webui_up
+emit "{\"type\": \"ready\", \"now\": $(now), \"waited_s\": $(awk "BEGIN { print $(now) - $ready_t0 }"), \"tool_pids\": \"$(tool_pids)\", \"critd\": $(pidnum critd), \"lowprio\": $(pidnum lowprio), \"webui\": ${WEBUI:-0}, \"mem_available_kib\": $(kib MemAvailable)}"
 
 # --------------------------------------------------------------------------- idle cost
 
@@ -117,11 +148,26 @@ round_begin() {
 	RB_T=$(now); RB_OOM=$(oom_kills); RB_MSG=$(oom_messages)
 	RB_CRITD=$(pidfile critd); RB_LOWPRIO=$(pidfile lowprio); RB_TOOL=$(tool_pids)
 	RB_AVAIL=$(kib MemAvailable)
+	RB_LOGN=$(cat "$R/earlyoom.log" 2>/dev/null | wc -l)
 	rm -f "$R/monitor.json"
 	/usr/bin/vmtool monitor "$R/monitor.json" "$MARK" &
 	MON=$!
 	TRACK=""
 	alive "$RB_LOWPRIO" && TRACK="lowprio:$RB_LOWPRIO:$(( ${LOWPRIO_MIB:-0} * 1024 ))"
+	alive "$WEBUI" && TRACK="$TRACK webui:$WEBUI:$(awk "BEGIN { print int($WEBUI_MIB * 1024) }")"
+}
+
+# tool_signals: the signals earlyoom logged since round_begin, as a JSON list of its lines
+# (the guardian's acts are in its event log, with their times).
+tool_signals() {
+	first=true
+	printf '['
+	tail -n +$((RB_LOGN + 1)) "$R/earlyoom.log" 2>/dev/null | grep '^sending SIG' | while IFS= read -r line; do
+		$first || printf ', '
+		first=false
+		json_str "$line"
+	done
+	printf ']'
 }
 
 # round_end LABEL EXTRA_JSON: what happened in the round, as one line.
@@ -134,7 +180,7 @@ round_end() {
 	done
 	critd=$(pidfile critd); lowprio=$(pidfile lowprio)
 	crit_alive=false; alive "$critd" && crit_alive=true
-	emit "{\"type\": \"round\", \"label\": \"$1\", \"t0\": $RB_T, \"t1\": $(now), \"oom_kills\": $(( $(oom_kills) - RB_OOM )), \"oom_messages\": $(( $(oom_messages) - RB_MSG )), \"critd_before\": ${RB_CRITD:-0}, \"critd_after\": ${critd:-0}, \"critd_alive\": $crit_alive, \"lowprio_before\": ${RB_LOWPRIO:-0}, \"tool_pids_before\": \"$RB_TOOL\", \"tool_pids_after\": \"$(tool_pids)\", \"available_before_kib\": $RB_AVAIL, \"available_kib\": $(kib MemAvailable), \"ended\": [$ended], \"tool_rss_kib\": $(sum_field status VmRSS $(tool_pids)), \"tool_hwm_kib\": $(sum_field status VmHWM $(tool_pids)), \"monitor\": $(cat "$R/monitor.json" 2>/dev/null || echo null)${2:+, $2}}"
+	emit "{\"type\": \"round\", \"label\": \"$1\", \"t0\": $RB_T, \"t1\": $(now), \"oom_kills\": $(( $(oom_kills) - RB_OOM )), \"oom_messages\": $(( $(oom_messages) - RB_MSG )), \"critd_before\": ${RB_CRITD:-0}, \"critd_after\": ${critd:-0}, \"critd_alive\": $crit_alive, \"lowprio_before\": ${RB_LOWPRIO:-0}, \"tool_pids_before\": \"$RB_TOOL\", \"tool_pids_after\": \"$(tool_pids)\", \"available_before_kib\": $RB_AVAIL, \"available_kib\": $(kib MemAvailable), \"ended\": [$ended], \"tool_signals\": $(tool_signals), \"swap_free_kib\": $(kib SwapFree), \"tool_rss_kib\": $(sum_field status VmRSS $(tool_pids)), \"tool_hwm_kib\": $(sum_field status VmHWM $(tool_pids)), \"monitor\": $(cat "$R/monitor.json" 2>/dev/null || echo null)${2:+, $2}}"
 }
 
 # services_up: bring back a service a tool ended in an earlier round (or between rounds).
@@ -170,7 +216,7 @@ runaway_round() {
 	settle
 	round_begin
 	rm -f "$R/hog.progress"
-	spawn /usr/bin/vmtool alloc --name hog --rate "$2" --chunk 256 --progress "$R/hog.progress"
+	spawn /usr/bin/vmtool alloc --name hog --rate "$2" --chunk 256 --progress "$R/hog.progress" $HOG_ARGS
 	hog=$LAST
 	TRACK="$TRACK hog:$hog:-1"
 	timed_out=false
@@ -214,20 +260,29 @@ scenario_leak() {
 scenario_forkserver() {
 	settle
 	a0=$(kib MemAvailable)
-	# Workers' ceiling: together they want 1.5 workers more than the room above the mark, so
-	# the fewest processes that restore headroom is 2 (the low-priority service is smaller
-	# than one worker plus a half).
-	c=$(( (a0 - MARK) * 10 / (WORKERS * 10 - 15) / 1024 ))
+	label=forkserver
+	if [ -z "$OVERSHOOT" ]; then
+		# Workers' ceiling: together they want 1.5 workers more than the room above the mark, so
+		# the fewest processes that restore headroom is 2 (the low-priority service is smaller
+		# than one worker plus a half).
+		c=$(( (a0 - MARK) * 10 / (WORKERS * 10 - 15) / 1024 ))
+	else
+		# OVERSHOOT (in workers) more than the room above the mark, in steps of 0.1 MiB; the
+		# ceiling a worker reaches is whole chunks (128 KiB) of it.
+		label=growers
+		c=$(awk "BEGIN { printf \"%.1f\", int(($a0 - $MARK) / 1024 / ($WORKERS - $OVERSHOOT) * 10) / 10 }")
+	fi
+	final=$(awk "BEGIN { print int($c * 8) * 128 }")
 	round_begin
 	spawn /usr/bin/vmtool alloc --name srv --forks "$WORKERS" --rate "$WORKER_RATE" --ceiling "$c" --chunk 128
 	srv=$LAST
 	sleep 1
 	TRACK="$TRACK srv:$srv:0"
-	for w in $(cat /proc/$srv/task/$srv/children); do TRACK="$TRACK worker:$w:$((c * 1024))"; done
+	for w in $(cat /proc/$srv/task/$srv/children); do TRACK="$TRACK worker:$w:$final"; done
 	grow_s=$(awk "BEGIN { print int($c / $WORKER_RATE) + 12 }")
 	sleep "$grow_s"
 	settle
-	round_end "forkserver" "\"workers\": $WORKERS, \"worker_ceiling_mib\": $c, \"worker_rate\": $WORKER_RATE, \"available_start_kib\": $a0"
+	round_end "$label" "\"workers\": $WORKERS, \"worker_ceiling_mib\": $c, \"worker_rate\": $WORKER_RATE, \"overshoot\": \"${OVERSHOOT:-1.5}\", \"available_start_kib\": $a0"
 }
 
 scenario_pagecache() {
@@ -275,13 +330,47 @@ restart_round() {
 	round_end "$1" "\"killed\": \"$victims\", \"kill_time\": $kill_t, \"hog_status\": $status, \"respawns\": \"$(cat $R/respawns 2>/dev/null | tr '\n' ';')\", \"tool_procs_after\": $(tool_pids | wc -w)"
 }
 
+# newborn: an idle webui (in no board config, older than the growth window) beside the
+# services; a runaway starts at each of RATES. Only the runaway may end.
+scenario_newborn() {
+	for rate in $RATES; do
+		webui_up
+		while [ "$(awk "BEGIN { print int($(now) - $WEBUI_T) }")" -lt "${WEBUI_AGE_S:-35}" ]; do sleep 1; done
+		runaway_round "rate=$rate" "$rate" "${ROUND_TIMEOUT:-90}"
+	done
+}
+
+# stress: stress-ng from Debian (STRESS_ARGS; it stops by its own --timeout), with the
+# services (and webui, if any) beside it. Every stress-ng process a tool ends counts as
+# needed; anything else ended is one too many.
+scenario_stress() {
+	services_up
+	settle
+	round_begin
+	rm -f "$R/stress.log"
+	cd /tmp # stress-ng wants a writable working directory
+	spawn /usr/bin/stress-ng $STRESS_ARGS --temp-path /tmp --log-file "$R/stress.log"
+	stress=$LAST
+	cd /
+	timed_out=false
+	wait_exit "$stress" "${ROUND_TIMEOUT:-90}" || { timed_out=true; kill -9 $(pids_named stress-ng) 2>/dev/null; }
+	wait "$stress"; status=$?
+	left=$(pids_named stress-ng | wc -w)
+	[ "$left" -gt 0 ] && kill -9 $(pids_named stress-ng) 2>/dev/null
+	settle
+	round_end "${STRESS_LABEL:-stress}" "\"stress_status\": $status, \"timed_out\": $timed_out, \"stress_left\": $left, \"stress_args\": $(json_str "$STRESS_ARGS")"
+	tail -n 40 "$R/stress.log" 2>/dev/null | while IFS= read -r line; do
+		emit "{\"type\": \"log\", \"tool\": \"stress-ng\", \"line\": $(json_str "$line")}"
+	done
+}
+
 scenario_restart() {
 	restart_round "kill-all" all
 	restart_round "kill-pidfile" pidfile
 }
 
 case "$SCENARIO_KIND" in
-	runaway|leak|forkserver|pagecache|restart) "scenario_$SCENARIO_KIND";;
+	runaway|leak|forkserver|pagecache|restart|newborn|stress) "scenario_$SCENARIO_KIND";;
 	*) error "unknown scenario kind '$SCENARIO_KIND'";;
 esac
 

@@ -19,9 +19,12 @@
  *                       the parent holds nothing and waits for them
  *   --progress FILE     keep "<MiB allocated> <seconds since start>" in FILE (tmpfs)
  *   --delay S           sleep before starting
+ *   --fill BYTES        random bytes written at the start of every page (default 0: one
+ *                       nonzero byte per page); swap on zram compresses a page to about
+ *                       what is random in it, so 2048 is data that compresses 2:1
  *
- * Every chunk is written (one byte per page, nonzero) and its pointer kept in a global array
- * that is read back at the end, so the compiler cannot drop the allocation at -O2.
+ * Every chunk is written (at least one byte per page, nonzero) and its pointer kept in a global
+ * array that is read back at the end, so the compiler cannot drop the allocation at -O2.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,6 +49,8 @@
 static char *volatile chunks[MAX_CHUNKS];
 static size_t nchunks;
 static volatile uintptr_t checksum;
+static size_t fill_bytes; /* --fill */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static double now_mono(void)
 {
@@ -98,8 +103,16 @@ static int grab(size_t size)
 	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
-	for (size_t off = 0; off < size; off += 4096)
+	for (size_t off = 0; off < size; off += 4096) {
+		uint64_t *w = (uint64_t *)(p + off);
+		for (size_t i = 0; i < fill_bytes / 8; i++) { /* xorshift64: incompressible */
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			w[i] = rng;
+		}
 		p[off] = (char)(1 + (off >> 12) % 251);
+	}
 	chunks[nchunks++] = p;
 	return 0;
 }
@@ -213,6 +226,8 @@ static int cmd_alloc(int argc, char **argv)
 			pl.progress = v;
 		else if (!strcmp(a, "--delay"))
 			pl.delay = atof(v);
+		else if (!strcmp(a, "--fill"))
+			fill_bytes = (size_t)atol(v) > 4096 ? 4096 : (size_t)atol(v);
 		else {
 			fprintf(stderr, "vmtool alloc: unknown option %s\n", a);
 			return 2;
