@@ -17,7 +17,7 @@ from guardian.actions import signals as sig
 from guardian.config import MIB, Config
 from guardian.history import FillRate, Growth
 from guardian.match import classify
-from guardian.policy import NORMAL, RUNG_NAMES, TERMINATE, PolicyState, Reading, Recent
+from guardian.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Reading, Recent
 from guardian.sense import Sensor
 from guardian.telemetry import Telemetry
 from guardian.waiter import UsageThresholds, Waiter, adaptive_timeout
@@ -28,6 +28,20 @@ ReloadFn = Callable[[], Config]
 
 # Seconds between process-table samples while available memory is near the reclaim line.
 NEAR_LINE_SAMPLE_S = 1.0
+# After a kernel OOM kill: read MemAvailable this often until it stops rising (the victim's
+# memory is back), for at most KERNEL_KILL_SETTLE_MAX_S.
+KERNEL_KILL_SETTLE_POLL_S = 0.02
+KERNEL_KILL_SETTLE_MAX_S = 0.3
+# How many recent ends (ours and the kernel's) are remembered to recognise a respawn.
+ENDED_KEPT = 16
+
+
+def _uptime() -> Optional[float]:
+    """Seconds since boot on the clock /proc/PID/stat starttime counts from."""
+    try:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        return None
 
 
 def _die_with_parent(ppid: int) -> None:
@@ -65,7 +79,9 @@ class Daemon:
         # seen in minutes, so one burst keeps the guardian alert without moving its lines.
         self.fill = FillRate(half_life_s=10.0)
         self.fill_long = FillRate(half_life_s=300.0)
-        self.growth = Growth(config.victims.growth_window_s)
+        self.growth = Growth(config.victims.growth_window_s, clock_ticks=os.sysconf("SC_CLK_TCK"))
+        self.ended: Tuple[Ended, ...] = ()  # recent ends, ours and the kernel's (respawns)
+        self._last_table: Dict[Tuple[int, int], Any] = {}  # (pid, starttime) -> ProcInfo
         self.last_proc_sample = float("-inf")
         self.sensor = Sensor(scope_dir, proc_root, sys_root)
         self.waiter: Optional[Waiter] = None
@@ -282,12 +298,13 @@ class Daemon:
         info = self.sensor.meminfo()
         if info is None or info is before or info.total != self._last_total:  # kept, not read: no news
             return None
-        self._add_fill(now, info.available)
+        headroom = self.sensor.headroom(info)
+        self._add_fill(now, headroom)
         lines = policy.lines_for(Reading(time=now, total=info.total, available=info.available),
                                  Recent(fill_rate=self.fill.peak(now)), self.config)
-        if info.available < lines.reclaim_exit:
+        if headroom < lines.reclaim_exit:
             return None
-        timeout = adaptive_timeout(info.available - lines.kill, self.fill_long.peak(now), wait, self.waiter.armed)
+        timeout = adaptive_timeout(headroom - lines.kill, self.fill_long.peak(now), wait, self.waiter.armed)
         return self._bounded(min(timeout, self._last_full_tick + wait.max_timeout_s - now), now)
 
     def _keeper_poll(self) -> None:
@@ -351,10 +368,10 @@ class Daemon:
         if reading is None:
             return cfg.wait.max_timeout_poll_s
         self._last_full_tick, self._last_total = now, reading.total
-        self._add_fill(now, reading.available)
+        self._add_fill(now, reading.headroom)
         recent = Recent(fill_rate=self.fill.peak(now))
         lines = policy.lines_for(reading, recent, cfg)
-        close_to_line = reading.available < lines.reclaim_exit
+        close_to_line = reading.headroom < lines.reclaim_exit
         # A victim is always chosen from a fresh table (decide asks for one). Near the lines a
         # table a second keeps the growth history that names a culprit; a scan on every wake
         # of a board parked just above a line cost 15 % of a small core.
@@ -375,6 +392,11 @@ class Daemon:
             reading = self._with_procs(reading, now, with_buddy=True)
             recent = self._recent(now)
             roles = classify(reading.procs, cfg, self.proc_root)
+            plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
+        if plan.needs_settle:
+            reading = self._settled_reading(reading, now)
+            recent = self._recent(now)
+            roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
             plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         stopped = self.state.pending is not None and plan.state.pending is None and plan.action != "kill"
         before, after = self.state.kernel_oom_kills, plan.state.kernel_oom_kills
@@ -416,11 +438,11 @@ class Daemon:
         cfg = self.config
         if self.state.pending is not None:
             # Watch a graceful stop closely, and more closely still when memory runs fast.
-            fast = adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
+            fast = adaptive_timeout(reading.headroom - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
             return max(0.0, min(0.25, fast, self.state.pending.deadline - now))
         if plan.action == "wait":
             return cfg.wait.min_timeout_s
-        return adaptive_timeout(reading.available - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
+        return adaptive_timeout(reading.headroom - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
 
     def _scope_kind(self) -> str:
         if self.scope_dir is None:
@@ -446,9 +468,47 @@ class Daemon:
                 pass
         return self._parent
 
+    def _settled_reading(self, reading: Reading, now: float) -> Reading:
+        """The kernel OOM killer ended a process since the last reading: wait (briefly) until
+        MemAvailable stops rising, its victim's memory being back, then read everything again.
+        The victim, found in the last table, is remembered so that a respawn of it is known."""
+        deadline = time.monotonic() + KERNEL_KILL_SETTLE_MAX_S
+        last = reading.available
+        while time.monotonic() < deadline:
+            time.sleep(KERNEL_KILL_SETTLE_POLL_S)
+            info = self.sensor.meminfo()
+            if info is None or info.available <= last + MIB // 4:
+                break
+            last = info.available
+        before = self._last_table
+        self._forget_burst()  # its victim's fill is no rate: the lines return to the board's own
+        fresh = self.sensor.read(time.monotonic(), self.pid) or reading
+        fresh = self._with_procs(fresh, time.monotonic(), with_buddy=False)
+        self._note_kernel_victims(before, fresh)
+        self._add_fill(fresh.time, fresh.headroom)
+        return replace(fresh, oom_settled=True)
+
+    def _note_kernel_victims(self, before: Dict[Tuple[int, int], Any], reading: Reading) -> None:
+        """Who the kernel took: of the processes in the table before that are gone now, those
+        with the highest oom_score (the kernel's own measure), one per kill."""
+        if not before or reading.procs is None or reading.oom_kills is None:
+            return
+        killed = reading.oom_kills - (self.state.kernel_oom_kills or reading.oom_kills)
+        now_ids = {(p.pid, p.starttime) for p in reading.procs}
+        gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.rss > 0),
+                      key=lambda p: p.oom_score, reverse=True)
+        for p in gone[:max(1, killed)]:
+            self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, reading.time, "kernel")
+
+    def _remember_end(self, pid: int, starttime: int, comm: str, ppid: int, uid: int, cgroup: str,
+                      when: float, by: str) -> None:
+        kept = tuple(e for e in self.ended if when - e.time <= policy.RESPAWN_WINDOW_S)
+        self.ended = (kept + (Ended(pid, starttime, comm, ppid, uid, cgroup, when, by),))[-ENDED_KEPT:]
+
     def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
         procs = self.sensor.procs()
-        self.growth.add(now, procs)
+        self.growth.add(now, procs, _uptime())
+        self._last_table = {(p.pid, p.starttime): p for p in procs}
         if self.keeper is not None:
             # A safety net under the event path: whatever a full table shows gets its adj.
             try:
@@ -537,7 +597,8 @@ class Daemon:
             self.kernel_oom_kills = count
 
     def _recent(self, now: float) -> Recent:
-        return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s())
+        return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s(),
+                      ended=self.ended)
 
     # ----------------------------------------------------------------------------------------
     # Act
@@ -562,6 +623,7 @@ class Daemon:
 
     def _reclaim(self, plan: policy.Plan, reading: Reading) -> None:
         freed: Dict[str, int] = {}
+        began = time.monotonic()
         for step in plan.reclaim_steps:
             if self.dry_run:
                 self.tell.event("reclaim", "dry run: would run %s (%s)" % (step, plan.reason), step=step, dry_run=True)
@@ -582,14 +644,18 @@ class Daemon:
                 step, "ok" if result.ok else "failed: %s" % result.error, gained / MIB,
                 (time.monotonic() - started) * 1000, plan.reason), step=step, ok=result.ok,
                 freed_bytes=gained, error=result.error)
-        self.state = policy.after_reclaim(self.state, time.monotonic(), freed)
+        done = time.monotonic()
+        self.state = policy.after_reclaim(self.state, done, freed, 0.0 if self.dry_run else done - began)
         self.fill.reset_baseline()
         self.fill_long.reset_baseline()
 
     def _victim_fields(self, plan: policy.Plan, reading: Reading) -> Dict[str, Any]:
         v = plan.victim
-        return dict(pid=v.pid, name=v.name, rss_bytes=v.rss, oom_score=v.oom_score, growth_bytes=v.growth,
-                    why=v.why, runner_up=v.runner_up, reason=plan.reason, available_bytes=reading.available)
+        fields = dict(pid=v.pid, name=v.name, rss_bytes=v.rss, oom_score=v.oom_score, growth_bytes=v.growth,
+                      why=v.why, runner_up=v.runner_up, reason=plan.reason, available_bytes=reading.available)
+        if v.respawns:
+            fields.update(respawns=v.respawns, parent_pid=v.ppid)
+        return fields
 
     def _terminate(self, plan: policy.Plan, reading: Reading, now: float) -> bool:
         v = plan.victim
@@ -607,6 +673,7 @@ class Daemon:
             self.state = policy.after_gone(self.state, now)
             return True
         self.tell.event("terminate", message, grace_s=grace, **self._victim_fields(plan, reading))
+        self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, now, "guardian")
         self.state = policy.after_terminate(self.state, v, now, grace)
         self._watch_pending(handle)
         timeout = self.config.actions.stop_command_timeout_s
@@ -657,6 +724,7 @@ class Daemon:
         fields.update(process_group=act.kill_process_group)
         # On disk before the act: a power cut mid-kill still leaves the reason.
         self.tell.event("kill", message, **fields)
+        self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, time.monotonic(), "guardian")
         try:
             result = sig.kill(handle, process_group=act.kill_process_group, mrelease=act.mrelease)
             exited = sig.wait_exit(handle, 2.0)

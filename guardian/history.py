@@ -56,16 +56,26 @@ class FillRate:
 
 
 class Growth:
-    """Per-process RSS samples over a sliding window: who grew, and by how much."""
+    """Per-process RSS samples over a sliding window: who grew, and by how much.
 
-    def __init__(self, window_s: float = 30.0, max_samples: int = 64):
+    A process born inside the window grew from nothing: it counts its whole RSS from its first
+    reading, even when the window holds a single sample (a runaway the guardian has seen only
+    once is still the culprit, not the idle bystander beside it). Birth comes from the
+    starttime in the table (clock ticks after boot) against the boot clock the caller passes.
+    """
+
+    def __init__(self, window_s: float = 30.0, max_samples: int = 64, clock_ticks: int = 100):
         self.window_s = window_s
-        self._samples: Deque[Tuple[float, Dict[Identity, int]]] = deque(maxlen=max_samples)
+        self.clock_ticks = clock_ticks
+        # (monotonic time, seconds since boot or None, identity -> rss)
+        self._samples: Deque[Tuple[float, Optional[float], Dict[Identity, int]]] = deque(maxlen=max_samples)
         self._growth: Optional[Dict[int, int]] = None  # growth() of the samples as they are
 
-    def add(self, now: float, procs: Iterable[ProcInfo]) -> None:
+    def add(self, now: float, procs: Iterable[ProcInfo], uptime_s: Optional[float] = None) -> None:
+        """`uptime_s`: seconds since boot at `now` (CLOCK_BOOTTIME), to tell who was born
+        inside the window; None leaves birth to the samples alone."""
         sample = {(p.pid, p.starttime): p.rss for p in procs}
-        self._samples.append((now, sample))
+        self._samples.append((now, uptime_s, sample))
         self._growth = None
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
             self._samples.popleft()
@@ -73,20 +83,32 @@ class Growth:
     def last_time(self) -> Optional[float]:
         return self._samples[-1][0] if self._samples else None
 
-    def growth(self) -> Dict[int, int]:
-        """Bytes each current process grew since the oldest sample in the window, by PID.
+    def _born_within(self, ident: Identity, uptime_s: Optional[float], since_s: float) -> bool:
+        return uptime_s is not None and uptime_s - ident[1] / float(self.clock_ticks) <= since_s
 
-        A process born inside the window grew from nothing: a freshly forked hog counts whole.
+    def growth(self) -> Dict[int, int]:
+        """Bytes each current process grew since the oldest sample in the window (or since its
+        birth, when it was born inside the window), by PID.
+
         The dict is shared until the next add(): read it, do not change it.
         """
-        if len(self._samples) < 2:
+        if not self._samples:
             return {}
         if self._growth is None:  # the daemon asks on every wake; samples change far less often
-            oldest = self._samples[0][1]
-            self._growth = {ident[0]: rss - oldest.get(ident, 0) for ident, rss in self._samples[-1][1].items()}
+            then, _, oldest = self._samples[0]
+            now, uptime, latest = self._samples[-1]
+            if len(self._samples) < 2:
+                # One look so far: only the newly born have grown, by all they hold.
+                self._growth = {ident[0]: rss for ident, rss in latest.items()
+                                if self._born_within(ident, uptime, self.window_s)}
+            else:
+                self._growth = {ident[0]: rss - oldest.get(ident, 0) for ident, rss in latest.items()}
         return self._growth
 
     def span_s(self) -> float:
         if len(self._samples) < 2:
             return 0.0
         return self._samples[-1][0] - self._samples[0][0]
+
+    def latest(self) -> Dict[Identity, int]:
+        return self._samples[-1][2] if self._samples else {}

@@ -16,6 +16,9 @@ from guardian.kernel.procs import ProcInfo
 
 NORMAL, RECLAIM, TERMINATE, KILL = 0, 1, 2, 3
 RUNG_NAMES = ("normal", "reclaim", "terminate", "kill")
+# Reclaim only while the kill line is at least this far away at the fill rate seen (or twice
+# what the last reclaim pass took, when that is longer).
+RECLAIM_MIN_TIME_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,15 +41,42 @@ class Reading:
     # Other processes of the guardian itself (a onefile build's unpacker, our parent).
     own_pids: Tuple[int, ...] = ()
     oom_kills: Optional[int] = None  # the kernel OOM killer's count for the scope, when known
+    # Taken after the kernel OOM killer's victim was gone and its memory stopped coming back.
+    oom_settled: bool = False
+    # Swap on zram is RAM: the part of swap_total/swap_free on zram devices, and the RAM that
+    # swapping into their free space would still give back (free x (1 - 1/compression)).
+    zram_swap_total: int = 0
+    zram_swap_free: int = 0
+    zram_relief: int = 0
+
+    @property
+    def headroom(self) -> int:
+        """What the lines are held against: MemAvailable, plus what zram can still take in."""
+        return self.available + self.zram_relief
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A process the guardian or the kernel ended lately: what a respawn of it looks like."""
+
+    pid: int
+    starttime: int
+    comm: str
+    ppid: int
+    uid: int
+    cgroup: str
+    time: float  # when it was ended (the daemon's clock)
+    by: str  # "guardian" or "kernel"
 
 
 @dataclass(frozen=True)
 class Recent:
-    """What history says: the fill rate seen, and who grew over the growth window."""
+    """What history says: the fill rate seen, who grew over the growth window, who was ended."""
 
     fill_rate: float = 0.0  # bytes/s: the peak of the last few seconds (decays fast)
     growth: Mapping[int, int] = field(default_factory=dict)  # pid -> bytes
     growth_span_s: float = 0.0
+    ended: Tuple[Ended, ...] = ()  # the last minute's, oldest first
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,10 @@ class Victim:
     runner_up: str  # why the next best was spared, or "" when it was the only one
     stop: Tuple[str, ...] = ()  # graceful stop argv from the board; empty means SIGTERM
     low_priority: bool = False
+    ppid: int = 0
+    uid: int = -1
+    cgroup: str = ""
+    respawns: int = 0  # how often a process like it was ended in the last minute
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,7 @@ class PolicyState:
     reclaimed_this_episode: bool = False
     # step name -> bytes it freed last time; a step that freed nothing is skipped next time.
     reclaim_freed: Tuple[Tuple[str, int], ...] = ()
+    reclaim_cost_s: float = 0.0  # how long the last reclaim pass blocked the loop
     kills: int = 0
     terminations: int = 0
     kernel_oom_kills: Optional[int] = None  # the kernel's count at the last reading that had it
@@ -112,6 +147,9 @@ class Plan:
     victim: Optional[Victim] = None
     reclaim_steps: Tuple[str, ...] = ()
     needs_procs: bool = False  # the decision wanted a process table this reading lacked
+    # The kernel OOM killer fired since the last reading: decide again on a reading taken once
+    # its victim's memory is back (Reading.oom_settled).
+    needs_settle: bool = False
     state: PolicyState = PolicyState()
 
     @property
@@ -127,8 +165,12 @@ def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
     """
     th = config.thresholds
     total = reading.total
-    # All three lines move up together, so a fast fill still meets terminate before kill.
-    margin = int(max(0.0, recent.fill_rate) * th.reaction_time_s)
+    # All three lines move up together, so a fast fill still meets terminate before kill. The
+    # lower half of the kill line is slack the board's own lines already hold: a fill that one
+    # reaction cannot carry past it raises nothing. Lines raised by a moderate fill would end
+    # a second process of a diffuse growth whose end state fits (one too many).
+    slack = th.kill.bytes_for(total) // 2
+    margin = int(max(0.0, max(0.0, recent.fill_rate) * th.reaction_time_s - slack))
     # Caps keep a wild rate, or floors meant for a bigger board, from acting on an idle scope.
     kill = min(th.kill.bytes_for(total) + margin, total // 2)
     terminate = max(min(th.terminate.bytes_for(total) + margin, total * 6 // 10), kill)
@@ -139,7 +181,7 @@ def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
 def rung_for(reading: Reading, lines: Lines, config: Config) -> Tuple[int, str]:
     """The rung the reading calls for, with the signal that called for it."""
     th = config.thresholds
-    avail = reading.available
+    avail = reading.headroom
     mib = avail / MIB
     rung, why = NORMAL, "available %.0f MiB above the reclaim line %.0f MiB" % (mib, lines.reclaim / MIB)
 
@@ -158,9 +200,14 @@ def rung_for(reading: Reading, lines: Lines, config: Config) -> Tuple[int, str]:
         mem_rung, line_name, line = NORMAL, "", 0
     if mem_rung > NORMAL:
         reason = "available %.1f MiB below the %s line %.1f MiB" % (mib, line_name, line / MIB)
-        if mem_rung > RECLAIM and reading.swap_total > 0:
-            # With swap, memory is short only when swap is short too (as earlyoom does).
-            swap_pct = 100.0 * reading.swap_free / reading.swap_total
+        if reading.zram_relief:
+            reason += " (MemAvailable %.1f MiB + %.1f MiB zram can still take in)" % (
+                reading.available / MIB, reading.zram_relief / MIB)
+        disk_total = reading.swap_total - reading.zram_swap_total
+        if mem_rung > RECLAIM and disk_total > 0:
+            # With swap on a disk, memory is short only when swap is short too (as earlyoom
+            # does). Swap on zram is RAM: it is counted in the headroom, never as a reprieve.
+            swap_pct = 100.0 * max(0, reading.swap_free - reading.zram_swap_free) / disk_total
             limit = th.swap_kill_percent if mem_rung == KILL else th.swap_terminate_percent
             if swap_pct >= limit:
                 mem_rung = RECLAIM
@@ -171,7 +218,12 @@ def rung_for(reading: Reading, lines: Lines, config: Config) -> Tuple[int, str]:
 
     if th.psi_full_terminate is not None and reading.psi_full_avg10 is not None:
         if reading.psi_full_avg10 >= th.psi_full_terminate:
-            raise_to(TERMINATE, "PSI full avg10 %.1f%% >= %.1f%%" % (reading.psi_full_avg10, th.psi_full_terminate))
+            # Stalls with memory above the reclaim line are page cache churning (refaults),
+            # which reclaim can answer: ending a process for them ends one that fits.
+            full_rung = TERMINATE if avail < lines.reclaim else RECLAIM
+            raise_to(full_rung, "PSI full avg10 %.1f%% >= %.1f%%%s" % (
+                reading.psi_full_avg10, th.psi_full_terminate,
+                "" if full_rung == TERMINATE else " with %.0f MiB available (reclaim first)" % mib))
     if th.psi_some_reclaim is not None and reading.psi_some_avg10 is not None:
         if reading.psi_some_avg10 >= th.psi_some_reclaim:
             raise_to(RECLAIM, "PSI some avg10 %.1f%% >= %.1f%%" % (reading.psi_some_avg10, th.psi_some_reclaim))
@@ -190,7 +242,7 @@ def _sticky_rung(state: PolicyState, rung: int, reading: Reading, lines: Lines) 
     if rung >= state.rung:
         return rung
     line = {RECLAIM: lines.reclaim, TERMINATE: lines.terminate, KILL: lines.kill}[state.rung]
-    if reading.available >= line + lines.hysteresis:
+    if reading.headroom >= line + lines.hysteresis:
         return rung
     return state.rung
 
@@ -232,12 +284,43 @@ def _describe(p: ProcInfo, growth: int) -> str:
         p.comm, p.pid, p.rss / MIB, p.oom_score, growth / MIB)
 
 
+# An ended process that comes back within this long, with the same name, owner and parent (or
+# cgroup), is the same runaway respawned.
+RESPAWN_WINDOW_S = 60.0
+# A low-priority service goes first only when the memory it frees lasts at least this long at
+# the fill rate seen: stopping an idle bystander that the growth eats within a second only
+# adds an end.
+LOW_PRIORITY_MIN_BUY_S = 1.0
+
+
+def respawn_of(p: ProcInfo, ended: Sequence[Ended], now: float) -> List[Ended]:
+    """The recent ends that `p` is a respawn of: same comm and owner, and the same parent or
+    the same (non-root) cgroup; a process born after them (another identity)."""
+    out = []
+    for e in ended:
+        if now - e.time > RESPAWN_WINDOW_S or (e.pid, e.starttime) == (p.pid, p.starttime):
+            continue
+        if p.starttime < e.starttime or e.comm != p.comm or e.uid != p.uid:
+            continue
+        if p.ppid == e.ppid and p.ppid > 1 or (e.cgroup and e.cgroup == p.cgroup and p.cgroup not in ("/", "0::/")):
+            out.append(e)
+    return out
+
+
+def _respawn_text(p: ProcInfo, came_back: Sequence[Ended], now: float) -> str:
+    last = came_back[-1]
+    return "respawn of %s[%d] (ended by the %s %.1f s ago; %d end(s) of it in the last %.0f s; parent [%d])" % (
+        last.comm, last.pid, last.by, now - last.time, len(came_back), RESPAWN_WINDOW_S, p.ppid)
+
+
 def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent: Recent,
-                  config: Config, total: int, self_pid: Pids) -> Optional[Victim]:
+                  config: Config, total: int, self_pid: Pids, now: float = 0.0) -> Optional[Victim]:
     """The process to end, and why; None when nothing may be ended.
 
-    A clear culprit (most of the recent growth) goes first; else low-priority services in
-    board order; else the highest oom_score, raised by recent growth.
+    A respawn of a process ended lately that grows again goes first (the same runaway; its
+    parent instead when the board lists that parent as a low-priority service); then a clear
+    culprit (most of the recent growth); else low-priority services in board order, while
+    what they free would last; else the highest oom_score, raised by recent growth.
     """
     vic = config.victims
     own = _pid_set(self_pid)
@@ -253,18 +336,41 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     def score(p: ProcInfo) -> float:
         return p.oom_score + 1000.0 * max(0, grew(p)) / max(total, 1)
 
-    def make(p: ProcInfo, why: str, runner: Optional[ProcInfo], spared: str) -> Victim:
+    def is_low(p: ProcInfo) -> bool:
         role = roles.get(p.pid)
-        low = isinstance(getattr(role, "entry", None), LowPriority) and role.kind == "low_priority"
+        return isinstance(getattr(role, "entry", None), LowPriority) and getattr(role, "kind", "") == "low_priority"
+
+    def make(p: ProcInfo, why: str, runner: Optional[ProcInfo], spared: str, respawns: int = 0) -> Victim:
+        low = is_low(p)
         runner_text = ""
         if runner is not None:
             runner_text = "%s: %s" % (_describe(runner, grew(runner)), spared)
         return Victim(pid=p.pid, starttime=p.starttime, pgid=p.pgid, name=p.comm, rss=p.rss,
                       oom_score=p.oom_score, growth=grew(p), score=score(p), why=why,
-                      runner_up=runner_text, stop=tuple(role.entry.stop) if low else (),
-                      low_priority=low)
+                      runner_up=runner_text, stop=tuple(roles[p.pid].entry.stop) if low else (),
+                      low_priority=low, ppid=p.ppid, uid=p.uid, cgroup=p.cgroup, respawns=respawns)
 
     by_growth = sorted(candidates, key=lambda p: (grew(p), p.rss), reverse=True)
+
+    # A runaway that was ended and came back: it is the culprit from its first reading.
+    if recent.ended:
+        back = [(p, respawn_of(p, recent.ended, now)) for p in by_growth if grew(p) > 0]
+        back = [(p, came) for p, came in back if came]
+        if back:
+            p, came = back[0]
+            text = _respawn_text(p, came, now)
+            parent = next((q for q in candidates if q.pid == p.ppid), None)
+            if parent is not None and is_low(parent):
+                entry = roles[parent.pid].entry
+                why = "parent of a respawning runaway, low priority '%s': %s; %s" % (
+                    entry.name, _describe(parent, grew(parent)), text)
+                return make(parent, why, p, "the child; its parent respawns it", len(came))
+            why = "%s: %s; its parent is no listed service, so the child is ended again" % (
+                text, _describe(p, grew(p)))
+            runner = next((q for q in by_growth if q is not p), None)
+            return make(p, why, runner, "not a respawn" if runner is not None else "", len(came))
+
+    top = by_growth[0]
     top = by_growth[0]
     top_growth = grew(top)
     culprit_min = min(vic.culprit_min_mib * MIB, total * vic.culprit_min_percent / 100.0)
@@ -279,6 +385,14 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     low_order = {entry.name: (entry.order, i) for i, entry in enumerate(config.low_priority)}
     lows = [p for p in candidates
             if getattr(roles.get(p.pid), "kind", "") == "low_priority"]
+    fill = max(0.0, recent.fill_rate)
+    if lows and fill > 0 and max(p.rss for p in lows) < fill * LOW_PRIORITY_MIN_BUY_S:
+        # What they hold lasts under a second at this fill: no remedy, and no victim while
+        # anything else may be ended.
+        idle = {p.pid for p in lows if grew(p) <= 0}
+        if len(idle) < len(candidates):
+            candidates = [p for p in candidates if p.pid not in idle]
+        lows = []
     if lows:
         lows.sort(key=lambda p: (low_order.get(roles[p.pid].entry.name, (0, 0)), -p.rss))
         first = lows[0]
@@ -337,13 +451,20 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         return Plan(rung=rung, action=action, reason=reason, lines=lines, state=kw.pop("state", new_state), **kw)
 
     # The kernel OOM killer beat us to it: its victim's memory is on the way back. Ending one
-    # of ours on this reading would be one too many; judge a reading taken after it settles.
+    # of ours on a reading taken before it is back would be one too many; on a reading taken
+    # after, still below a line, standing aside would only let the kernel kill again (a load
+    # generator respawns what it loses): act at once.
+    kernel_killed = 0
     if reading.oom_kills is not None:
         new_state = replace(new_state, kernel_oom_kills=reading.oom_kills)
-        if state.kernel_oom_kills is not None and reading.oom_kills > state.kernel_oom_kills and rung > NORMAL:
-            new_state = replace(new_state, last_act_time=now)
-            return plan("wait", "the kernel OOM killer ended %d process(es) since the last reading; judging again "
-                        "after its memory returns; %s" % (reading.oom_kills - state.kernel_oom_kills, why))
+        if state.kernel_oom_kills is not None and reading.oom_kills > state.kernel_oom_kills:
+            kernel_killed = reading.oom_kills - state.kernel_oom_kills
+            if rung > NORMAL and not reading.oom_settled:
+                return plan("wait", "the kernel OOM killer ended %d process(es) since the last reading; judging "
+                            "again once its memory is back; %s" % (kernel_killed, why), needs_settle=True)
+            if rung > NORMAL:
+                why += "; the kernel OOM killer ended %d process(es) since the last reading, and its memory is " \
+                       "back" % kernel_killed
 
     # A graceful stop in progress: watch it, escalate early, or kill it when its grace ends.
     if state.pending is not None:
@@ -379,7 +500,15 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
     if now < state.last_act_time + config.actions.settle_s:
         return plan("wait", "settling after the last act; " + why)
 
-    if rung == RECLAIM or (rung == TERMINATE and not state.reclaimed_this_episode):
+    # Reclaim blocks the loop (drop_caches took up to 0.45 s on a small board): while memory
+    # falls towards the kill line faster than that, giving back comes too late.
+    reclaim_budget_s = max(RECLAIM_MIN_TIME_S, 2.0 * state.reclaim_cost_s)
+    rate = max(0.0, recent.fill_rate)
+    no_time = rate > 0 and (reading.headroom - lines.kill) / rate < reclaim_budget_s
+    if no_time and rung >= RECLAIM:
+        why += "; no time to reclaim (kill line %.1f s away at %.0f MiB/s)" % (
+            max(0.0, reading.headroom - lines.kill) / rate, rate / MIB)
+    if not no_time and (rung == RECLAIM or (rung == TERMINATE and not state.reclaimed_this_episode)):
         if now - state.last_reclaim_time >= config.actions.reclaim_interval_s:
             steps = _reclaim_steps(reading, state, config, scope)
             if steps:
@@ -390,7 +519,7 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
     if reading.procs is None:
         return plan("wait", why + "; need the process table", needs_procs=True)
     victim = choose_victim(reading.procs, roles, recent, config, reading.total,
-                           (reading.self_pid,) + tuple(reading.own_pids))
+                           (reading.self_pid,) + tuple(reading.own_pids), now)
     if victim is None:
         return plan("none", why + "; no process may be ended")
     if rung == KILL:
@@ -402,13 +531,14 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
 # State after an act (the daemon reports what happened; still pure)
 
 
-def after_reclaim(state: PolicyState, now: float, freed: Mapping[str, int]) -> PolicyState:
-    """Record what each step freed. A step skipped this time (it freed nothing before) loses
-    its record, so it is tried again next time: a one-off miss does not disable it for good."""
+def after_reclaim(state: PolicyState, now: float, freed: Mapping[str, int], cost_s: float = 0.0) -> PolicyState:
+    """Record what each step freed and how long the pass blocked the loop. A step skipped
+    this time (it freed nothing before) loses its record, so it is tried again next time: a
+    one-off miss does not disable it for good."""
     merged = {step: got for step, got in state.reclaim_freed if step in freed or got != 0}
     merged.update(freed)
     return replace(state, last_reclaim_time=now, reclaimed_this_episode=True,
-                   reclaim_freed=tuple(sorted(merged.items())))
+                   reclaim_freed=tuple(sorted(merged.items())), reclaim_cost_s=max(0.0, cost_s))
 
 
 def after_terminate(state: PolicyState, victim: Victim, now: float, grace_s: float) -> PolicyState:

@@ -14,6 +14,7 @@ from guardian.kernel.cgroup import CgroupMemory, cgroup_pids, read_cgroup_memory
 from guardian.kernel.meminfo import MemInfo, parse_meminfo
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
+from guardian.kernel.zram import ZramSwap, read_zram_swap
 from guardian.kernel.zoneinfo import read_sysctl
 from guardian.policy import Reading
 
@@ -60,6 +61,7 @@ class Sensor:
         self.overcommit_mode: Optional[int] = None
         self.last_meminfo: Optional[MemInfo] = None
         self.last_cgroup: Optional[CgroupMemory] = None
+        self.last_zram: Optional[ZramSwap] = None  # the zram part of swap at the last full read
 
     def say_once(self, key: str, message: str) -> None:
         """Degradations are normal on small kernels: say each once, then carry on."""
@@ -126,6 +128,28 @@ class Sensor:
             self.say_once("vmstat-parse", "%s: oom_kill: expected an integer" % self._vmstat.path)
             return None
 
+    def zram(self, info: MemInfo) -> Optional[ZramSwap]:
+        """Swap on zram, read only where there is swap at all (two small files)."""
+        if info.swap_total <= 0:
+            self.last_zram = None
+            return None
+        try:
+            self.last_zram = read_zram_swap(self.proc_root, self.sys_root)
+        except (OSError, ParseError) as exc:
+            self.say_once("zram", "%s; counting all swap as disk swap until it reads again" % exc)
+            self.last_zram = None
+        return self.last_zram
+
+    def headroom(self, info: MemInfo) -> int:
+        """A glance's headroom: MemAvailable plus what zram could still take in, estimated from
+        SwapFree at the ratio of the last full read (a full tick reads mm_stat again)."""
+        z = self.last_zram
+        if z is None or z.free <= 0 or info.swap_total <= 0:
+            return info.available
+        disk_free = max(0, info.swap_free - z.free) if info.swap_total > z.total else 0
+        zram_free = max(0, min(z.free, info.swap_free - disk_free))
+        return info.available + int(z.relief * zram_free / z.free)
+
     def high_order_free_percent(self) -> Optional[float]:
         path = self.proc_root + "/buddyinfo"
         try:
@@ -181,8 +205,11 @@ class Sensor:
                            self_pid=self_pid, oom_kills=cg.oom_kill)
         if info is None:
             return None
+        zram = self.zram(info)
         return Reading(time=now, total=info.total, available=info.available,
                        swap_total=info.swap_total, swap_free=info.swap_free,
+                       zram_swap_total=zram.total if zram else 0, zram_swap_free=zram.free if zram else 0,
+                       zram_relief=zram.relief if zram else 0,
                        committed_as=info.committed_as, commit_limit=info.commit_limit,
                        overcommit_mode=self.overcommit_mode, psi_some_avg10=some,
                        psi_full_avg10=full, high_order_free_percent=buddy, procs=procs,

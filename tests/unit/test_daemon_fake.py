@@ -205,12 +205,26 @@ def test_after_the_kernel_oom_killer_ended_the_runaway_the_lines_return_to_the_b
         d.fill.add(0.5, 800 * 1024 * 1024)
         d.fill.add(1.0, 700 * 1024 * 1024)  # 200 MiB/s
         fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 4\n")
-        fakeproc.meminfo(tree, avail_mib=30)
-        d.tick(1.2)
-        assert d.last_plan.action == "wait" and "kernel OOM killer" in d.last_plan.reason
-        assert d.fill.peak(1.2) == 0.0
         fakeproc.meminfo(tree, avail_mib=800)
+        d.tick(1.2)
+        assert d.last_plan.action == "none"
+        assert d.fill.peak(1.2) == 0.0
         d.tick(2.0)
         assert d.last_plan.lines == base
+    finally:
+        d.close()
+
+
+def test_after_a_kernel_oom_kill_a_reading_still_short_is_acted_on_in_the_same_tick(tree, tmp_path):
+    """A load generator respawns what the kernel killed: the guardian must not stand aside."""
+    fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 3\n")
+    d, _ = make_daemon(tree, tmp_path)
+    try:
+        d.tick(0.0)
+        fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 4\n")
+        fakeproc.meminfo(tree, avail_mib=30)
+        d.tick(1.2)
+        assert d.last_plan.action in ("terminate", "kill"), d.last_plan.reason
+        assert "kernel OOM killer ended 1" in d.last_plan.reason
     finally:
         d.close()

@@ -51,3 +51,14 @@ def test_reset_peak_after_a_kill_returns_the_lines_to_the_boards_own():
     assert f.peak(1.0) == 0.0
     f.add(2.0, 600 * MIB)  # memory came back: no rate
     assert f.peak(2.0) == 0.0
+
+
+def test_a_newborn_counts_whole_from_the_first_sample():
+    # Boot clock 1000 s, 100 ticks/s: pid 12 was born 2 s ago, pid 10 at boot.
+    g = Growth(window_s=30.0, clock_ticks=100)
+    g.add(5.0, [proc(10, rss_mib=15, starttime=100), proc(12, rss_mib=6, starttime=99800)], uptime_s=1000.0)
+    assert g.growth() == {12: 6 * MIB}
+    # Without a boot clock, one sample says nothing about growth.
+    g = Growth(window_s=30.0)
+    g.add(5.0, [proc(12, rss_mib=6, starttime=99800)])
+    assert g.growth() == {}

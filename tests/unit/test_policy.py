@@ -54,9 +54,21 @@ def test_a_floor_the_board_writes_is_used_as_written():
 
 def test_kill_line_grows_with_the_observed_fill_rate():
     calm = lines(rate=0.0)
-    fast = lines(rate=400 * MIB)  # 400 MiB/s * 0.25 s reaction = 100 MiB more
-    assert fast.kill - calm.kill == 100 * MIB
-    assert fast.terminate - calm.terminate == 100 * MIB and fast.reclaim - calm.reclaim == 100 * MIB
+    fast = lines(rate=400 * MIB)  # 400 MiB/s * 0.25 s reaction = 100 MiB, less the slack
+    slack = calm.kill // 2  # the lower half of the kill line
+    assert fast.kill - calm.kill == 100 * MIB - slack
+    assert fast.terminate - calm.terminate == 100 * MIB - slack and fast.reclaim - calm.reclaim == 100 * MIB - slack
+
+
+def test_a_fill_one_reaction_cannot_carry_past_the_slack_raises_no_line():
+    """Twelve workers growing 2 MiB/s each on a 256 MiB board: lines raised by that fill
+    would end a second worker while the end state fits above the board's own lines."""
+    board = 205 * MIB
+    calm = lines(total=board)
+    moderate = lines(total=board, rate=24 * MIB)  # 6 MiB a reaction, under the 8 MiB slack
+    assert moderate == calm
+    fast = lines(total=board, rate=200 * MIB)
+    assert fast.kill == calm.kill + 50 * MIB - calm.kill // 2
 
 
 def test_kill_line_never_exceeds_half_the_total():
@@ -82,7 +94,10 @@ def test_swap_with_room_caps_the_rung_at_reclaim():
 
 def test_psi_raises_the_rung():
     assert policy.rung_for(reading(900, psi_some_avg10=25.0), lines(), CFG)[0] == RECLAIM
-    assert policy.rung_for(reading(900, psi_full_avg10=60.0), lines(), CFG)[0] == TERMINATE
+    # Full stalls end a process only when memory is short by the lines too; above the reclaim
+    # line they are page cache churning, which reclaim answers.
+    assert policy.rung_for(reading(900, psi_full_avg10=60.0), lines(), CFG)[0] == RECLAIM
+    assert policy.rung_for(reading(150, psi_full_avg10=60.0), lines(), CFG)[0] == TERMINATE
     off = replace(CFG, thresholds=replace(CFG.thresholds, psi_full_terminate=None, psi_some_reclaim=None))
     assert policy.rung_for(reading(900, psi_full_avg10=60.0, psi_some_avg10=90.0), lines(cfg=off), off)[0] == NORMAL
 
@@ -312,8 +327,8 @@ def test_a_process_holding_almost_nothing_is_no_victim():
 
 
 def test_after_a_kernel_oom_kill_the_guardian_waits_for_its_memory_instead_of_ending_a_bystander():
-    """The kernel killed the runaway between two wakes (seen on an 80 MiB VM at 100 MiB/s): the
-    table no longer has it, and ending the low-priority service on this reading is one too many."""
+    """The kernel killed the runaway between two wakes (seen on an 80 MiB VM at 100 MiB/s): on
+    a reading taken before its memory is back, ending the low-priority service is one too many."""
     cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui")),))
     procs = (proc(11, "webui", rss_mib=50),)
     roles = {11: Role("low_priority", cfg.low_priority[0])}
@@ -321,6 +336,120 @@ def test_after_a_kernel_oom_kill_the_guardian_waits_for_its_memory_instead_of_en
     assert before.action == "none" and before.state.kernel_oom_kills == 3
     after = policy.decide(reading(20, t=100.0, procs=procs, oom_kills=4), Recent(), before.state, cfg, roles)
     assert after.action == "wait" and after.victim is None and "kernel OOM killer" in after.reason
-    # Still short once its memory had time to return: the ladder goes on.
-    later = policy.decide(reading(20, t=101.0, procs=procs, oom_kills=4), Recent(), after.state, cfg, roles)
-    assert later.action == "kill" and later.victim.pid == 11
+    assert after.needs_settle
+    # The same count on a reading taken once the victim's memory is back: back above the
+    # lines, nothing to do...
+    settled = policy.decide(reading(900, t=100.1, procs=procs, oom_kills=4, oom_settled=True), Recent(),
+                            before.state, cfg, roles)
+    assert settled.action == "none" and settled.state.kernel_oom_kills == 4
+
+
+def test_after_a_kernel_oom_kill_a_settled_reading_still_short_is_acted_on_at_once():
+    """A load generator respawns what the kernel killed: standing aside lets the kernel kill
+    again and again (22 times in 40 s with stress-ng). Still short after the victim's memory
+    is back: the ladder goes on at once, and the respawn is the one ended."""
+    procs = (proc(11, "webui", rss_mib=15, oom_score=700),
+             replace(proc(20, "stress-ng-vm", rss_mib=30, oom_score=300), ppid=18))
+    ended = (policy.Ended(pid=19, starttime=150, comm="stress-ng-vm", ppid=18, uid=0, cgroup="0::/",
+                          time=99.5, by="kernel"),)
+    before = policy.decide(reading(900, t=99.0, oom_kills=3), Recent(), PolicyState(), CFG, {})
+    # Born after the kill, it holds 30 MiB: all of it growth (its first reading).
+    recent = Recent(growth={20: 30 * MIB}, growth_span_s=0.5, ended=ended)
+    for settled in (False, True):
+        plan = policy.decide(reading(20, t=100.0, procs=procs, oom_kills=4, oom_settled=settled),
+                             recent, before.state, CFG, {})
+        if not settled:
+            assert plan.action == "wait" and plan.needs_settle and plan.victim is None
+    assert plan.action == "kill" and plan.victim.pid == 20 and "respawn of stress-ng-vm[19]" in plan.victim.why
+    assert "kernel" in plan.victim.why and plan.victim.respawns == 1
+
+
+def test_a_respawn_is_the_culprit_from_its_first_reading():
+    """Same name, owner and parent as a process ended 2 s ago, growing: it goes first though it
+    holds less than an idle bystander with a higher score and the low-priority service."""
+    cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui")),))
+    roles = {11: Role("low_priority", cfg.low_priority[0])}
+    worker = ProcInfo(pid=31, ppid=30, pgid=30, comm="worker", cmdline=("worker",), uid=1000, rss=3 * MIB,
+                      rss_anon=3 * MIB, oom_score=40, oom_score_adj=0, kthread=False, cgroup="0::/", starttime=900)
+    procs = (proc(11, "webui", rss_mib=50, oom_score=800), worker)
+    ended = (policy.Ended(pid=29, starttime=500, comm="worker", ppid=30, uid=1000, cgroup="0::/", time=98.0,
+                          by="guardian"),)
+    recent = Recent(growth={31: 1 * MIB}, growth_span_s=1.0, ended=ended)
+    v = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999, now=100.0)
+    assert v.pid == 31 and "respawn of worker[29]" in v.why and "no listed service" in v.why
+    # Another owner, or another parent and cgroup, is no respawn of it.
+    for other in (replace(worker, uid=0), replace(worker, ppid=77, cgroup="0::/user")):
+        v = policy.choose_victim((procs[0], other), roles, recent, cfg, TOTAL, 99999, now=100.0)
+        assert v.pid == 11
+    # Past the respawn window it is an ordinary process again.
+    v = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999, now=100.0 + policy.RESPAWN_WINDOW_S + 1)
+    assert v.pid == 11
+
+
+def test_a_respawning_childs_parent_listed_as_low_priority_is_stopped_instead():
+    cfg = replace(CFG, low_priority=(LowPriority("loadgen", Match(comm="loadgen"), stop=("/etc/init.d/S70loadgen", "stop")),))
+    parent = ProcInfo(pid=30, ppid=1, pgid=30, comm="loadgen", cmdline=("loadgen",), uid=0, rss=2 * MIB,
+                      rss_anon=2 * MIB, oom_score=5, oom_score_adj=0, kthread=False, cgroup="0::/", starttime=100)
+    child = replace(parent, pid=31, ppid=30, rss=20 * MIB, starttime=900)
+    roles = {30: Role("low_priority", cfg.low_priority[0])}
+    ended = (policy.Ended(pid=29, starttime=500, comm="loadgen", ppid=30, uid=0, cgroup="0::/", time=99.0,
+                          by="kernel"),)
+    v = policy.choose_victim((parent, child), roles, Recent(growth={31: 20 * MIB}, ended=ended), cfg, TOTAL, 99999,
+                             now=100.0)
+    assert v.pid == 30 and v.stop == ("/etc/init.d/S70loadgen", "stop") and "parent of a respawning" in v.why
+
+
+def test_a_newborn_runaway_goes_before_an_idle_bystander_with_a_higher_score():
+    """128 MiB board: an idle web UI (15.5 MiB, oom_score 796) and a runaway born 1 s ago,
+    seen in one table only: its whole RSS is its growth, so it is the culprit."""
+    from guardian.history import Growth
+    total = 80 * MIB
+    g = Growth(window_s=30.0, clock_ticks=100)
+    webui = proc(11, "webui", rss_mib=15.5, oom_score=796, starttime=100)
+    hog = proc(40, "hog", rss_mib=9, oom_score=110, starttime=99_900)
+    g.add(50.0, (webui, hog), uptime_s=1000.0)
+    v = policy.choose_victim((webui, hog), {}, Recent(growth=g.growth(), growth_span_s=g.span_s()), CFG, total, 99999)
+    assert v.pid == 40 and v.why.startswith("culprit")
+
+
+def test_no_reclaim_while_memory_falls_faster_than_reclaim_returns_it():
+    """drop_caches blocked the loop for up to 0.45 s while a stressor filled memory: with the
+    kill line under a second away at the fill rate seen, the ladder goes straight on."""
+    procs = (proc(20, "hog", rss_mib=100, oom_score=500),)
+    fast = Recent(fill_rate=300 * MIB, growth={20: 100 * MIB}, growth_span_s=1.0)
+    plan = policy.decide(reading(110, procs=procs), fast, PolicyState(), CFG, {})
+    assert plan.action in ("terminate", "kill") and "no time to reclaim" in plan.reason
+    slow = Recent(fill_rate=1 * MIB, growth={20: 100 * MIB}, growth_span_s=1.0)
+    plan = policy.decide(reading(100, procs=procs), slow, PolicyState(), CFG, {})
+    assert plan.action == "reclaim"
+    # A pass that took long raises the time it needs.
+    state = policy.after_reclaim(PolicyState(), -100.0, {"drop_caches": 0}, cost_s=3.0)
+    state = replace(state, reclaimed_this_episode=False)
+    mid = Recent(fill_rate=10 * MIB, growth={20: 100 * MIB}, growth_span_s=1.0)
+    assert policy.decide(reading(100, procs=procs), mid, PolicyState(), CFG, {}).action == "reclaim"
+    assert "no time to reclaim" in policy.decide(reading(100, procs=procs), mid, state, CFG, {}).reason
+
+
+def test_zram_swap_is_ram_it_counts_in_the_headroom_and_never_as_a_reprieve():
+    total = 80 * MIB
+    small = lines(total=total)
+    # 8 MiB available, 40 MiB of zram free that would still give 20 MiB: above the kill line.
+    r = reading(8, total=total, swap_total=64 * MIB, swap_free=40 * MIB, zram_swap_total=64 * MIB,
+                zram_swap_free=40 * MIB, zram_relief=20 * MIB)
+    assert policy.rung_for(r, small, CFG)[0] == NORMAL
+    # zram nearly full: the swap-free reprieve of disk swap does not apply.
+    r = replace(r, swap_free=30 * MIB, zram_swap_free=30 * MIB, zram_relief=1 * MIB)
+    got, why = policy.rung_for(r, small, CFG)
+    assert got == KILL and "zram" in why and "swap" not in why.split("zram")[-1]
+
+
+def test_a_low_priority_service_the_fill_eats_within_a_second_is_no_remedy():
+    cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui")),))
+    roles = {11: Role("low_priority", cfg.low_priority[0])}
+    procs = (proc(11, "webui", rss_mib=16, oom_score=100),) + tuple(
+        proc(20 + i, "worker", rss_mib=10, oom_score=50 + i) for i in range(4))
+    growth = {20 + i: 5 * MIB for i in range(4)}
+    slow = policy.choose_victim(procs, roles, Recent(fill_rate=4 * MIB, growth=growth), cfg, TOTAL, 99999)
+    assert slow.pid == 11
+    fast = policy.choose_victim(procs, roles, Recent(fill_rate=40 * MIB, growth=growth), cfg, TOTAL, 99999)
+    assert fast.pid != 11 and fast.name == "worker"
