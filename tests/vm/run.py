@@ -387,7 +387,19 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
             continue
         for r in j["rounds"]:
             acts = []
-            for a in r["acts"]:
+            if len(r["acts"]) > 24:
+                # A respawning load: what it did, how often, and how fast the kills were.
+                counts: Dict[str, int] = {}
+                for a in r["acts"]:
+                    if a["event"] not in ("start", "kill_result"):
+                        key = ("%s %s" % (a["event"], a["name"])).strip()
+                        counts[key] = counts.get(key, 0) + 1
+                gone = sorted(a.get("reaction_ms") or 0 for a in r["acts"] if a["event"] == "kill_result")
+                acts = ["%s x%d" % kv for kv in counts.items()]
+                if gone:
+                    acts.append("kills gone %.0f-%.0f ms (median %.0f) after the reading" % (
+                        gone[0], gone[-1], gone[len(gone) // 2]))
+            for a in r["acts"] if not acts else ():
                 if a["event"] == "kill_result" and acts:
                     acts[-1] += " (gone %.0f ms after the reading, %s MiB back)" % (a.get("reaction_ms") or 0, a.get("freed_mib"))
                 elif a["event"] != "start":

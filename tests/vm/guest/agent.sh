@@ -101,16 +101,17 @@ while :; do
 	[ -n "$lp" ] && [ -n "$cp" ] && [ "${lp%%.*}" -ge "${LOWPRIO_MIB:-0}" ] && break
 	sleep 0.2; i=$((i + 1)); [ "$i" -gt 300 ] && { error "services did not come up: lowprio '$lp' critd '$cp'"; break; }
 done
-# An ordinary process beside the services, in no board config (WEBUI_MIB: what it holds, idle).
+# An ordinary process beside the services, in no board config (WEBUI_MIB: what it holds, idle
+# once it has it; WEBUI_RATE: how fast it takes it at start, slow enough not to be a runaway).
 WEBUI="" WEBUI_T=0
 webui_up() {
 	[ -n "$WEBUI_MIB" ] || return 0
 	alive "$WEBUI" && return 0
 	rm -f "$R/webui.progress"
-	spawn /usr/bin/vmtool alloc --name webui --rate 0 --ceiling "$WEBUI_MIB" --progress "$R/webui.progress"
+	spawn /usr/bin/vmtool alloc --name webui --rate "${WEBUI_RATE:-4}" --ceiling "$WEBUI_MIB" --progress "$R/webui.progress"
 	WEBUI=$LAST WEBUI_T=$(now)
 	i=0
-	while [ "$i" -lt 100 ]; do
+	while [ "$i" -lt 300 ] && alive "$WEBUI"; do
 		p=$(progress webui)
 		[ -n "$p" ] && [ "${p%%.*}" -ge "${WEBUI_MIB%%.*}" ] && break
 		sleep 0.1; i=$((i + 1))
@@ -335,7 +336,10 @@ restart_round() {
 scenario_newborn() {
 	for rate in $RATES; do
 		webui_up
-		while [ "$(awk "BEGIN { print int($(now) - $WEBUI_T) }")" -lt "${WEBUI_AGE_S:-35}" ]; do sleep 1; done
+		while alive "$WEBUI" && [ "$(awk "BEGIN { print int($(now) - $WEBUI_T) }")" -lt "${WEBUI_AGE_S:-35}" ]; do
+			sleep 1
+		done
+		alive "$WEBUI" || error "rate=$rate: webui[$WEBUI] was ended while it started, before the round"
 		runaway_round "rate=$rate" "$rate" "${ROUND_TIMEOUT:-90}"
 	done
 }
@@ -344,6 +348,7 @@ scenario_newborn() {
 # services (and webui, if any) beside it. Every stress-ng process a tool ends counts as
 # needed; anything else ended is one too many.
 scenario_stress() {
+	[ -z "$WEBUI_MIB" ] || alive "$WEBUI" || error "webui[$WEBUI] was ended before the round (at start or idle)"
 	services_up
 	settle
 	round_begin
