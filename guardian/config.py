@@ -77,8 +77,9 @@ class Actions:
     compact: bool = True
     # Compact when free memory in blocks of order >= 4 is below this percent of free memory.
     compact_high_order_percent: float = 10.0
-    # Wait this long after a victim's exit before judging again (memory settles).
-    settle_s: float = 0.2
+    # Wait this long after a victim's exit before judging again. Its memory is back at its exit
+    # (process_mrelease, exit seen on the pidfd): a longer wait is time a respawn grows in.
+    settle_s: float = 0.05
     dry_run: bool = False
 
 

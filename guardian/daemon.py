@@ -393,7 +393,8 @@ class Daemon:
             recent = self._recent(now)
             roles = classify(reading.procs, cfg, self.proc_root)
             plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
-        if plan.needs_settle:
+        settled = plan.needs_settle
+        if settled:
             reading = self._settled_reading(reading, now)
             recent = self._recent(now)
             roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
@@ -403,7 +404,8 @@ class Daemon:
         kernel_killed = before is not None and after is not None and after > before
         self.state = plan.state
         self.last_plan = plan
-        if stopped or kernel_killed:  # the runaway is gone, by our hand or the kernel's
+        # The runaway is gone, by our hand or the kernel's (a settled reading has dealt with it).
+        if stopped or (kernel_killed and not settled):
             self._forget_burst()
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
@@ -441,6 +443,9 @@ class Daemon:
             fast = adaptive_timeout(reading.headroom - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
             return max(0.0, min(0.25, fast, self.state.pending.deadline - now))
         if plan.action == "wait":
+            settling = self.state.last_act_time + cfg.actions.settle_s - now
+            if 0 < settling < cfg.wait.min_timeout_s:
+                return settling
             return cfg.wait.min_timeout_s
         return adaptive_timeout(reading.headroom - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
 
@@ -481,24 +486,30 @@ class Daemon:
                 break
             last = info.available
         before = self._last_table
-        self._forget_burst()  # its victim's fill is no rate: the lines return to the board's own
         fresh = self.sensor.read(time.monotonic(), self.pid) or reading
         fresh = self._with_procs(fresh, time.monotonic(), with_buddy=False)
-        self._note_kernel_victims(before, fresh)
+        if not self._note_kernel_victims(before, fresh):
+            # Its victim's fill is no rate: the lines return to the board's own (but not for a
+            # respawning runaway, whose parent starts the next at the same pace).
+            self._forget_burst()
         self._add_fill(fresh.time, fresh.headroom)
         return replace(fresh, oom_settled=True)
 
-    def _note_kernel_victims(self, before: Dict[Tuple[int, int], Any], reading: Reading) -> None:
+    def _note_kernel_victims(self, before: Dict[Tuple[int, int], Any], reading: Reading) -> bool:
         """Who the kernel took: of the processes in the table before that are gone now, those
-        with the highest oom_score (the kernel's own measure), one per kill."""
+        with the highest oom_score (the kernel's own measure), one per kill. True when one of
+        them was itself a respawn of an earlier end."""
         if not before or reading.procs is None or reading.oom_kills is None:
-            return
+            return False
         killed = reading.oom_kills - (self.state.kernel_oom_kills or reading.oom_kills)
         now_ids = {(p.pid, p.starttime) for p in reading.procs}
         gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.rss > 0),
                       key=lambda p: p.oom_score, reverse=True)
+        respawned = False
         for p in gone[:max(1, killed)]:
+            respawned = respawned or bool(policy.respawn_of(p, self.ended, reading.time))
             self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, reading.time, "kernel")
+        return respawned
 
     def _remember_end(self, pid: int, starttime: int, comm: str, ppid: int, uid: int, cgroup: str,
                       when: float, by: str) -> None:
@@ -739,7 +750,8 @@ class Daemon:
             pid=v.pid, name=v.name, exited=exited, freed_bytes=freed, mreleased=result.mreleased,
             error=result.error, reaction_ms=reaction_ms)
         self.state = policy.after_kill(self.state, done)
-        self._forget_burst()
+        if not v.respawns:  # a respawning runaway's parent starts the next at the same pace
+            self._forget_burst()
         return True
 
     def _forget_burst(self) -> None:

@@ -524,6 +524,10 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         return plan("none", why + "; no process may be ended")
     if rung == KILL:
         return plan("kill", why, victim=victim)
+    if victim.respawns and not victim.stop:
+        # It had its graceful stop (or the kernel's kill) moments ago and came back growing:
+        # a grace period would only give it the time to win the race.
+        return plan("kill", why + "; a respawn is not given a grace", victim=victim)
     return plan("terminate", why, victim=victim)
 
 

@@ -231,7 +231,7 @@ def test_graceful_stop_grace_escalation_and_exit():
     # it stopped: no second act before it settles
     gone = policy.decide(reading(100, t=102, procs=()), Recent(), state, CFG, {})
     assert gone.action == "wait" and gone.state.pending is None
-    assert policy.decide(reading(100, t=102.05, procs=(proc(11),)), Recent(), gone.state, CFG, {}).action == "wait"
+    assert policy.decide(reading(100, t=102.03, procs=(proc(11),)), Recent(), gone.state, CFG, {}).action == "wait"
 
 
 def test_pid_reuse_during_grace_is_not_the_victim():
@@ -297,7 +297,8 @@ def test_property_never_escalates_while_every_signal_is_fine(total_mib, frac, ra
 
 
 @settings(max_examples=300, deadline=None)
-@given(procs=procs_strategy, avail=st.floats(0, 60), later=st.floats(0, 0.199), t=st.floats(0, 1e6))
+@given(procs=procs_strategy, avail=st.floats(0, 60), later=st.floats(0, 0.999).map(lambda f: f * CFG.actions.settle_s),
+       t=st.floats(0, 1e6))
 def test_property_one_shortage_never_yields_two_kills(procs, avail, later, t):
     """After a kill, the same (or any) reading taken before the victim's exit has settled
     never yields a second kill: the next act needs a fresh reading."""
@@ -453,3 +454,16 @@ def test_a_low_priority_service_the_fill_eats_within_a_second_is_no_remedy():
     assert slow.pid == 11
     fast = policy.choose_victim(procs, roles, Recent(fill_rate=40 * MIB, growth=growth), cfg, TOTAL, 99999)
     assert fast.pid != 11 and fast.name == "worker"
+
+
+def test_a_respawn_below_the_terminate_line_is_killed_without_a_grace():
+    procs = (replace(proc(20, "stress-ng-bighe", rss_mib=100, oom_score=900, starttime=900), ppid=18),)
+    ended = (policy.Ended(pid=19, starttime=500, comm="stress-ng-bighe", ppid=18, uid=0, cgroup="0::/",
+                          time=99.0, by="guardian"),)
+    recent = Recent(growth={20: 100 * MIB}, growth_span_s=0.3, ended=ended)
+    state = PolicyState(reclaimed_this_episode=True, rung=TERMINATE)
+    plan = policy.decide(reading(100, procs=procs), recent, state, CFG, {})
+    assert plan.rung == TERMINATE and plan.action == "kill" and "not given a grace" in plan.reason
+    # The first time it is an ordinary culprit: a graceful stop.
+    first = policy.decide(reading(100, procs=procs), replace(recent, ended=()), state, CFG, {})
+    assert first.action == "terminate"
