@@ -82,6 +82,8 @@ class Daemon:
         self.growth = Growth(config.victims.growth_window_s, clock_ticks=os.sysconf("SC_CLK_TCK"))
         self.ended: Tuple[Ended, ...] = ()  # recent ends, ours and the kernel's (respawns)
         self._last_table: Dict[Tuple[int, int], Any] = {}  # (pid, starttime) -> ProcInfo
+        self._oom_noted: Optional[int] = None  # the kernel's kill count when victims were last noted
+        self._kernel_took_respawn = False  # the kernel's last victim was a respawning runaway
         self.last_proc_sample = float("-inf")
         self.sensor = Sensor(scope_dir, proc_root, sys_root)
         self.waiter: Optional[Waiter] = None
@@ -117,7 +119,7 @@ class Daemon:
                 log.warning("cannot set own oom_score_adj to -1000: %s", err)
         self.sensor.refresh_slow()
         self._own_pids()
-        self.kernel_oom_kills = self.sensor.oom_kills()
+        self.kernel_oom_kills = self._oom_noted = self.sensor.oom_kills()
         thresholds = None
         if self.scope_dir is not None and os.path.exists(os.path.join(self.scope_dir, "cgroup.event_control")):
             thresholds = UsageThresholds(self.scope_dir)
@@ -379,7 +381,9 @@ class Daemon:
         if close_to_line:
             interval = min(interval, NEAR_LINE_SAMPLE_S)
         due = now - self.last_proc_sample >= interval
-        if due or self.state.pending is not None or self.state.rung >= TERMINATE:
+        # The kernel killed since the last table: a table now tells whom (a respawn of it is known).
+        kernel_moved = reading.oom_kills is not None and self._oom_noted is not None and reading.oom_kills > self._oom_noted
+        if due or kernel_moved or self.state.pending is not None or self.state.rung >= TERMINATE:
             reading = self._with_procs(reading, now, with_buddy=close_to_line)
         elif close_to_line:  # a reclaim decision wants to know whether compaction would help
             reading = replace(reading, high_order_free_percent=self.sensor.high_order_free_percent())
@@ -400,12 +404,14 @@ class Daemon:
             roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
             plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         stopped = self.state.pending is not None and plan.state.pending is None and plan.action != "kill"
+        # A respawning runaway's parent starts the next at the same pace: keep its lines.
+        stopped = stopped and not self.state.pending.respawns
         before, after = self.state.kernel_oom_kills, plan.state.kernel_oom_kills
         kernel_killed = before is not None and after is not None and after > before
         self.state = plan.state
         self.last_plan = plan
         # The runaway is gone, by our hand or the kernel's (a settled reading has dealt with it).
-        if stopped or (kernel_killed and not settled):
+        if stopped or (kernel_killed and not settled and not self._kernel_took_respawn):
             self._forget_burst()
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
@@ -485,30 +491,26 @@ class Daemon:
             if info is None or info.available <= last + MIB // 4:
                 break
             last = info.available
-        before = self._last_table
         fresh = self.sensor.read(time.monotonic(), self.pid) or reading
         fresh = self._with_procs(fresh, time.monotonic(), with_buddy=False)
-        if not self._note_kernel_victims(before, fresh):
+        if not self._kernel_took_respawn:
             # Its victim's fill is no rate: the lines return to the board's own (but not for a
             # respawning runaway, whose parent starts the next at the same pace).
             self._forget_burst()
         self._add_fill(fresh.time, fresh.headroom)
         return replace(fresh, oom_settled=True)
 
-    def _note_kernel_victims(self, before: Dict[Tuple[int, int], Any], reading: Reading) -> bool:
+    def _note_kernel_victims(self, before: Dict[Tuple[int, int], Any], procs, killed: int, now: float) -> bool:
         """Who the kernel took: of the processes in the table before that are gone now, those
         with the highest oom_score (the kernel's own measure), one per kill. True when one of
         them was itself a respawn of an earlier end."""
-        if not before or reading.procs is None or reading.oom_kills is None:
-            return False
-        killed = reading.oom_kills - (self.state.kernel_oom_kills or reading.oom_kills)
-        now_ids = {(p.pid, p.starttime) for p in reading.procs}
+        now_ids = {(p.pid, p.starttime) for p in procs}
         gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.rss > 0),
                       key=lambda p: p.oom_score, reverse=True)
         respawned = False
         for p in gone[:max(1, killed)]:
-            respawned = respawned or bool(policy.respawn_of(p, self.ended, reading.time))
-            self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, reading.time, "kernel")
+            respawned = respawned or bool(policy.respawn_of(p, self.ended, now))
+            self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, now, "kernel")
         return respawned
 
     def _remember_end(self, pid: int, starttime: int, comm: str, ppid: int, uid: int, cgroup: str,
@@ -517,6 +519,7 @@ class Daemon:
         self.ended = (kept + (Ended(pid, starttime, comm, ppid, uid, cgroup, when, by),))[-ENDED_KEPT:]
 
     def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
+        before = self._last_table
         procs = self.sensor.procs()
         self.growth.add(now, procs, _uptime())
         self._last_table = {(p.pid, p.starttime): p for p in procs}
@@ -533,6 +536,10 @@ class Daemon:
         # Read again after the table: a runaway the kernel killed meanwhile is missing from it,
         # and the policy must know why rather than pick a bystander.
         oom_kills = self.sensor.oom_kills() if self.scope_dir is None else reading.oom_kills
+        if oom_kills is not None and self._oom_noted is not None and oom_kills > self._oom_noted and before:
+            self._kernel_took_respawn = self._note_kernel_victims(before, procs, oom_kills - self._oom_noted, now)
+        if oom_kills is not None:
+            self._oom_noted = oom_kills
         return replace(reading, procs=procs, high_order_free_percent=buddy, own_pids=self._own_pids(),
                        overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None,
                        oom_kills=oom_kills if oom_kills is not None else reading.oom_kills)
@@ -719,8 +726,9 @@ class Daemon:
     def _kill(self, plan: policy.Plan, reading: Reading) -> bool:
         v = plan.victim
         act = self.config.actions
-        message = "%s[%d]: %s; chosen as %s%s" % (
-            v.name, v.pid, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "")
+        message = "%s[%d]: %s; chosen as %s%s%s" % (
+            v.name, v.pid, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "",
+            "; SIGTERM first, SIGKILL after %.2f s" % plan.term_first_s if plan.term_first_s > 0 else "")
         if self.dry_run:
             self.tell.event("kill", "dry run: would kill " + message, dry_run=True, **self._victim_fields(plan, reading))
             self.state = policy.after_dry_run(self.state, time.monotonic() + act.grace_s)
@@ -737,8 +745,14 @@ class Daemon:
         self.tell.event("kill", message, **fields)
         self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, time.monotonic(), "guardian")
         try:
-            result = sig.kill(handle, process_group=act.kill_process_group, mrelease=act.mrelease)
-            exited = sig.wait_exit(handle, 2.0)
+            asked = False
+            if plan.term_first_s > 0 and not act.kill_process_group:
+                asked = sig.send_signal(handle, signal.SIGTERM) and sig.wait_exit(handle, plan.term_first_s)
+            if asked:
+                result = sig.KillResult(False, False, False, None)
+            else:
+                result = sig.kill(handle, process_group=act.kill_process_group, mrelease=act.mrelease)
+            exited = asked or sig.wait_exit(handle, 2.0)
         finally:
             handle.close()
         done = time.monotonic()
@@ -746,9 +760,10 @@ class Daemon:
         freed = (after.available - reading.available) if after else 0
         reaction_ms = round((done - reading.time) * 1000, 1)
         self.tell.event("kill_result", "%s[%d] %s, %.1f MiB back within %.0f ms of the reading" % (
-            v.name, v.pid, "exited" if exited else "has NOT exited yet", freed / MIB, reaction_ms),
+            v.name, v.pid, "exited on SIGTERM" if asked else "exited" if exited else "has NOT exited yet",
+            freed / MIB, reaction_ms),
             pid=v.pid, name=v.name, exited=exited, freed_bytes=freed, mreleased=result.mreleased,
-            error=result.error, reaction_ms=reaction_ms)
+            error=result.error, reaction_ms=reaction_ms, sigterm_first_s=plan.term_first_s, exited_on_sigterm=asked)
         self.state = policy.after_kill(self.state, done)
         if not v.respawns:  # a respawning runaway's parent starts the next at the same pace
             self._forget_burst()

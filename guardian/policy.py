@@ -19,6 +19,10 @@ RUNG_NAMES = ("normal", "reclaim", "terminate", "kill")
 # Reclaim only while the kill line is at least this far away at the fill rate seen (or twice
 # what the last reclaim pass took, when that is longer).
 RECLAIM_MIN_TIME_S = 1.0
+# A kill asks with SIGTERM first for at most this long, and only for half the time the fill
+# needs to reach the lower half of the kill line; under TERM_FIRST_MIN_S it is SIGKILL at once.
+TERM_FIRST_MAX_S = 0.1
+TERM_FIRST_MIN_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class Pending:
     name: str
     since: float
     deadline: float
+    respawns: int = 0  # the victim was a respawn of a process ended lately
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,10 @@ class Plan:
     # The kernel OOM killer fired since the last reading: decide again on a reading taken once
     # its victim's memory is back (Reading.oom_settled).
     needs_settle: bool = False
+    # A kill first sends SIGTERM and waits this long for the exit before SIGKILL, where the
+    # fill leaves time (0: SIGKILL at once). A load generator ends a worker that is asked to
+    # and restarts one that is SIGKILLed, as the kernel's victims are.
+    term_first_s: float = 0.0
     state: PolicyState = PolicyState()
 
     @property
@@ -523,12 +532,17 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
     if victim is None:
         return plan("none", why + "; no process may be ended")
     if rung == KILL:
-        return plan("kill", why, victim=victim)
-    if victim.respawns and not victim.stop:
-        # It had its graceful stop (or the kernel's kill) moments ago and came back growing:
-        # a grace period would only give it the time to win the race.
-        return plan("kill", why + "; a respawn is not given a grace", victim=victim)
+        return plan("kill", why, victim=victim, term_first_s=term_first_time(reading, recent, config))
     return plan("terminate", why, victim=victim)
+
+
+def term_first_time(reading: Reading, recent: Recent, config: Config) -> float:
+    """How long a kill may wait on SIGTERM before SIGKILL: half the time the fill seen (or
+    assumed) needs to take the headroom down to the lower half of the kill line."""
+    reserve = config.thresholds.kill.bytes_for(reading.total) // 2
+    rate = max(recent.fill_rate, config.wait.assumed_fill_rate_mib_s * MIB)
+    wait = min(TERM_FIRST_MAX_S, 0.5 * (reading.headroom - reserve) / rate)
+    return wait if wait >= TERM_FIRST_MIN_S else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +561,7 @@ def after_reclaim(state: PolicyState, now: float, freed: Mapping[str, int], cost
 
 def after_terminate(state: PolicyState, victim: Victim, now: float, grace_s: float) -> PolicyState:
     return replace(state, terminations=state.terminations + 1,
-                   pending=Pending(victim.pid, victim.starttime, victim.name, now, now + grace_s))
+                   pending=Pending(victim.pid, victim.starttime, victim.name, now, now + grace_s, victim.respawns))
 
 
 def after_kill(state: PolicyState, now: float) -> PolicyState:

@@ -456,14 +456,32 @@ def test_a_low_priority_service_the_fill_eats_within_a_second_is_no_remedy():
     assert fast.pid != 11 and fast.name == "worker"
 
 
-def test_a_respawn_below_the_terminate_line_is_killed_without_a_grace():
-    procs = (replace(proc(20, "stress-ng-bighe", rss_mib=100, oom_score=900, starttime=900), ppid=18),)
-    ended = (policy.Ended(pid=19, starttime=500, comm="stress-ng-bighe", ppid=18, uid=0, cgroup="0::/",
+def test_a_respawn_gets_its_graceful_stop_too():
+    """stress-ng ends a worker that is sent SIGTERM and restarts one that is SIGKILLed: the
+    graceful stop is what ends a respawning load for good (4 ends in 40 s against 129)."""
+    procs = (replace(proc(20, "stress-ng-vm", rss_mib=100, oom_score=900, starttime=900), ppid=18),)
+    ended = (policy.Ended(pid=19, starttime=500, comm="stress-ng-vm", ppid=18, uid=0, cgroup="0::/",
                           time=99.0, by="guardian"),)
     recent = Recent(growth={20: 100 * MIB}, growth_span_s=0.3, ended=ended)
     state = PolicyState(reclaimed_this_episode=True, rung=TERMINATE)
     plan = policy.decide(reading(100, procs=procs), recent, state, CFG, {})
-    assert plan.rung == TERMINATE and plan.action == "kill" and "not given a grace" in plan.reason
-    # The first time it is an ordinary culprit: a graceful stop.
-    first = policy.decide(reading(100, procs=procs), replace(recent, ended=()), state, CFG, {})
-    assert first.action == "terminate"
+    assert plan.action == "terminate" and plan.victim.respawns == 1
+    pending = policy.after_terminate(plan.state, plan.victim, 100.0, 5.0).pending
+    assert pending.respawns == 1
+
+
+def test_a_kill_asks_with_sigterm_first_only_where_the_fill_leaves_time():
+    procs = (proc(20, "hog", rss_mib=100, oom_score=900),)
+    growth = {20: 100 * MIB}
+    # 40 MiB available, kill line 51 MiB, reserve 25.6 MiB: 14 MiB at the assumed 100 MiB/s
+    # is 0.14 s, half of it over the 0.1 s cap.
+    calm = policy.decide(reading(40, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
+    assert calm.action == "kill" and calm.term_first_s == policy.TERM_FIRST_MAX_S
+    fast = policy.decide(reading(40, procs=procs), Recent(fill_rate=800 * MIB, growth=growth), PolicyState(), CFG, {})
+    assert fast.action == "kill" and 0 < fast.term_first_s < policy.TERM_FIRST_MAX_S
+    # At the reserve there is no time to ask: SIGKILL at once.
+    late = policy.decide(reading(26, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
+    assert late.action == "kill" and late.term_first_s == 0.0
+    # Terminate plans are graceful stops already.
+    assert policy.decide(reading(100, procs=procs), Recent(growth=growth), PolicyState(reclaimed_this_episode=True),
+                         CFG, {}).term_first_s == 0.0
