@@ -473,11 +473,11 @@ def test_a_respawn_gets_its_graceful_stop_too():
 def test_a_kill_asks_with_sigterm_first_only_where_the_fill_leaves_time():
     procs = (proc(20, "hog", rss_mib=100, oom_score=900),)
     growth = {20: 100 * MIB}
-    # 40 MiB available, kill line 51 MiB, reserve 25.6 MiB: 14 MiB at the assumed 100 MiB/s
-    # is 0.14 s, half of it over the 0.1 s cap.
-    calm = policy.decide(reading(40, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
+    # 48 MiB available, kill line 51.2 MiB, reserve 25.6 MiB: 22.4 MiB at the assumed
+    # 100 MiB/s is 0.22 s, half of it over the 0.1 s cap.
+    calm = policy.decide(reading(48, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
     assert calm.action == "kill" and calm.term_first_s == policy.TERM_FIRST_MAX_S
-    fast = policy.decide(reading(40, procs=procs), Recent(fill_rate=800 * MIB, growth=growth), PolicyState(), CFG, {})
+    fast = policy.decide(reading(48, procs=procs), Recent(fill_rate=800 * MIB, growth=growth), PolicyState(), CFG, {})
     assert fast.action == "kill" and 0 < fast.term_first_s < policy.TERM_FIRST_MAX_S
     # At the reserve there is no time to ask: SIGKILL at once.
     late = policy.decide(reading(26, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
