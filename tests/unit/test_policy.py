@@ -477,7 +477,7 @@ def test_a_kill_asks_with_sigterm_first_only_where_the_fill_leaves_time():
     # 100 MiB/s is 0.22 s, half of it over the 0.1 s cap.
     calm = policy.decide(reading(48, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
     assert calm.action == "kill" and calm.term_first_s == policy.TERM_FIRST_MAX_S
-    fast = policy.decide(reading(48, procs=procs), Recent(fill_rate=800 * MIB, growth=growth), PolicyState(), CFG, {})
+    fast = policy.decide(reading(48, procs=procs), Recent(fill_rate=300 * MIB, growth=growth), PolicyState(), CFG, {})
     assert fast.action == "kill" and 0 < fast.term_first_s < policy.TERM_FIRST_MAX_S
     # At the reserve there is no time to ask: SIGKILL at once.
     late = policy.decide(reading(26, procs=procs), Recent(growth=growth), PolicyState(), CFG, {})
