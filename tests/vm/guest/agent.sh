@@ -101,11 +101,16 @@ while :; do
 	[ -n "$lp" ] && [ -n "$cp" ] && [ "${lp%%.*}" -ge "${LOWPRIO_MIB:-0}" ] && break
 	sleep 0.2; i=$((i + 1)); [ "$i" -gt 300 ] && { error "services did not come up: lowprio '$lp' critd '$cp'"; break; }
 done
-# An ordinary process beside the services, in no board config (WEBUI_MIB: what it holds, idle
-# once it has it; WEBUI_RATE: how fast it takes it at start, slow enough not to be a runaway).
+# An ordinary process beside the services, in no board config (WEBUI_MIB: what it holds, idle),
+# started by rcS before the tool. Started again where a tool ended it, at WEBUI_RATE (slow
+# enough not to be a runaway); WEBUI_T: when it started.
 WEBUI="" WEBUI_T=0
 webui_up() {
 	[ -n "$WEBUI_MIB" ] || return 0
+	if [ -z "$WEBUI" ] && alive "$(pidfile webui)"; then
+		WEBUI=$(pidfile webui)
+		WEBUI_T=$(awk -v now="$(now)" '{ print now - $1 + '"$(awk '{ print $22 }' /proc/$WEBUI/stat)"' / 100 }' /proc/uptime)
+	fi
 	alive "$WEBUI" && return 0
 	rm -f "$R/webui.progress"
 	spawn /usr/bin/vmtool alloc --name webui --rate "${WEBUI_RATE:-4}" --ceiling "$WEBUI_MIB" --progress "$R/webui.progress"
@@ -155,7 +160,9 @@ round_begin() {
 	MON=$!
 	TRACK=""
 	alive "$RB_LOWPRIO" && TRACK="lowprio:$RB_LOWPRIO:$(( ${LOWPRIO_MIB:-0} * 1024 ))"
-	alive "$WEBUI" && TRACK="$TRACK webui:$WEBUI:$(awk "BEGIN { print int($WEBUI_MIB * 1024) }")"
+	# Tracked even if it is gone already: webui_up saw it up just before, so an end from then on
+	# is this round's (a tool can act while round_begin reads its counters).
+	[ -n "$WEBUI" ] && TRACK="$TRACK webui:$WEBUI:$(awk "BEGIN { print int($WEBUI_MIB * 1024) }")"
 }
 
 # tool_signals: the signals earlyoom logged since round_begin, as a JSON list of its lines
