@@ -132,9 +132,12 @@ class Daemon:
         self._start_keeper()
         self._start_watchers()
         self._apply_sysctls()
-        self.tell.event("start", "guardian %s, scope %s, wait %s, %s" % (
+        z = self.sensor.last_zram
+        zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
+            z.total / MIB, z.free / MIB, z.relief / MIB) if z is not None else ""
+        self.tell.event("start", "guardian %s, scope %s, wait %s, %s%s" % (
             "dry run" if self.dry_run else "armed", self.scope_dir or "system", self.waiter.describe(),
-            self.self_protection), board=self.config.board, config=self.config.source, why=self.why)
+            self.self_protection, zram), board=self.config.board, config=self.config.source, why=self.why)
         self.tell.notify(READY="1", STATUS="watching, wait mode %s" % self.waiter.mode)
 
     def _install_signals(self) -> None:

@@ -522,8 +522,8 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
             steps = _reclaim_steps(reading, state, config, scope)
             if steps:
                 return plan("reclaim", why, reclaim_steps=steps)
-        if rung == RECLAIM:
-            return plan("none", why + " (reclaim rate-limited or nothing left to try)")
+    if rung == RECLAIM:  # the reclaim rung never ends a process
+        return plan("none", why + (" (reclaim rate-limited or nothing left to try)" if not no_time else ""))
 
     if reading.procs is None:
         return plan("wait", why + "; need the process table", needs_procs=True)

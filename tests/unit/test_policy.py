@@ -485,3 +485,16 @@ def test_a_kill_asks_with_sigterm_first_only_where_the_fill_leaves_time():
     # Terminate plans are graceful stops already.
     assert policy.decide(reading(100, procs=procs), Recent(growth=growth), PolicyState(reclaimed_this_episode=True),
                          CFG, {}).term_first_s == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(rate=st.floats(0, 2000), avail_frac=st.floats(0, 1), procs=procs_strategy)
+def test_property_the_reclaim_rung_never_ends_a_process(rate, avail_frac, procs):
+    """Seen in a zram VM: with no time to reclaim, the reclaim rung fell through to a victim."""
+    total = 80 * MIB
+    recent = Recent(fill_rate=rate * MIB)
+    ln = policy.lines_for(Reading(time=0, total=total, available=total), recent, CFG)
+    avail = ln.terminate + int(avail_frac * (ln.reclaim - ln.terminate - 1))
+    r = Reading(time=10, total=total, available=avail, procs=tuple(procs), self_pid=99999)
+    plan = policy.decide(r, recent, PolicyState(), CFG, {})
+    assert plan.rung == RECLAIM and plan.action in ("none", "reclaim")
