@@ -1,6 +1,6 @@
 # VM test suite (tests/vm/): the guardian in a small-RAM QEMU/TCG VM with a real kernel, against
 # the kernel OOM killer, side by side with earlyoom. Included from the top Makefile.
-#   make vm-test                          every scenario, both tools (about 10 minutes, 2 VMs at a time)
+#   make vm-test                          every scenario, both tools (about 15 minutes, 2 VMs at a time)
 #   make vm-test VM_ARGS="leak restart"   some scenarios (python3 tests/vm/run.py --list)
 #   make vm-test VM_ARGS="--tools guardian"
 # Needs root. Build products (kernel, image, per-VM logs, results) go to build/vm/.
