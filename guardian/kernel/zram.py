@@ -13,6 +13,9 @@ from guardian.kernel import ParseError, read_optional_text
 
 # Before a device holds anything its ratio is unknown; lzo/lz4 give about this on typical data.
 ASSUMED_RATIO = 2.0
+# Below this much data the pool's own overhead makes the measured ratio meaningless (a fresh
+# device holding a few pages reads under 1:1).
+MIN_DATA_FOR_RATIO = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def relief(free: int, stat: Optional[ZramStat]) -> int:
     if free <= 0:
         return 0
     ratio = ASSUMED_RATIO
-    if stat is not None and stat.orig_data_size > 0 and stat.mem_used_total > 0:
+    if stat is not None and stat.orig_data_size >= MIN_DATA_FOR_RATIO and stat.mem_used_total > 0:
         ratio = max(1.0, stat.orig_data_size / stat.mem_used_total)
     if stat is not None and stat.mem_limit > 0:
         free = min(free, int(max(0, stat.mem_limit - stat.mem_used_total) * ratio))

@@ -43,6 +43,8 @@ def test_an_empty_device_assumes_two_to_one_and_a_limit_bounds_it():
     # 4 MiB of RAM left under the limit at 2:1 takes 8 MiB more, giving back 4 MiB.
     assert relief(64 * MIB, ZramStat(8 * MIB, 4 * MIB, 8 * MIB)) == 4 * MIB
     assert relief(0, None) == 0
+    # A fresh device holding a few pages in a larger pool: its ratio means nothing yet.
+    assert relief(64 * MIB, ZramStat(16 * 1024, 64 * 1024, 0)) == 32 * MIB
 
 
 def test_no_zram_swap_is_none(tmp_path):
