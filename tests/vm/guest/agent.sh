@@ -107,11 +107,13 @@ done
 WEBUI="" WEBUI_T=0
 webui_up() {
 	[ -n "$WEBUI_MIB" ] || return 0
-	if [ -z "$WEBUI" ] && alive "$(pidfile webui)"; then
+	if [ -z "$WEBUI" ] && [ "$WEBUI_T" = 0 ]; then # the one rcS started
 		WEBUI=$(pidfile webui)
-		WEBUI_T=$(awk -v now="$(now)" '{ print now - $1 + '"$(awk '{ print $22 }' /proc/$WEBUI/stat)"' / 100 }' /proc/uptime)
+		alive "$WEBUI" && WEBUI_T=$(awk -v now="$(now)" '{ print now - $1 + '"$(awk '{ print $22 }' /proc/$WEBUI/stat)"' / 100 }' /proc/uptime)
 	fi
 	alive "$WEBUI" && return 0
+	# A webui ended in a round is counted there (round_end forgets it); this one was not.
+	[ -n "$WEBUI" ] && error "webui[$WEBUI] was ended outside any round (at start, at idle or between rounds)"
 	rm -f "$R/webui.progress"
 	spawn /usr/bin/vmtool alloc --name webui --rate "${WEBUI_RATE:-4}" --ceiling "$WEBUI_MIB" --progress "$R/webui.progress"
 	WEBUI=$LAST WEBUI_T=$(now)
@@ -185,6 +187,7 @@ round_end() {
 	for t in $TRACK; do
 		name=${t%%:*}; rest=${t#*:}; pid=${rest%%:*}; final=${rest#*:}
 		alive "$pid" || ended="$ended${ended:+, }{\"name\": \"$name\", \"pid\": $pid, \"final_kib\": $final}"
+		[ "$name" = webui ] && ! alive "$pid" && WEBUI=""
 	done
 	critd=$(pidfile critd); lowprio=$(pidfile lowprio)
 	crit_alive=false; alive "$critd" && crit_alive=true
@@ -346,7 +349,8 @@ scenario_newborn() {
 		while alive "$WEBUI" && [ "$(awk "BEGIN { print int($(now) - $WEBUI_T) }")" -lt "${WEBUI_AGE_S:-35}" ]; do
 			sleep 1
 		done
-		alive "$WEBUI" || error "rate=$rate: webui[$WEBUI] was ended while it started, before the round"
+		# Reported once, here; not tracked in the round as well.
+		alive "$WEBUI" || { error "rate=$rate: webui[$WEBUI] was ended while it started, before the round"; WEBUI=""; }
 		runaway_round "rate=$rate" "$rate" "${ROUND_TIMEOUT:-90}"
 	done
 }
