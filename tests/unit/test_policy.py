@@ -498,3 +498,41 @@ def test_property_the_reclaim_rung_never_ends_a_process(rate, avail_frac, procs)
     r = Reading(time=10, total=total, available=avail, procs=tuple(procs), self_pid=99999)
     plan = policy.decide(r, recent, PolicyState(), CFG, {})
     assert plan.rung == RECLAIM and plan.action in ("none", "reclaim")
+
+
+ended_strategy = st.lists(st.builds(
+    policy.Ended, pid=st.integers(1, 400), starttime=st.integers(0, 5000), comm=st.sampled_from(["a", "b", "connmand", "webui"]),
+    ppid=st.integers(0, 5), uid=st.sampled_from([0, 1000]), cgroup=st.sampled_from(["", "0::/", "0::/svc"]),
+    time=st.floats(0, 100), by=st.sampled_from(["guardian", "kernel"])), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(procs=procs_strategy, ended=ended_strategy, growth=st.dictionaries(st.integers(1, 400), st.integers(-10 * MIB, 90 * MIB)),
+       ppids=st.lists(st.integers(0, 5), min_size=30, max_size=30), now=st.floats(0, 200))
+def test_property_a_respawn_is_never_a_protected_process_and_always_like_what_was_ended(procs, ended, growth, ppids, now):
+    procs = [replace(p, ppid=ppids[i]) for i, p in enumerate(procs)]
+    roles = roles_of(procs)
+    v = policy.choose_victim(procs, roles, Recent(growth=growth, ended=tuple(ended)), BOARD, TOTAL, 99999, now)
+    if v is None:
+        return
+    chosen = next(p for p in procs if p.pid == v.pid)
+    assert policy.is_protected(chosen, roles, 99999, BOARD) is None
+    if v.respawns and "parent of a respawning" not in v.why:
+        like = [e for e in ended if e.comm == chosen.comm and e.uid == chosen.uid and now - e.time <= policy.RESPAWN_WINDOW_S]
+        assert len(like) >= v.respawns and growth.get(chosen.pid, 0) > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(rss=st.lists(st.integers(1, 500), min_size=1, max_size=20), ages=st.lists(st.floats(0, 120), min_size=20, max_size=20))
+def test_property_growth_from_birth_counts_the_whole_rss_of_the_newborn_only(rss, ages):
+    from guardian.history import Growth
+    g = Growth(window_s=30.0, clock_ticks=100)
+    uptime = 1000.0
+    procs = [proc(10 + i, rss_mib=r, starttime=int((uptime - ages[i]) * 100)) for i, r in enumerate(rss)]
+    g.add(5.0, procs, uptime_s=uptime)
+    grown = g.growth()
+    for i, p in enumerate(procs):
+        if ages[i] < 29.9:
+            assert grown[p.pid] == p.rss
+        elif ages[i] > 30.1:
+            assert p.pid not in grown
