@@ -123,7 +123,10 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
         kind: None if line is None else {"avg10": line.avg10, "avg60": line.avg60, "avg300": line.avg300,
                                           "total_us": line.total}
         for kind, line in (("some", psi.some), ("full", psi.full))}
-    daemon = _daemon_state(args.state_file)
+    problems: List[str] = []
+    daemon = _daemon_state(args.state_file, problems)
+    if problems:
+        out["state_file_error"] = problems[0]
     if daemon is not None:
         out["wait_mode"], out["wait_detail"], out["daemon"] = daemon["wait_mode"], daemon.get("wait_detail", ""), daemon
     else:
@@ -160,14 +163,49 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
     return out
 
 
-def _daemon_state(path: Optional[str]) -> Optional[Dict[str, Any]]:
+# What `status` uses of the daemon's state file, and the types it must have.
+_STATE_FIELDS = (("pid", int, True), ("wait_mode", str, True), ("rung", str, True), ("wait_detail", str, False),
+                 ("kills", int, False), ("terminations", int, False), ("dry_run", bool, False))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not allowed" % name)
+
+
+def _daemon_state(path: Optional[str], problems: Optional[List[str]] = None) -> Optional[Dict[str, Any]]:
+    """The running daemon's state file, or None (no file, no such daemon, or a file that is not
+    the daemon's: then one line on why goes to `problems`). Read without following links or
+    blocking on a FIFO, from a directory only root can write (guardian.safefile)."""
     if not path:
         return None
+    from guardian import safefile
+    why = None
     try:
-        with open(path) as f:
-            state = json.load(f)
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        state = json.loads(safefile.read_regular(path, 1 << 20).decode("utf-8"), parse_constant=_no_constant)
+        if not isinstance(state, dict):
+            why = "not a JSON object"
+        else:
+            for key, kind, required in _STATE_FIELDS:
+                value = state.get(key)
+                if value is None and not required:
+                    continue
+                if (not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+                        or (key == "pid" and not 0 < value < 1 << 22)):
+                    why = "field %r %s" % (key, "missing" if key not in state else "is not a valid %s" % kind.__name__)
+                    break
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    except (ValueError, RecursionError) as exc:
+        why = "not JSON (%s)" % " ".join(str(exc).split())[:120]
+    if why is not None:
+        if problems is not None:
+            problems.append("ignored %s: %s" % (path, why))
+        return None
+    try:
+        os.kill(state["pid"], 0)
+    except OSError:
         return None
     return state
 
@@ -204,6 +242,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             d["pid"], d["rung"], d.get("kills", 0), d.get("terminations", 0), ", dry run" if d.get("dry_run") else ""))
     else:
         print("daemon      not running")
+    if out.get("state_file_error"):
+        print("state file  %s" % out["state_file_error"])
     print("candidates  (best victim first)")
     for c in out["candidates"]:
         print("  %7d  %-16s score %6.1f  rss %s  adj %d %s" % (

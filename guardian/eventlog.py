@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from guardian import safefile
 from guardian.kernel import close_quietly
 
 log = logging.getLogger("guardian")
@@ -73,10 +74,9 @@ class EventLog:
         if now < self._retry_at:
             return False
         try:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, mode=0o755, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+            # No links followed, nothing but a regular file of ours, in a directory only root
+            # can write (guardian.safefile); a refusal turns the event log off like any error.
+            fd = safefile.open_append(self.path, 0o640, readable=True)
         except OSError as exc:
             self._retry_at = now + 60.0
             self._open_failures += 1
@@ -103,15 +103,22 @@ class EventLog:
         if self.fsync and self.fd is not None and (self.sync_cost_s or 0.0) <= self.fsync_budget_s:
             self.sync_now(self.fd)
         self._close_fd()
+        directory, name = os.path.split(os.path.abspath(self.path))
         try:
-            if self.backups == 0:
-                os.unlink(self.path)
-            else:
-                for i in range(self.backups - 1, 0, -1):
-                    older = "%s.%d" % (self.path, i)
-                    if os.path.exists(older):
-                        os.replace(older, "%s.%d" % (self.path, i + 1))
-                os.replace(self.path, self.path + ".1")
+            dfd = safefile.open_dir(directory)
+            try:  # renames inside the directory judged just now; a link is moved, never followed
+                if self.backups == 0:
+                    os.unlink(name, dir_fd=dfd)
+                else:
+                    for i in range(self.backups - 1, 0, -1):
+                        older = "%s.%d" % (name, i)
+                        try:
+                            os.replace(older, "%s.%d" % (name, i + 1), src_dir_fd=dfd, dst_dir_fd=dfd)
+                        except FileNotFoundError:
+                            pass
+                    os.replace(name, name + ".1", src_dir_fd=dfd, dst_dir_fd=dfd)
+            finally:
+                os.close(dfd)
         except OSError as exc:
             log.error("cannot rotate the event log %s: %s", self.path, exc.strerror or exc)
         self._open()
@@ -367,10 +374,10 @@ def _records(path: str, with_rotated: bool, skipped: Optional[List[int]]) -> Ite
 def measure_fsync(directory: str, count: int = 50, line_bytes: int = 300) -> Dict[str, float]:
     """Append `count` lines of `line_bytes` to a scratch file in `directory`, fdatasync after
     each, and report the cost in milliseconds (median, p90, max). The file is removed."""
-    path = os.path.join(directory, ".guardian-fsync-probe-%d" % os.getpid())
+    path = os.path.join(directory, ".guardian-fsync-probe-%s" % os.urandom(6).hex())
     line = b"x" * (line_bytes - 1) + b"\n"
     costs = []
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         for _ in range(count):
             os.write(fd, line)

@@ -37,6 +37,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from guardian import safefile
 from guardian.selfprotect import reset_child_oom_score_adj
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
 from guardian.kernel import read_bytes
@@ -749,8 +750,11 @@ class LeakWatcher:
         try:
             data = self.encode(now)
             write_atomic(path, data)
-        except OSError as exc:
-            problem = "cannot write %s: %s" % (path, exc.strerror or exc)
+        except (OSError, ValueError, TypeError, OverflowError) as exc:
+            if isinstance(exc, OSError):
+                problem = "cannot write %s: %s" % (path, exc.strerror or exc)
+            else:  # a value no file could hold: said once, not every save
+                problem = "cannot encode the trend state for %s: %s" % (path, _why(exc))
             if problem != self._save_problem:
                 self._save_problem = problem
                 self.tell.event("leak_state", problem + "; trend state is kept in memory only", ok=False, path=path)
@@ -801,8 +805,9 @@ class LeakWatcher:
         if path is None:
             return False
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_STATE_BYTES + 1)
+            # Not blocking on a FIFO, not following a link, not trusting a directory others can
+            # write (forged history could fire on_leak): guardian.safefile.
+            data = safefile.read_regular(path, MAX_STATE_BYTES)
         except FileNotFoundError:
             return False
         except OSError as exc:
@@ -813,9 +818,9 @@ class LeakWatcher:
             if len(data) > MAX_STATE_BYTES:
                 raise ValueError("larger than %d bytes" % MAX_STATE_BYTES)
             series, dropped = self.decode(data)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
             self.tell.event("leak_state", "ignored %s (torn or garbled: %s); starting without trend history" % (
-                path, str(exc)[:200]), ok=False, path=path)
+                path, _why(exc)), ok=False, path=path)
             return False
         for s in series:
             if (s.kind == "critical" and s.key in self.watched) or (s.kind == "size" and SIZE in self._next):
@@ -827,7 +832,7 @@ class LeakWatcher:
     def decode(self, data: bytes) -> Tuple[List[Series], str]:
         """Series from state file bytes, their times moved onto self.clock. Raises ValueError
         (and friends) for anything that is not a whole, well-formed file of ours."""
-        doc = json.loads(data.decode("utf-8"))
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError("not format %d" % FORMAT)
         if not isinstance(doc.get("series"), list) or not all(isinstance(x, dict) for x in doc["series"]):
@@ -940,31 +945,32 @@ def _unpack(items: Iterable[Any]) -> List[int]:
     return out
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError("%s is not a number this file holds" % name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value != value or value in (_INF, -_INF):
+        raise ValueError("%s is not a finite number" % text[:40])
+    return value
+
+
+def _why(exc: BaseException) -> str:
+    """One line for the log: what was wrong with the state file."""
+    if isinstance(exc, KeyError):
+        return "field %s missing" % str(exc)[:60]
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    if isinstance(exc, (TypeError, AttributeError, IndexError)):
+        return "wrong shape: %s" % " ".join(str(exc).split())[:200]
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def write_atomic(path: str, data: bytes) -> None:
-    """temp file in the same directory, fsync, rename over path, fsync the directory."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    """Temp file beside path (O_EXCL, an unpredictable name, no links followed), fsync, rename
+    over path, fsync the directory; in a directory only root can write (guardian.safefile)."""
+    safefile.write_atomic(path, data, 0o644, durable=True)
 
 
 def _kib(b: float) -> str:

@@ -14,9 +14,10 @@ Kill and action counters also follow the events when the Metrics is given to Tel
 """
 import logging
 import math
-import os
 import time
 from typing import Any, Dict, List, Optional
+
+from guardian import safefile
 
 log = logging.getLogger("guardian")
 
@@ -184,27 +185,15 @@ class Metrics:
             return False
         self._last_write = now
         text = self.render().encode("utf-8")
-        directory = os.path.dirname(self.path) or "."
-        tmp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(self.path), os.getpid()))
         try:
-            if not os.path.isdir(directory):
-                os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
-            try:
-                view = memoryview(text)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            # Temp file with an unpredictable name (O_EXCL, no links followed) renamed over the
+            # file, in a directory only root can write: see guardian.safefile.
+            safefile.write_atomic(self.path, text, 0o644)
         except OSError as exc:
             if not self._failed:
-                log.error("cannot write metrics to %s: %s", self.path, exc.strerror or exc)
+                log.error("cannot write metrics to %s: %s (metrics are off until it works)", self.path,
+                          exc.strerror or exc)
             self._failed = True
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             return False
         if self._failed:
             log.info("metrics written to %s again", self.path)
@@ -215,7 +204,4 @@ class Metrics:
     def remove(self) -> None:
         """Remove the file (on a clean stop, so a dead guardian's numbers are not scraped)."""
         if self.path:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+            safefile.remove(self.path)  # a link is removed, not followed

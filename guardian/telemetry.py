@@ -7,6 +7,7 @@ import socket
 import time
 from typing import Any, Dict, Optional, Union
 
+from guardian import safefile
 from guardian.eventlog import DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog
 from guardian.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
 
@@ -29,6 +30,7 @@ class Telemetry:
                  syslog: Union[bool, str] = False, events_max_bytes: int = DEFAULT_MAX_BYTES,
                  events_backups: int = DEFAULT_BACKUPS, metrics: Any = None):
         self.state_file = state_file
+        self._state_problem: Optional[str] = None
         self.events_file = events_file
         self._notify = _Notifier()
         self.counts: Dict[str, int] = {}
@@ -70,24 +72,27 @@ class Telemetry:
             self.eventlog.close()
 
     def write_state(self, state: Dict[str, Any]) -> None:
-        """Atomically replace the state file (on tmpfs: no flash wear)."""
+        """Atomically replace the state file (on tmpfs: no flash wear): a temp file with an
+        unpredictable name beside it, renamed over it, in a directory only root can write
+        (guardian.safefile). A refusal or failure is logged once; `status` then sees no daemon."""
         if not self.state_file:
             return
-        tmp = self.state_file + ".tmp"
         try:
-            os.makedirs(os.path.dirname(self.state_file) or ".", exist_ok=True)
-            with open(tmp, "w") as f:
-                json.dump(state, f, sort_keys=True)
-            os.replace(tmp, self.state_file)
+            safefile.write_atomic(self.state_file, json.dumps(state, sort_keys=True).encode("utf-8"), 0o644)
         except OSError as exc:
-            log.debug("cannot write %s: %s", self.state_file, exc)
+            problem = "%s" % (exc.strerror or exc)
+            if problem != self._state_problem:
+                log.log(logging.ERROR if isinstance(exc, safefile.UnsafePath) else logging.WARNING, "cannot write the state file %s: %s (status will not see this daemon)",
+                          self.state_file, problem)
+            self._state_problem = problem
+            return
+        if self._state_problem is not None:
+            log.info("state file %s written again", self.state_file)
+            self._state_problem = None
 
     def remove_state(self) -> None:
         if self.state_file:
-            try:
-                os.unlink(self.state_file)
-            except OSError:
-                pass
+            safefile.remove(self.state_file)  # a link is removed, not followed
 
     def notify(self, **fields: str) -> None:
         self._notify.send(**fields)

@@ -89,7 +89,9 @@ def kill_rounds(tmp_path, mode, rounds):
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         writer.stdout.close()
-        tmp_left = os.path.exists(path + ".tmp") and os.path.getsize(path + ".tmp")
+        temps = [os.path.join(state_dir, n) for n in os.listdir(state_dir)
+                 if n.startswith("." + STATE_NAME + ".") and n.endswith(".tmp")]  # random names
+        tmp_left = any(os.path.getsize(t) for t in temps)
         tell = Tell()
         w = LeakWatcher(config(state_dir), state_dir=state_dir, tell=tell)  # must never raise
         messages = [m for k, m, f in tell.events if k == "leak_state"]
