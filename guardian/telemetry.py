@@ -47,7 +47,7 @@ class Telemetry:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind == "error":
             level, severity = logging.ERROR, LOG_ERR
-        elif kind in _WARNING_KINDS:
+        elif kind in _WARNING_KINDS or fields.get("ok") is False:  # a failure it reports (a file refused...)
             level, severity = logging.WARNING, LOG_WARNING
         elif kind in ("start", "stop", "reload"):
             level, severity = logging.INFO, LOG_NOTICE
