@@ -22,6 +22,7 @@ import dataclasses
 import math
 import os
 import re
+import stat
 import sys
 import typing
 from dataclasses import dataclass
@@ -213,27 +214,69 @@ def locate(text: str, target: Path) -> Optional[int]:
 
 # --------------------------------------------------------------------------- file trust
 
-def check_trust(path: str, check_owner: bool = True) -> None:
-    """Refuse a file that someone other than root (or the user running the guardian) could
-    change: the file itself must not be group/other-writable nor owned by another user, and
-    no directory above it may be other-writable (sticky excepted) or owned by another user."""
+# A board config is a few KiB; anything far larger is no config.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_trusted(path: str, check_owner: bool = True) -> str:
+    """Open the config once and judge the file that was opened (fstat), not the path: no
+    window between the check and the read. Refused: a file someone other than root (or the
+    user running the guardian) could change - group/other-writable or owned by another user
+    -, a symlink owned by another user, anything but a regular file (a FIFO would block), and
+    a file under a directory (of the path as given or as resolved) that is other-writable
+    (sticky excepted) or owned by another user. Returns the text."""
     euid = os.geteuid()
+    why = "the config can make the guardian run commands as root, so only root may be able to change it"
     try:
-        st = os.stat(path)
+        lst = os.lstat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
         raise ConfigError(path, expected="cannot read: %s" % (e.strerror or e))
-    why = "the config can make the guardian run commands as root, so only root may be able to change it"
-    if st.st_mode & 0o022:
-        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if st.st_mode & bit)
-        raise ConfigError(path, expected="refused: writable by %s (mode %04o)" % (who, st.st_mode & 0o7777),
-                          hint="%s; fix with: chmod go-w %s" % (why, path))
-    if check_owner and st.st_uid not in (0, euid):
-        raise ConfigError(path, expected="refused: owned by uid %d (%s), not root" % (st.st_uid, _user(st.st_uid)),
-                          hint="%s; fix with: chown root %s" % (why, path))
-    # The directories above the file (and above a symlink to it): whoever can write one of
-    # them can put another file in its place.
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISLNK(lst.st_mode) and check_owner and lst.st_uid not in (0, euid):
+            raise ConfigError(path, expected="refused: a symlink owned by uid %d (%s), not root"
+                              % (lst.st_uid, _user(lst.st_uid)), hint="%s; its owner chose what it points to" % why)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(path, expected="refused: not a regular file")
+        if st.st_mode & 0o022:
+            who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if st.st_mode & bit)
+            raise ConfigError(path, expected="refused: writable by %s (mode %04o)" % (who, st.st_mode & 0o7777),
+                              hint="%s; fix with: chmod go-w %s" % (why, path))
+        if check_owner and st.st_uid not in (0, euid):
+            raise ConfigError(path, expected="refused: owned by uid %d (%s), not root" % (st.st_uid, _user(st.st_uid)),
+                              hint="%s; fix with: chown root %s" % (why, path))
+        try:
+            opened = os.readlink("/proc/self/fd/%d" % fd)
+        except OSError:
+            opened = os.path.realpath(path)
+        _check_dirs(path, (os.path.dirname(os.path.abspath(path)), os.path.dirname(opened)), check_owner, why)
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_CONFIG_BYTES:
+                raise ConfigError(path, expected="refused: larger than %d bytes" % MAX_CONFIG_BYTES)
+            chunks.append(chunk)
+    except OSError as e:
+        raise ConfigError(path, expected="cannot read: %s" % (e.strerror or e))
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, expected="not UTF-8 text", line=data[:e.start].count(b"\n") + 1)
+
+
+def _check_dirs(path: str, starts: Sequence[str], check_owner: bool, why: str) -> None:
+    """The directories above the file (as named, and as opened): whoever can write one of them
+    can put another file in its place."""
+    euid = os.geteuid()
     seen = set()
-    for start in (os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path))):
+    for start in starts:
         d = start
         while d not in seen:
             seen.add(d)
@@ -278,7 +321,11 @@ def parse_toml(path: str, text: Optional[str] = None) -> Tuple[Dict[str, Any], s
             line = data[:e.start].count(b"\n") + 1
             raise ConfigError(path, expected="not UTF-8 text", line=line)
     try:
-        return _toml.loads(text), text
+        doc = _toml.loads(text)
+        _check_depth(doc, path)
+        return doc, text
+    except RecursionError:
+        raise ConfigError(path, expected="refused: arrays or tables nested too deep to be a board config")
     except _toml.TOMLDecodeError as e:
         msg = str(e)
         m = re.search(r"\s*\(at line (\d+), column (\d+)\)", msg)
@@ -287,6 +334,22 @@ def parse_toml(path: str, text: Optional[str] = None) -> Tuple[Dict[str, Any], s
             line, col = int(m.group(1)), int(m.group(2))
             msg = msg[:m.start()] + msg[m.end():]
         raise ConfigError(path, expected="TOML syntax error: " + msg.strip(), line=line, column=col)
+
+
+# No board config nests deeper than a few levels; the checks that follow walk values recursively.
+MAX_DEPTH = 16
+
+
+def _check_depth(doc: Any, path: str) -> None:
+    stack = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(path, expected="refused: arrays or tables nested deeper than %d levels" % MAX_DEPTH)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 class _Ctx:
@@ -466,6 +529,81 @@ def _compile(pattern: str, path: Path, ctx: _Ctx) -> None:
         re.compile(pattern)
     except re.error as e:
         raise ctx.error(path, pattern, "not a valid regular expression: %s" % e)
+    risk = backtracking_risk(pattern)
+    if risk:
+        raise ctx.error(path, pattern, "a pattern that can backtrack catastrophically (%s): the guardian matches "
+                        "it against command lines any user chooses, on every process table" % risk,
+                        hint="write it without a repeated group that itself repeats or alternates, "
+                             "e.g. '^(\\w+ ?)+$' as '^[\\w ]+$'")
+
+
+MAX_UNBOUNDED_REPEATS = 2
+
+
+def backtracking_risk(pattern: str) -> str:
+    """Why Python's backtracking engine could take exponential time on this pattern, or "".
+    Refused: a repeated group (max > 1) containing another repeat or an alternation - the
+    shapes of (a+)+, (\\w+\\s?)+ and (a|aa)* - and more than MAX_UNBOUNDED_REPEATS unbounded
+    repeats. Matching also runs on at most guardian.match.MAX_MATCH_CHARS characters, which
+    bounds what the polynomial shapes left cost."""
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # Python < 3.11
+        import sre_parse  # type: ignore[no-redef]
+    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
+
+    def walk(items: Any, inside_repeat: bool) -> str:
+        for op, av in items:
+            if op in repeats:
+                lo, hi, sub = av
+                if inside_repeat and hi != 1 and lo != hi:
+                    return "a repeat inside a repeated group"
+                found = walk(sub, inside_repeat or hi > 1)
+                if found:
+                    return found
+            elif op == sre_parse.BRANCH:
+                if inside_repeat:
+                    return "an alternation inside a repeated group"
+                for branch in av[1]:
+                    found = walk(branch, inside_repeat)
+                    if found:
+                        return found
+            elif op == sre_parse.SUBPATTERN:
+                found = walk(av[-1], inside_repeat)
+                if found:
+                    return found
+            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+                found = walk(av[1], inside_repeat)
+                if found:
+                    return found
+        return ""
+
+    parsed = sre_parse.parse(pattern)
+    found = walk(parsed, False)
+    if found:
+        return found
+    # Each unbounded repeat multiplies the work of a search by the length of the text: three
+    # on a 512-character command line took seconds here.
+    unbounded = [0]
+
+    def count(items: Any) -> None:
+        for op, av in items:
+            if op in repeats:
+                if av[1] == sre_parse.MAXREPEAT:
+                    unbounded[0] += 1
+                count(av[2])
+            elif op == sre_parse.BRANCH:
+                for branch in av[1]:
+                    count(branch)
+            elif op == sre_parse.SUBPATTERN:
+                count(av[-1])
+            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+                count(av[1])
+
+    count(parsed)
+    if unbounded[0] > MAX_UNBOUNDED_REPEATS:
+        return "%d unbounded repeats (*, +, {n,}); at most %d" % (unbounded[0], MAX_UNBOUNDED_REPEATS)
+    return ""
 
 
 def _check_match(raw: Any, path: Path, ctx: _Ctx) -> Dict[str, Any]:
@@ -897,8 +1035,7 @@ class _Loader:
     def read(self, path: str) -> Tuple[Dict[str, Any], _Ctx]:
         real = os.path.realpath(path)
         if real not in self.cache:
-            check_trust(path, self.check_owner)
-            doc, text = parse_toml(path)
+            doc, text = parse_toml(path, read_trusted(path, self.check_owner))
             ctx = _Ctx(path, text)
             self.cache[real] = (check_document(doc, ctx), ctx)
             self.notes.extend(ctx.notes)

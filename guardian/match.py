@@ -26,6 +26,9 @@ class Role:
 
 
 _regex_cache: Dict[str, "re.Pattern[str]"] = {}
+# A cmdline regex runs on at most this many characters of the arguments (any user chooses them;
+# the patterns that could backtrack exponentially are refused when the config is loaded).
+MAX_MATCH_CHARS = 512
 
 
 def _regex(pattern: str) -> "re.Pattern[str]":
@@ -65,7 +68,7 @@ def matches(match: Match, proc: ProcInfo, proc_root: str = "/proc") -> bool:
         return False
     if match.unit is not None and not _unit_in_cgroup(match.unit, proc.cgroup):
         return False
-    if match.cmdline is not None and not _regex(match.cmdline).search(" ".join(proc.cmdline)):
+    if match.cmdline is not None and not _regex(match.cmdline).search(" ".join(proc.cmdline)[:MAX_MATCH_CHARS]):
         return False
     if match.exe is not None and read_exe(proc.pid, proc_root) != match.exe:
         return False
