@@ -450,24 +450,38 @@ def _choice(*options: Any):
 
 
 _ADJ = _range(-1000, 1000, "an integer")
+# Intervals have floors: 0 or 1e-300 turned the loop (or a thread) into a busy loop that burnt
+# 40-100 % of a core. Sizes have ceilings no board reaches (1 TiB), so no line overflows.
 _CONSTRAINTS: Dict[str, Any] = {
     "Line.percent": _range(0, 100),
+    "Line.min_mib": _range(0, 1 << 20, "a size in MiB"),
     "Line.floor_max_percent": _range(0, 100),
     "Thresholds.reaction_time_s": _range(0, 60),
     "Wait.psi_window_us": _range(500000, 10000000, "an integer (microseconds)"),
     "Wait.psi_stall_us": _range(1, 10000000, "an integer (microseconds)"),
-    "Wait.min_timeout_s": _positive,
-    "Wait.max_timeout_s": _positive,
-    "Wait.max_timeout_poll_s": _positive,
-    "Wait.proc_sample_interval_s": _positive,
+    "Wait.min_timeout_s": _range(0.01, 60, "seconds"),
+    "Wait.max_timeout_s": _range(0.1, 3600, "seconds"),
+    "Wait.max_timeout_poll_s": _range(0.05, 3600, "seconds"),
+    "Wait.proc_sample_interval_s": _range(1, 86400, "seconds"),
+    "Wait.assumed_fill_rate_mib_s": _range(1, 1 << 20, "MiB/s"),
     "Actions.drop_caches_level": _choice(0, 1, 2, 3),
+    "Actions.grace_s": _range(0, 3600, "seconds"),
+    "Actions.stop_command_timeout_s": _range(0.1, 3600, "seconds"),
+    "Actions.reclaim_interval_s": _range(1, 86400, "seconds"),
+    "Actions.settle_s": _range(0, 10, "seconds"),
     "Victims.culprit_share": _range(0, 1),
     "Victims.culprit_min_percent": _range(0, 100),
-    "Victims.growth_window_s": _positive,
+    "Victims.growth_window_s": _range(1, 86400, "seconds"),
+    "Victims.role_max_uid": _range(0, 2 ** 32 - 1, "a uid"),
+    "Match.uid": _range(0, 2 ** 32 - 1, "a uid"),
+    "Leaks.save_interval_s": _range(10, 86400, "seconds"),
+    "Leaks.save_idle_interval_s": _range(10, 86400, "seconds"),
+    "Leaks.watch_interval_s": _range(1, 86400, "seconds"),
     "LeakWatch.on_leak": _choice("restart", "notify", "command"),
-    "LeakWatch.interval_s": _positive,
-    "LeakWatch.window_s": _positive,
+    "LeakWatch.interval_s": _range(1, 86400, "seconds"),
+    "LeakWatch.window_s": _range(10, 30 * 86400, "seconds"),
     "LeakWatch.horizon_s": _positive,
+    "LeakWatch.cooldown_s": _range(10, 30 * 86400, "seconds"),
     "LeakWatch.max_rss_mib": _positive,
     "Critical.oom_score_adj": _ADJ,
     "LowPriority.oom_score_adj": _ADJ,
@@ -608,8 +622,14 @@ def backtracking_risk(pattern: str) -> str:
 
 def _check_match(raw: Any, path: Path, ctx: _Ctx) -> Dict[str, Any]:
     m = _check_table(Match, raw, path, ctx)
-    if not any(v for v in m.values()):
-        raise ctx.error(path, raw, "expected at least one of: " + ", ".join(f.name for f in dataclasses.fields(Match)))
+    naming = [f.name for f in dataclasses.fields(Match) if f.name not in ("user", "uid")]
+    if not any(m.get(k) for k in naming):
+        raise ctx.error(path, raw, "expected at least one of: " + ", ".join(naming)
+                        + " (user and uid only narrow a match down)")
+    if m.get("uid") is not None and not 0 <= m["uid"] < 2 ** 32:
+        raise ctx.error(path + ("uid",), m["uid"], "expected a uid from 0 to 4294967295")
+    if m.get("user") is not None and m.get("uid") is not None:
+        raise ctx.error(path + ("user",), m["user"], "expected user or uid, not both")
     for key, value in m.items():
         if value == "":
             raise ctx.error(path + (key,), value, "expected a non-empty string")
@@ -876,6 +896,9 @@ def _cross_check(config: Config, ctx: _Ctx, files: Tuple[str, ...]) -> None:
         if not r >= te >= k:
             raise ctx.error(("thresholds",), None, "the lines must descend, reclaim >= terminate >= kill, "
                             "but %s are %s, %s, %s%s" % (attr, _num(r), _num(te), _num(k), after), has_value=False)
+    if t.kill.percent == 0 and t.kill.min_mib == 0:
+        raise ctx.error(("thresholds", "kill"), None, "a kill line of 0 %% and 0 MiB never fires: the kernel's OOM "
+                        "killer would always come first%s" % after, has_value=False)
     if t.swap_terminate_percent < t.swap_kill_percent:
         raise ctx.error(("thresholds", "swap_kill_percent"), t.swap_kill_percent,
                         "expected <= swap_terminate_percent (%s)%s" % (_num(t.swap_terminate_percent), after))

@@ -140,6 +140,15 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
 
     procs = read_procs(proc_root)
     roles = classify(procs, config, proc_root)
+    from guardian.kernel.procs import printable
+    from guardian.match import impostors
+    fake: List[Finding] = []
+    for i in impostors(procs, config, proc_root):
+        kind = "critical" if i.kind == "critical" else "low-priority"
+        fake.append(Finding("warn", kind, "impostor? pid %d %s (uid %d, exe %s) is named like %s but %s: no role, "
+                            "an ordinary candidate" % (i.proc.pid, i.proc.comm, i.proc.uid, printable(i.exe or "?"),
+                                                       i.entry.name, i.why),
+                            {"name": i.entry.name, "pid": i.proc.pid, "uid": i.proc.uid, "exe": i.exe, "impostor": True}))
     by_entry: Dict[Tuple[str, str], List[Any]] = {}
     by_pid = {p.pid: p for p in procs}
     for pid, role in sorted(roles.items()):
@@ -177,7 +186,7 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
             else:
                 out.append(Finding("warn", kind, "%s: pid %s, oom_score_adj %s, wanted %d (guardian run sets it "
                                    "at start and on every restart)" % (entry.name, pids, now, wanted), data))
-    return out
+    return out + fake
 
 
 def audit_capabilities(config: Config, proc_root: str) -> List[Finding]:

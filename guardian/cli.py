@@ -98,7 +98,8 @@ def _warn_capabilities() -> None:
 def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
     """Live memory and PSI, the daemon's own state (if one runs), thresholds, candidates."""
     from guardian import policy
-    from guardian.match import classify
+    from guardian.kernel.procs import printable
+    from guardian.match import classify, impostors
     from guardian.sense import Sensor
     from guardian.waiter import arm_psi
 
@@ -155,6 +156,10 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
          "oom_score": p.oom_score, "oom_score_adj": p.oom_score_adj,
          "role": getattr(roles.get(p.pid), "kind", "")}
         for p, score in ranked[:5]]
+    out["impostors"] = [
+        {"pid": i.proc.pid, "name": i.proc.comm, "uid": i.proc.uid, "exe": printable(i.exe or "?"),
+         "named_like": "%s %s" % (i.kind, i.entry.name), "why": i.why}
+        for i in impostors(reading.procs or (), config, args.proc_root)]
     from guardian.selfprotect import capabilities, missing_capability_report
     out["missing_capabilities"] = missing_capability_report(capabilities())
     if os.geteuid() != 0:
@@ -248,6 +253,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for c in out["candidates"]:
         print("  %7d  %-16s score %6.1f  rss %s  adj %d %s" % (
             c["pid"], c["name"], c["score"], mib(c["rss_bytes"]), c["oom_score_adj"], c["role"]))
+    for i in out.get("impostors", ()):
+        print("impostor?   pid %d %s (uid %d, exe %s) is named like %s but %s: no role, an ordinary candidate" % (
+            i["pid"], i["name"], i["uid"], i["exe"], i["named_like"], i["why"]))
     for line in out["missing_capabilities"]:
         print("missing capability: %s" % line)
     return 0

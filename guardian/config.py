@@ -98,6 +98,10 @@ class Victims:
     ignore_names: Tuple[str, ...] = ()
     # Ending a process that holds less than this frees nothing worth a service.
     min_rss_mib: float = 1.0
+    # A process takes a board role (critical, low priority, their adj, a stop command) only if
+    # its owner fits: the entry's user/uid, or else a uid up to this (root and system accounts;
+    # Debian's SYS_UID_MAX). Names are chosen by whoever starts a process; owners are not.
+    role_max_uid: int = 999
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,11 @@ class Match:
     cmdline: Optional[str] = None  # regex, searched in the NUL-joined-by-space cmdline
     unit: Optional[str] = None  # systemd unit name, matched against the cgroup path
     cgroup: Optional[str] = None  # cgroup path prefix
+    # The owner, which no unprivileged user can forge: a user name or a uid. Without either,
+    # a process qualifies only when its uid is at most victims.role_max_uid (root and system
+    # accounts).
+    user: Optional[str] = None
+    uid: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -200,9 +200,10 @@ def run_command(argv: Sequence[str], timeout_s: float) -> Tuple[Optional[int], O
     if isinstance(argv, (str, bytes)) or not argv:
         return None, "command must be a non-empty argv list, not %r" % (argv,), 0.0
     try:
+        from guardian.actions.stop import COMMAND_ENV
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
-                                preexec_fn=_child_setup)
+                                preexec_fn=_child_setup, env=dict(COMMAND_ENV), cwd="/")
     except FileNotFoundError:
         return None, "command not found: %s" % argv[0], time.monotonic() - started
     except PermissionError:

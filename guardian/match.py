@@ -9,11 +9,18 @@ Every field a Match gives must fit:
 - cgroup: a cgroup path, matching itself and everything below it.
 Kernel threads never match. An entry's order in the file decides ties: the first critical
 entry that fits wins, and critical entries win over low-priority ones.
+
+Names are not identities: comm, cmdline and argv[0] are chosen by whoever starts a process. A
+process takes a role only if its identity fits too: its owner (the entry's user/uid, or else a
+uid up to victims.role_max_uid: root and system accounts) and, where the entry names exe, an
+executable that is a root-owned file nobody else can write. A process whose name fits and whose
+identity does not is an impostor: no role, an ordinary candidate; `impostors()` lists them for
+`check` and `status`.
 """
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Union
+from typing import Dict, Iterable, List, Optional, Union
 
 from guardian.config import Config, Critical, LowPriority, Match
 from guardian.kernel.procs import ProcInfo
@@ -57,8 +64,51 @@ def _unit_in_cgroup(unit: str, cgroup: str) -> bool:
     return ("/" + unit + "/") in (cgroup + "/") or cgroup.endswith("/" + unit)
 
 
-def matches(match: Match, proc: ProcInfo, proc_root: str = "/proc") -> bool:
-    """True when every field the match gives fits the process. Kernel threads never match."""
+_uid_cache: Dict[str, Optional[int]] = {}
+
+
+def uid_of(user: str) -> Optional[int]:
+    """The uid of a user name (looked up once), None when there is no such user here."""
+    if user not in _uid_cache:
+        try:
+            import pwd
+            _uid_cache[user] = pwd.getpwnam(user).pw_uid
+        except (KeyError, ImportError):
+            _uid_cache[user] = None
+    return _uid_cache[user]
+
+
+def identity_problem(match: Match, proc: ProcInfo, max_uid: int, proc_root: str = "/proc") -> Optional[str]:
+    """Why the process is not who its name says, or None when its identity fits the entry."""
+    if match.uid is not None or match.user is not None:
+        want = match.uid if match.uid is not None else uid_of(match.user or "")
+        if want is None:
+            return "no user %r on this system" % match.user
+        if proc.uid != want:
+            return "owned by uid %d, the entry names %s" % (proc.uid, match.user or "uid %d" % want)
+    elif proc.uid > max_uid:
+        return "owned by uid %d, not root or a system account (role_max_uid %d)" % (proc.uid, max_uid)
+    if match.exe is not None:
+        try:
+            st = os.stat("%s/%d/exe" % (proc_root, proc.pid))
+        except OSError:
+            return "its executable cannot be checked"
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            return "its executable is not a root-owned file only root can write (uid %d, mode %04o)" % (
+                st.st_uid, st.st_mode & 0o7777)
+    return None
+
+
+def matches(match: Match, proc: ProcInfo, proc_root: str = "/proc", max_uid: Optional[int] = None) -> bool:
+    """True when every field the match gives fits the process, its identity included (with
+    max_uid None: the name alone, for callers that judge identity themselves). Kernel threads
+    never match."""
+    if not _named(match, proc, proc_root):
+        return False
+    return max_uid is None or identity_problem(match, proc, max_uid, proc_root) is None
+
+
+def _named(match: Match, proc: ProcInfo, proc_root: str) -> bool:
     if proc.kthread:
         return False
     # Cheapest first; exe costs a readlink.
@@ -76,18 +126,47 @@ def matches(match: Match, proc: ProcInfo, proc_root: str = "/proc") -> bool:
 
 
 def classify(procs: Iterable[ProcInfo], config: Config, proc_root: str = "/proc") -> Dict[int, Role]:
-    """The role of each process that a board entry names; critical wins over low priority."""
+    """The role of each process that a board entry names and whose identity fits; critical
+    wins over low priority."""
     roles: Dict[int, Role] = {}
     if not config.critical and not config.low_priority:
         return roles
+    max_uid = config.victims.role_max_uid
     for proc in procs:
         for crit in config.critical:
-            if matches(crit.match, proc, proc_root):
+            if matches(crit.match, proc, proc_root, max_uid):
                 roles[proc.pid] = Role("critical", crit)
                 break
         else:
             for low in config.low_priority:
-                if matches(low.match, proc, proc_root):
+                if matches(low.match, proc, proc_root, max_uid):
                     roles[proc.pid] = Role("low_priority", low)
                     break
     return roles
+
+
+@dataclass(frozen=True)
+class Impostor:
+    proc: ProcInfo
+    kind: str  # the role its name asks for
+    entry: Union[Critical, LowPriority]
+    why: str
+    exe: Optional[str]
+
+
+def impostors(procs: Iterable[ProcInfo], config: Config, proc_root: str = "/proc") -> List[Impostor]:
+    """Processes named like a board entry whose identity does not fit it (and that hold no
+    role): for `check` and `status`, never for the loop."""
+    procs = tuple(procs)
+    roles = classify(procs, config, proc_root)
+    out = []
+    for proc in procs:
+        if proc.pid in roles:
+            continue
+        for kind, entries in (("critical", config.critical), ("low_priority", config.low_priority)):
+            entry = next((e for e in entries if _named(e.match, proc, proc_root)), None)
+            if entry is not None:
+                why = identity_problem(entry.match, proc, config.victims.role_max_uid, proc_root) or "?"
+                out.append(Impostor(proc, kind, entry, why, read_exe(proc.pid, proc_root)))
+                break
+    return out

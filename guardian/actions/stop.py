@@ -31,6 +31,11 @@ class StopResult:
     output: str  # the command's stdout+stderr, at most OUTPUT_LIMIT characters
 
 
+# What a command the guardian runs as root gets of an environment: a short fixed PATH and
+# nothing of the daemon's own (no LD_* loader variables, NOTIFY_SOCKET, credentials).
+COMMAND_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+
+
 def _run(argv: Sequence[str], timeout_s: float) -> Tuple[Optional[int], str, Optional[str]]:
     """Run argv; (returncode, output, problem). Never raises.
 
@@ -43,6 +48,7 @@ def _run(argv: Sequence[str], timeout_s: float) -> Tuple[Optional[int], str, Opt
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             close_fds=True, start_new_session=True, preexec_fn=reset_child_oom_score_adj,
+            env=dict(COMMAND_ENV), cwd="/",
         )
     except FileNotFoundError:
         return None, "", "stop command not found: %s" % argv[0]

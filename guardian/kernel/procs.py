@@ -45,12 +45,21 @@ def _status_kb(status: bytes, key: bytes) -> Optional[int]:
     return int((status[i:end] if end >= 0 else status[i:]).split()[0]) * 1024
 
 
+def printable(text: str) -> str:
+    """Control characters escaped (\\n as \\x0a, ESC as \\x1b): a name any user chooses reaches
+    logs, events and terminals, where a newline forges a line and an escape drives the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
+                   for c in text)
+
+
 def parse_stat(data: bytes) -> Tuple[str, int, int, int, int]:
     """(comm, ppid, pgrp, flags, starttime) from the text of /proc/PID/stat. comm may hold
-    spaces and parentheses: it ends at the LAST ')'. Raises ValueError/IndexError when
-    garbled."""
+    spaces and parentheses: it ends at the LAST ')'. Control characters in it come escaped
+    (printable()). Raises ValueError/IndexError when garbled."""
     close = data.rindex(b")")
-    comm = data[data.index(b"(") + 1:close].decode("utf-8", "replace")
+    comm = printable(data[data.index(b"(") + 1:close].decode("utf-8", "replace"))
     rest = data[close + 2:].split(None, 20)  # rest[0] is field 3 (state), rest[19] field 22
     return comm, int(rest[1]), int(rest[2]), int(rest[6]), int(rest[19])
 
