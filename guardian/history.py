@@ -74,7 +74,7 @@ class Growth:
     def add(self, now: float, procs: Iterable[ProcInfo], uptime_s: Optional[float] = None) -> None:
         """`uptime_s`: seconds since boot at `now` (CLOCK_BOOTTIME), to tell who was born
         inside the window; None leaves birth to the samples alone."""
-        sample = {(p.pid, p.starttime): p.rss for p in procs}
+        sample = {(p.pid, p.starttime): p.held for p in procs}
         self._samples.append((now, uptime_s, sample))
         self._growth = None
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:

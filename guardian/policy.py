@@ -283,14 +283,15 @@ def is_protected(proc: ProcInfo, roles: Mapping[int, object], self_pid: Pids, co
         return "critical (%s)" % role.entry.name
     if proc.comm in config.victims.ignore_names:
         return "ignored by name"
-    if proc.rss <= 0 or proc.rss < config.victims.min_rss_mib * MIB:
+    if proc.held <= 0 or proc.held < config.victims.min_rss_mib * MIB:
         return "holds almost no memory"
     return None
 
 
 def _describe(p: ProcInfo, growth: int) -> str:
-    return "%s[%d] rss %.1f MiB, oom_score %d, grew %.1f MiB" % (
-        p.comm, p.pid, p.rss / MIB, p.oom_score, growth / MIB)
+    swapped = ", swap %.1f MiB" % (p.swap / MIB) if p.swap else ""
+    return "%s[%d] rss %.1f MiB%s, oom_score %d, grew %.1f MiB" % (
+        p.comm, p.pid, p.rss / MIB, swapped, p.oom_score, growth / MIB)
 
 
 # An ended process that comes back within this long, with the same name, owner and parent (or
@@ -354,12 +355,12 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
         runner_text = ""
         if runner is not None:
             runner_text = "%s: %s" % (_describe(runner, grew(runner)), spared)
-        return Victim(pid=p.pid, starttime=p.starttime, pgid=p.pgid, name=p.comm, rss=p.rss,
+        return Victim(pid=p.pid, starttime=p.starttime, pgid=p.pgid, name=p.comm, rss=p.held,
                       oom_score=p.oom_score, growth=grew(p), score=score(p), why=why,
                       runner_up=runner_text, stop=tuple(roles[p.pid].entry.stop) if low else (),
                       low_priority=low, ppid=p.ppid, uid=p.uid, cgroup=p.cgroup, respawns=respawns)
 
-    by_growth = sorted(candidates, key=lambda p: (grew(p), p.rss), reverse=True)
+    by_growth = sorted(candidates, key=lambda p: (grew(p), p.held), reverse=True)
 
     # A runaway that was ended and came back: it is the culprit from its first reading.
     if recent.ended:
@@ -395,7 +396,7 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     lows = [p for p in candidates
             if getattr(roles.get(p.pid), "kind", "") == "low_priority"]
     fill = max(0.0, recent.fill_rate)
-    if lows and fill > 0 and max(p.rss for p in lows) < fill * LOW_PRIORITY_MIN_BUY_S:
+    if lows and fill > 0 and max(p.held for p in lows) < fill * LOW_PRIORITY_MIN_BUY_S:
         # What they hold lasts under a second at this fill: no remedy, and no victim while
         # anything else may be ended.
         idle = {p.pid for p in lows if grew(p) <= 0}
@@ -403,7 +404,7 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
             candidates = [p for p in candidates if p.pid not in idle]
         lows = []
     if lows:
-        lows.sort(key=lambda p: (low_order.get(roles[p.pid].entry.name, (0, 0)), -p.rss))
+        lows.sort(key=lambda p: (low_order.get(roles[p.pid].entry.name, (0, 0)), -p.held))
         first = lows[0]
         entry = roles[first.pid].entry
         why = "low priority '%s' (order %d), no clear culprit: %s" % (
@@ -413,7 +414,7 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
         others = sorted((p for p in candidates if p is not first), key=score, reverse=True)
         return make(first, why, others[0] if others else None, "not low priority")
 
-    ranked = sorted(candidates, key=lambda p: (score(p), p.rss), reverse=True)
+    ranked = sorted(candidates, key=lambda p: (score(p), p.held), reverse=True)
     best = ranked[0]
     why = "highest score %.0f (oom_score %d + growth %.1f MiB): %s" % (
         score(best), best.oom_score, grew(best) / MIB, _describe(best, grew(best)))
@@ -489,7 +490,7 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         victim_proc = next(p for p in reading.procs if p.pid == pend.pid)
         if rung >= KILL or (now >= pend.deadline and rung >= TERMINATE):
             victim = Victim(pid=pend.pid, starttime=pend.starttime, pgid=victim_proc.pgid,
-                            name=pend.name, rss=victim_proc.rss, oom_score=victim_proc.oom_score,
+                            name=pend.name, rss=victim_proc.held, oom_score=victim_proc.oom_score,
                             growth=recent.growth.get(pend.pid, 0), score=0.0,
                             why="did not stop within its grace (%.1f s)" % (now - pend.since)
                             if rung < KILL else "still running and %s" % why,
@@ -581,7 +582,7 @@ def rank_candidates(procs: Sequence[ProcInfo], roles: Mapping[int, object], rece
     for p in procs:
         if is_protected(p, roles, self_pid, config) is None:
             out.append((p, p.oom_score + 1000.0 * max(0, recent.growth.get(p.pid, 0)) / max(total, 1)))
-    out.sort(key=lambda item: (item[1], item[0].rss), reverse=True)
+    out.sort(key=lambda item: (item[1], item[0].held), reverse=True)
     return out
 
 

@@ -21,6 +21,13 @@ class ProcInfo:
     kthread: bool  # PF_KTHREAD (0x00200000) in stat flags
     cgroup: str  # the v1 memory controller path if mounted, else the v2 path; "" if unknown
     starttime: int  # clock ticks after boot (field 22 of stat): identity together with pid
+    swap: int = 0  # bytes swapped out (VmSwap): on zram, RAM too; a runaway's pages live there
+
+    @property
+    def held(self) -> int:
+        """What ending it gives back: resident and swapped-out memory (as the kernel's OOM
+        badness counts it)."""
+        return self.rss + self.swap
 
 
 PF_KTHREAD = 0x00200000
@@ -122,7 +129,7 @@ def _read_proc(pid: int, proc_root: str) -> Optional[ProcInfo]:
             # A kernel thread has no mm: no VmRSS, no cmdline, oom_score 0, and it runs
             # with the initial credentials. Skip four reads: kernel threads are often half
             # of a small board's process table.
-            uid = rss = rss_anon = oom_score = oom_score_adj = 0
+            uid = rss = rss_anon = oom_score = oom_score_adj = swap = 0
             args = ()
         else:
             fd = _open("status", _O_RDONLY, dir_fd=dfd)
@@ -137,6 +144,7 @@ def _read_proc(pid: int, proc_root: str) -> Optional[ProcInfo]:
                 return None  # empty (reaped) or garbled
             uid = int(status[i + 5:status.find(b"\n", i + 5)].split()[0])
             rss = _status_kb(status, b"\nVmRSS:")  # absent for zombies
+            swap = _status_kb(status, b"\nVmSwap:") or 0
             if rss is None:
                 rss = rss_anon = 0
             else:
@@ -196,7 +204,7 @@ def _read_proc(pid: int, proc_root: str) -> Optional[ProcInfo]:
         _close(dfd)
 
     return ProcInfo(pid, ppid, pgid, comm, args, uid, rss, rss_anon, oom_score, oom_score_adj, kthread, cgroup,
-                    starttime)
+                    starttime, swap)
 
 
 def read_proc(pid: int, proc_root: str = "/proc") -> Optional[ProcInfo]:

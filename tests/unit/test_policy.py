@@ -536,3 +536,12 @@ def test_property_growth_from_birth_counts_the_whole_rss_of_the_newborn_only(rss
             assert grown[p.pid] == p.rss
         elif ages[i] > 30.1:
             assert p.pid not in grown
+
+
+def test_a_runaway_swapped_out_to_zram_is_still_a_victim():
+    """Seen in a 128 MiB VM with zram swap: the runaway's pages lived in zram (VmRSS near 0),
+    so it 'held almost no memory', nothing could be ended and the kernel killed it."""
+    hog = replace(proc(20, "hog", rss_mib=0.2, oom_score=900), swap=48 * MIB)
+    v = policy.choose_victim((hog, proc(11, "webui", rss_mib=8, oom_score=300)), {}, Recent(growth={20: 48 * MIB}),
+                             CFG, 80 * MIB, 99999)
+    assert v.pid == 20 and v.rss == hog.rss + 48 * MIB and "swap 48.0 MiB" in v.why
