@@ -19,6 +19,9 @@ RUNG_NAMES = ("normal", "reclaim", "terminate", "kill")
 # Reclaim only while the kill line is at least this far away at the fill rate seen (or twice
 # what the last reclaim pass took, when that is longer).
 RECLAIM_MIN_TIME_S = 1.0
+# Full stalls (PSI) above the reclaim line call for reclaim first; still there this long after
+# a reclaim pass (the span of avg10), they call for terminate.
+PSI_FULL_AFTER_RECLAIM_S = 10.0
 # A kill asks with SIGTERM first for at most this long, and only for half the time the fill
 # needs to reach the lower half of the kill line; under TERM_FIRST_MIN_S it is SIGKILL at once.
 TERM_FIRST_MAX_S = 0.1
@@ -451,6 +454,14 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
     """The next step for this reading. Returns the Plan, whose .state the caller keeps."""
     lines = lines_for(reading, recent, config)
     rung, why = rung_for(reading, lines, config)
+    th = config.thresholds
+    if (rung == RECLAIM and th.psi_full_terminate is not None and reading.psi_full_avg10 is not None
+            and reading.psi_full_avg10 >= th.psi_full_terminate and state.reclaimed_this_episode
+            and reading.time - state.last_reclaim_time >= PSI_FULL_AFTER_RECLAIM_S):
+        # Full stalls that outlast a reclaim pass are thrashing reclaim does not answer (the
+        # file pages MemAvailable counts cannot come back in time): the ladder goes on.
+        rung, why = TERMINATE, "PSI full avg10 %.1f%% >= %.1f%% still, %.0f s after reclaim: thrashing" % (
+            reading.psi_full_avg10, th.psi_full_terminate, reading.time - state.last_reclaim_time)
     sticky = _sticky_rung(state, rung, reading, lines)
     episode_over = sticky == NORMAL
     new_state = replace(state, rung=sticky,

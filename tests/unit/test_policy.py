@@ -545,3 +545,15 @@ def test_a_runaway_swapped_out_to_zram_is_still_a_victim():
     v = policy.choose_victim((hog, proc(11, "webui", rss_mib=8, oom_score=300)), {}, Recent(growth={20: 48 * MIB}),
                              CFG, 80 * MIB, 99999)
     assert v.pid == 20 and v.rss == hog.rss + 48 * MIB and "swap 48.0 MiB" in v.why
+
+
+def test_full_stalls_that_outlast_a_reclaim_pass_go_on_to_terminate():
+    procs = (proc(20, "hog", rss_mib=100, oom_score=900),)
+    thrash = reading(200, t=100.0, procs=procs, psi_full_avg10=70.0)  # above the reclaim line (161 MiB)
+    first = policy.decide(thrash, Recent(), PolicyState(), CFG, {})
+    assert first.rung == RECLAIM and first.action == "reclaim"
+    state = policy.after_reclaim(first.state, 100.0, {"drop_caches": 5 * MIB})
+    soon = policy.decide(replace(thrash, time=105.0), Recent(), state, CFG, {})
+    assert soon.action not in ("terminate", "kill")
+    later = policy.decide(replace(thrash, time=111.0), Recent(), state, CFG, {})
+    assert later.rung == TERMINATE and later.action == "terminate" and "thrashing" in later.reason
