@@ -478,7 +478,7 @@ _CONSTRAINTS: Dict[str, Any] = {
     "Leaks.save_idle_interval_s": _range(10, 86400, "seconds"),
     "Leaks.watch_interval_s": _range(1, 86400, "seconds"),
     "LeakWatch.on_leak": _choice("restart", "notify", "command"),
-    "LeakWatch.interval_s": _range(1, 86400, "seconds"),
+    "LeakWatch.interval_s": _range(0.5, 86400, "seconds"),
     "LeakWatch.window_s": _range(10, 30 * 86400, "seconds"),
     "LeakWatch.horizon_s": _positive,
     "LeakWatch.cooldown_s": _range(10, 30 * 86400, "seconds"),

@@ -697,6 +697,15 @@ class Daemon:
         self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, now, "guardian")
         self.state = policy.after_terminate(self.state, v, now, grace)
         self._watch_pending(handle)
+        if not v.stop:
+            # SIGTERM needs nothing that is not in RAM already: no thread, no import, no read
+            # from flash at the moment memory is shortest (a 128 MiB VM livelocked on that).
+            try:
+                if not sig.send_signal(handle, signal.SIGTERM):
+                    log.info("%s[%d] was gone before SIGTERM", v.name, v.pid)
+            except (OSError, ValueError) as exc:
+                log.warning("SIGTERM to %s[%d]: %s", v.name, v.pid, exc)
+            return False
         timeout = self.config.actions.stop_command_timeout_s
         # A stop command may take seconds; memory keeps being watched meanwhile.
         threading.Thread(target=self._run_stop, args=(handle, v, timeout), daemon=True).start()
@@ -750,7 +759,10 @@ class Daemon:
         try:
             asked = False
             if plan.term_first_s > 0 and not act.kill_process_group:
-                asked = sig.send_signal(handle, signal.SIGTERM) and sig.wait_exit(handle, plan.term_first_s)
+                try:
+                    asked = sig.send_signal(handle, signal.SIGTERM) and sig.wait_exit(handle, plan.term_first_s)
+                except (OSError, ValueError) as exc:
+                    log.warning("SIGTERM to %s[%d]: %s; SIGKILL", v.name, v.pid, exc)
             if asked:
                 result = sig.KillResult(False, False, False, None)
             else:

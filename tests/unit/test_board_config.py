@@ -418,7 +418,7 @@ def test_adj_bounds_are_accepted(tmp_path, adj):
     ('[wait]\nproc_sample_interval_s = 0.001\n', "wait.proc_sample_interval_s", "from 1 to 86400"),
     ('[leaks]\nwatch_interval_s = 0\n', "leaks.watch_interval_s", "from 1 to 86400"),
     ('[[critical]]\nname = "a"\nmatch = {comm = "a"}\nleak = {interval_s = 1e-300}\n', "critical[0].leak.interval_s",
-     "from 1 to 86400"),
+     "from 0.5 to 86400"),
     ('[actions]\nreclaim_interval_s = 0\n', "actions.reclaim_interval_s", "from 1 to 86400"),
     ('[thresholds]\nkill = {percent = 5, min_mib = 9223372036854775808}\n', "thresholds.kill.min_mib", "from 0 to 1048576"),
     ('[[critical]]\nname = "a"\nmatch = {user = "root"}\n', "critical[0].match", "user and uid only narrow"),

@@ -109,7 +109,7 @@ webui_up() {
 	[ -n "$WEBUI_MIB" ] || return 0
 	if [ -z "$WEBUI" ] && [ "$WEBUI_T" = 0 ]; then # the one rcS started
 		WEBUI=$(pidfile webui)
-		alive "$WEBUI" && WEBUI_T=$(awk -v now="$(now)" '{ print now - $1 + '"$(awk '{ print $22 }' /proc/$WEBUI/stat)"' / 100 }' /proc/uptime)
+		alive "$WEBUI" && WEBUI_T=$(awk -v now="$(now)" '{ printf "%.3f\n", now - $1 + '"$(awk '{ print $22 }' /proc/$WEBUI/stat)"' / 100 }' /proc/uptime)
 	fi
 	alive "$WEBUI" && return 0
 	# A webui ended in a round is counted there (round_end forgets it); this one was not.
