@@ -560,10 +560,7 @@ def backtracking_risk(pattern: str) -> str:
     shapes of (a+)+, (\\w+\\s?)+ and (a|aa)* - and more than MAX_UNBOUNDED_REPEATS unbounded
     repeats. Matching also runs on at most guardian.match.MAX_MATCH_CHARS characters, which
     bounds what the polynomial shapes left cost."""
-    try:
-        from re import _parser as sre_parse  # type: ignore[attr-defined]
-    except ImportError:  # Python < 3.11
-        import sre_parse  # type: ignore[no-redef]
+    sre_parse = getattr(re, "_parser", None) or getattr(re, "sre_parse")  # 3.11+ / older
     repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
 
     def walk(items: Any, inside_repeat: bool) -> str:

@@ -126,10 +126,12 @@ def test_readers_never_see_a_partial_file(tmp_path, monkeypatch):
     real_replace = os.replace
     seen = []
 
-    def replace(src, dst):
-        seen.append(open(dst).read())  # what a scrape sees while the new file is being put in place
-        parse(open(src).read())
-        real_replace(src, dst)
+    def replace(src, dst, src_dir_fd=None, dst_dir_fd=None):
+        def at(name, dfd):
+            return name if dfd is None else os.path.join("/proc/self/fd/%d" % dfd, name)
+        seen.append(open(at(dst, dst_dir_fd)).read())  # what a scrape sees while the new file is put in place
+        parse(open(at(src, src_dir_fd)).read())
+        real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "replace", replace)
     m.update(mem_available_bytes=7)

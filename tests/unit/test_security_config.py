@@ -73,7 +73,8 @@ def test_trust_is_judged_on_the_file_that_was_read(confdir, monkeypatch):
 
     def swap_after_open(fd):
         st = real_fstat(fd)
-        os.replace(confdir / "evil.toml", good)  # the path now names the evil file
+        if (confdir / "evil.toml").exists():
+            os.replace(confdir / "evil.toml", good)  # the path now names the evil file
         return st
 
     monkeypatch.setattr(boardconfig.os, "fstat", swap_after_open)
