@@ -508,7 +508,7 @@ class Daemon:
         with the highest oom_score (the kernel's own measure), one per kill. True when one of
         them was itself a respawn of an earlier end."""
         now_ids = {(p.pid, p.starttime) for p in procs}
-        gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.rss > 0),
+        gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.held > 0),
                       key=lambda p: p.oom_score, reverse=True)
         respawned = False
         for p in gone[:max(1, killed)]:
