@@ -6,7 +6,7 @@ getting short or the sampling interval is due.
 """
 import logging
 import os
-from typing import Optional, Set, Tuple
+from typing import Any, Optional, Set, Tuple
 
 from guardian.kernel import ParseError, close_quietly
 from guardian.kernel.buddyinfo import high_order_free_bytes, parse_buddyinfo
@@ -14,7 +14,6 @@ from guardian.kernel.cgroup import CgroupMemory, cgroup_pids, read_cgroup_memory
 from guardian.kernel.meminfo import MemInfo, parse_meminfo
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
-from guardian.kernel.zram import ZramSwap, read_zram_swap
 from guardian.kernel.zoneinfo import read_sysctl
 from guardian.policy import Reading
 
@@ -61,7 +60,7 @@ class Sensor:
         self.overcommit_mode: Optional[int] = None
         self.last_meminfo: Optional[MemInfo] = None
         self.last_cgroup: Optional[CgroupMemory] = None
-        self.last_zram: Optional[ZramSwap] = None  # the zram part of swap at the last full read
+        self.last_zram: Any = None  # the zram part of swap at the last full read (kernel.zram.ZramSwap)
 
     def say_once(self, key: str, message: str) -> None:
         """Degradations are normal on small kernels: say each once, then carry on."""
@@ -128,11 +127,13 @@ class Sensor:
             self.say_once("vmstat-parse", "%s: oom_kill: expected an integer" % self._vmstat.path)
             return None
 
-    def zram(self, info: MemInfo) -> Optional[ZramSwap]:
-        """Swap on zram, read only where there is swap at all (two small files)."""
+    def zram(self, info: MemInfo) -> Any:
+        """Swap on zram, read only where there is swap at all (two small files). The reader is
+        imported then, at the first reading: a board without swap does not hold it."""
         if info.swap_total <= 0:
             self.last_zram = None
             return None
+        from guardian.kernel.zram import read_zram_swap
         try:
             self.last_zram = read_zram_swap(self.proc_root, self.sys_root)
         except (OSError, ParseError) as exc:

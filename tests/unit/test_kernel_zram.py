@@ -66,3 +66,23 @@ def test_garbled_files_name_the_file(tmp_path, swaps, mm_stat):
 
 def test_mm_stat_fields():
     assert parse_mm_stat("100 50 60 0 60 0 0 0", "x") == ZramStat(100, 60, 0)
+
+
+def test_a_reading_counts_zram_as_headroom_and_a_board_without_swap_never_reads_it(tmp_path):
+    from guardian.sense import Sensor
+    proc, sys = tree(tmp_path, mm_stat="0 0 0 0 0 0 0 0 0\n")
+    meminfo = ("MemTotal: 81896 kB\nMemFree: 4000 kB\nMemAvailable: 9000 kB\nCached: 3000 kB\n"
+               "SwapTotal: 65532 kB\nSwapFree: 49148 kB\n")
+    with open(os.path.join(proc, "meminfo"), "w") as f:
+        f.write(meminfo)
+    sensor = Sensor(None, proc, sys)
+    r = sensor.read(0.0, 1)
+    # /proc/swaps says 16 MiB used of 64 MiB zram: 48 MiB free at the assumed 2:1.
+    assert r.zram_swap_total == 65532 * 1024 and r.zram_relief == (65532 - 16384) * 1024 // 2
+    assert r.headroom == 9000 * 1024 + r.zram_relief
+    with open(os.path.join(proc, "meminfo"), "w") as f:
+        f.write(meminfo.replace("SwapTotal: 65532", "SwapTotal: 0").replace("SwapFree: 49148", "SwapFree: 0"))
+    os.unlink(os.path.join(proc, "swaps"))  # never read without swap
+    r = Sensor(None, proc, sys).read(0.0, 1)
+    assert r.zram_relief == 0 and r.headroom == r.available
+    sensor.close()
