@@ -81,6 +81,9 @@ class Recent:
     """What history says: the fill rate seen, who grew over the growth window, who was ended."""
 
     fill_rate: float = 0.0  # bytes/s: the peak of the last few seconds (decays fast)
+    # bytes/s: the fastest fill of the last minutes (kept across kills): how little time there
+    # may be, when a respawn or a second runaway starts at the same pace
+    fill_rate_long: float = 0.0
     growth: Mapping[int, int] = field(default_factory=dict)  # pid -> bytes
     growth_span_s: float = 0.0
     ended: Tuple[Ended, ...] = ()  # the last minute's, oldest first
@@ -524,7 +527,7 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
     # Reclaim blocks the loop (drop_caches took up to 0.45 s on a small board): while memory
     # falls towards the kill line faster than that, giving back comes too late.
     reclaim_budget_s = max(RECLAIM_MIN_TIME_S, 2.0 * state.reclaim_cost_s)
-    rate = max(0.0, recent.fill_rate)
+    rate = max(0.0, recent.fill_rate, recent.fill_rate_long)
     no_time = rate > 0 and (reading.headroom - lines.kill) / rate < reclaim_budget_s
     if no_time and rung >= RECLAIM:
         why += "; no time to reclaim (kill line %.1f s away at %.0f MiB/s)" % (
@@ -552,7 +555,7 @@ def term_first_time(reading: Reading, recent: Recent, config: Config) -> float:
     """How long a kill may wait on SIGTERM before SIGKILL: half the time the fill seen (or
     assumed) needs to take the headroom down to the lower half of the kill line."""
     reserve = config.thresholds.kill.bytes_for(reading.total) // 2
-    rate = max(recent.fill_rate, config.wait.assumed_fill_rate_mib_s * MIB)
+    rate = max(recent.fill_rate, recent.fill_rate_long, config.wait.assumed_fill_rate_mib_s * MIB)
     wait = min(TERM_FIRST_MAX_S, 0.5 * (reading.headroom - reserve) / rate)
     return wait if wait >= TERM_FIRST_MIN_S else 0.0
 

@@ -557,3 +557,15 @@ def test_full_stalls_that_outlast_a_reclaim_pass_go_on_to_terminate():
     assert soon.action not in ("terminate", "kill")
     later = policy.decide(replace(thrash, time=111.0), Recent(), state, CFG, {})
     assert later.rung == TERMINATE and later.action == "terminate" and "thrashing" in later.reason
+
+
+def test_after_a_kill_the_fastest_fill_of_the_last_minutes_still_leaves_no_time_to_reclaim():
+    """stress-ng bigheap: the first heap was killed and its burst forgotten (the lines return to
+    the board's own), then its respawn, growing 400 MiB/s, was met with drop_caches and the
+    kernel won. The pace of the last minutes still says there is no time to reclaim."""
+    procs = (proc(20, "stress-ng-bighe", rss_mib=90, oom_score=900),)
+    recent = Recent(fill_rate=0.0, fill_rate_long=400 * MIB, growth={20: 90 * MIB})
+    plan = policy.decide(reading(100, procs=procs), recent, PolicyState(), CFG, {})
+    assert plan.action == "terminate" and "no time to reclaim" in plan.reason
+    assert policy.decide(reading(100, procs=procs), replace(recent, fill_rate_long=0.0), PolicyState(), CFG,
+                         {}).action == "reclaim"
