@@ -84,6 +84,10 @@ class Recent:
     # bytes/s: the fastest fill of the last minutes (kept across kills): how little time there
     # may be, when a respawn or a second runaway starts at the same pace
     fill_rate_long: float = 0.0
+    # Memory fell over the last interval measured. The lines are raised only while it does:
+    # once a burst has stopped, a kept peak must not leave the lines above memory at rest (an
+    # idle bystander was stopped that way after stress-ng had left).
+    falling: bool = True
     growth: Mapping[int, int] = field(default_factory=dict)  # pid -> bytes
     growth_span_s: float = 0.0
     ended: Tuple[Ended, ...] = ()  # the last minute's, oldest first
@@ -185,7 +189,8 @@ def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
     # reaction cannot carry past it raises nothing. Lines raised by a moderate fill would end
     # a second process of a diffuse growth whose end state fits (one too many).
     slack = th.kill.bytes_for(total) // 2
-    margin = int(max(0.0, max(0.0, recent.fill_rate) * th.reaction_time_s - slack))
+    rate = max(0.0, recent.fill_rate) if recent.falling else 0.0
+    margin = int(max(0.0, rate * th.reaction_time_s - slack))
     # Caps keep a wild rate, or floors meant for a bigger board, from acting on an idle scope.
     kill = min(th.kill.bytes_for(total) + margin, total // 2)
     terminate = max(min(th.terminate.bytes_for(total) + margin, total * 6 // 10), kill)

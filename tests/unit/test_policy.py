@@ -569,3 +569,18 @@ def test_after_a_kill_the_fastest_fill_of_the_last_minutes_still_leaves_no_time_
     assert plan.action == "terminate" and "no time to reclaim" in plan.reason
     assert policy.decide(reading(100, procs=procs), replace(recent, fill_rate_long=0.0), PolicyState(), CFG,
                          {}).action == "reclaim"
+
+
+def test_lines_raised_by_a_burst_fall_back_once_memory_stops_falling():
+    """After stress-ng left, the kept peak of its respawns held the terminate line at 123 MiB
+    with 117 MiB available at rest, and an idle web UI was stopped."""
+    board = 205 * MIB
+    burst = lines(total=board, rate=450 * MIB)
+    assert burst.terminate > 117 * MIB
+    at_rest = policy.lines_for(Reading(time=0, total=board, available=117 * MIB),
+                               Recent(fill_rate=450 * MIB, falling=False), CFG)
+    assert at_rest == lines(total=board)
+    procs = (proc(11, "webui", rss_mib=16, oom_score=718),)
+    plan = policy.decide(reading(117, total=board, procs=procs), Recent(fill_rate=450 * MIB, falling=False),
+                         PolicyState(), CFG, {})
+    assert plan.action == "none"
