@@ -619,7 +619,7 @@ class Daemon:
 
     def _recent(self, now: float) -> Recent:
         return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s(),
-                      ended=self.ended, fill_rate_long=self.fill_long.peak(now), falling=self.fill.current > 0)
+                      ended=self.ended, fill_rate_long=self.fill_long.peak(now))
 
     # ----------------------------------------------------------------------------------------
     # Act

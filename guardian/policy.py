@@ -84,10 +84,6 @@ class Recent:
     # bytes/s: the fastest fill of the last minutes (kept across kills): how little time there
     # may be, when a respawn or a second runaway starts at the same pace
     fill_rate_long: float = 0.0
-    # Memory fell over the last interval measured. The lines are raised only while it does:
-    # once a burst has stopped, a kept peak must not leave the lines above memory at rest (an
-    # idle bystander was stopped that way after stress-ng had left).
-    falling: bool = True
     growth: Mapping[int, int] = field(default_factory=dict)  # pid -> bytes
     growth_span_s: float = 0.0
     ended: Tuple[Ended, ...] = ()  # the last minute's, oldest first
@@ -189,8 +185,7 @@ def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
     # reaction cannot carry past it raises nothing. Lines raised by a moderate fill would end
     # a second process of a diffuse growth whose end state fits (one too many).
     slack = th.kill.bytes_for(total) // 2
-    rate = max(0.0, recent.fill_rate) if recent.falling else 0.0
-    margin = int(max(0.0, rate * th.reaction_time_s - slack))
+    margin = int(max(0.0, max(0.0, recent.fill_rate) * th.reaction_time_s - slack))
     # Caps keep a wild rate, or floors meant for a bigger board, from acting on an idle scope.
     kill = min(th.kill.bytes_for(total) + margin, total // 2)
     terminate = max(min(th.terminate.bytes_for(total) + margin, total * 6 // 10), kill)
@@ -551,6 +546,13 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
                            (reading.self_pid,) + tuple(reading.own_pids), now)
     if victim is None:
         return plan("none", why + "; no process may be ended")
+    if (victim.growth <= 0 and reading.headroom < lines.terminate
+            and reading.headroom >= lines_for(reading, Recent(), config).terminate):
+        # Only the fill-rate margin calls for an end, and the one to end grew by nothing: the
+        # burst that raised the lines is over (an idle web UI was stopped this way after
+        # stress-ng had left, its respawns' pace still raising the lines).
+        return plan("none", why + "; only the fill-rate margin calls for an end, and %s[%d] did not grow"
+                    % (victim.name, victim.pid))
     if rung == KILL:
         return plan("kill", why, victim=victim, term_first_s=term_first_time(reading, recent, config))
     return plan("terminate", why, victim=victim)

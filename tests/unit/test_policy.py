@@ -571,16 +571,17 @@ def test_after_a_kill_the_fastest_fill_of_the_last_minutes_still_leaves_no_time_
                          {}).action == "reclaim"
 
 
-def test_lines_raised_by_a_burst_fall_back_once_memory_stops_falling():
+def test_lines_raised_by_a_burst_end_no_idle_bystander():
     """After stress-ng left, the kept peak of its respawns held the terminate line at 123 MiB
     with 117 MiB available at rest, and an idle web UI was stopped."""
     board = 205 * MIB
-    burst = lines(total=board, rate=450 * MIB)
-    assert burst.terminate > 117 * MIB
-    at_rest = policy.lines_for(Reading(time=0, total=board, available=117 * MIB),
-                               Recent(fill_rate=450 * MIB, falling=False), CFG)
-    assert at_rest == lines(total=board)
-    procs = (proc(11, "webui", rss_mib=16, oom_score=718),)
-    plan = policy.decide(reading(117, total=board, procs=procs), Recent(fill_rate=450 * MIB, falling=False),
+    assert lines(total=board, rate=450 * MIB).terminate > 117 * MIB
+    idle = (proc(11, "webui", rss_mib=16, oom_score=718),)
+    plan = policy.decide(reading(117, total=board, procs=idle), Recent(fill_rate=450 * MIB, growth={11: -MIB}),
                          PolicyState(), CFG, {})
-    assert plan.action == "none"
+    assert plan.action == "none" and "only the fill-rate margin" in plan.reason
+    # A grower on the same raised lines is ended: the burst is still on.
+    growing = idle + (proc(20, "stress-ng-bighe", rss_mib=20, oom_score=900),)
+    plan = policy.decide(reading(97, total=board, procs=growing), Recent(fill_rate=450 * MIB, growth={20: 20 * MIB}),
+                         PolicyState(), CFG, {})
+    assert plan.action in ("terminate", "kill") and plan.victim.pid == 20
