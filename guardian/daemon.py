@@ -780,7 +780,10 @@ class Daemon:
             pid=v.pid, name=v.name, exited=exited, freed_bytes=freed, mreleased=result.mreleased,
             error=result.error, reaction_ms=reaction_ms, sigterm_first_s=plan.term_first_s, exited_on_sigterm=asked)
         self.state = policy.after_kill(self.state, done)
-        if not v.respawns:  # a respawning runaway's parent starts the next at the same pace
+        if not v.respawns and v.ppid <= 1:
+            # Its burst is over: the lines return to the board's own. A victim with a parent
+            # other than init may be respawned at the same pace (stress-ng restarts what is
+            # SIGKILLed): its lines are kept and decay; only a grower may be ended on them.
             self._forget_burst()
         return True
 

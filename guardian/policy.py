@@ -546,13 +546,14 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
                            (reading.self_pid,) + tuple(reading.own_pids), now)
     if victim is None:
         return plan("none", why + "; no process may be ended")
-    if (victim.growth <= 0 and reading.headroom < lines.terminate
+    grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
+    if (victim.growth < grew_enough and reading.headroom < lines.terminate
             and reading.headroom >= lines_for(reading, Recent(), config).terminate):
-        # Only the fill-rate margin calls for an end, and the one to end grew by nothing: the
+        # Only the fill-rate margin calls for an end, and the one to end is no grower: the
         # burst that raised the lines is over (an idle web UI was stopped this way after
         # stress-ng had left, its respawns' pace still raising the lines).
-        return plan("none", why + "; only the fill-rate margin calls for an end, and %s[%d] did not grow"
-                    % (victim.name, victim.pid))
+        return plan("none", why + "; only the fill-rate margin calls for an end, and %s[%d] grew %.1f MiB"
+                    % (victim.name, victim.pid, victim.growth / MIB))
     if rung == KILL:
         return plan("kill", why, victim=victim, term_first_s=term_first_time(reading, recent, config))
     return plan("terminate", why, victim=victim)

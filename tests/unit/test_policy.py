@@ -580,6 +580,9 @@ def test_lines_raised_by_a_burst_end_no_idle_bystander():
     plan = policy.decide(reading(117, total=board, procs=idle), Recent(fill_rate=450 * MIB, growth={11: -MIB}),
                          PolicyState(), CFG, {})
     assert plan.action == "none" and "only the fill-rate margin" in plan.reason
+    small = policy.decide(reading(117, total=board, procs=idle), Recent(fill_rate=450 * MIB, growth={11: 2 * MIB}),
+                          PolicyState(), CFG, {})
+    assert small.action == "none"  # 2 MiB is no burst
     # A grower on the same raised lines is ended: the burst is still on.
     growing = idle + (proc(20, "stress-ng-bighe", rss_mib=20, oom_score=900),)
     plan = policy.decide(reading(97, total=board, procs=growing), Recent(fill_rate=450 * MIB, growth={20: 20 * MIB}),
