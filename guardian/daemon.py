@@ -512,7 +512,8 @@ class Daemon:
                       key=lambda p: p.oom_score, reverse=True)
         respawned = False
         for p in gone[:max(1, killed)]:
-            respawned = respawned or bool(policy.respawn_of(p, self.ended, now))
+            # A respawn, or a child of anything but init, may come back at the same pace.
+            respawned = respawned or p.ppid > 1 or bool(policy.respawn_of(p, self.ended, now))
             self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, now, "kernel")
         return respawned
 

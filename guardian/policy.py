@@ -556,6 +556,11 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
                     % (victim.name, victim.pid, victim.growth / MIB))
     if rung == KILL:
         return plan("kill", why, victim=victim, term_first_s=term_first_time(reading, recent, config))
+    if no_time and not victim.stop:
+        # A grace of seconds where the kill line is under a second away is time the kernel
+        # wins in: SIGTERM, and SIGKILL if it is still there when the fill leaves no more.
+        return plan("kill", why + "; no time for a grace", victim=victim,
+                    term_first_s=term_first_time(reading, recent, config))
     return plan("terminate", why, victim=victim)
 
 

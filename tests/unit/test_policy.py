@@ -566,9 +566,15 @@ def test_after_a_kill_the_fastest_fill_of_the_last_minutes_still_leaves_no_time_
     procs = (proc(20, "stress-ng-bighe", rss_mib=90, oom_score=900),)
     recent = Recent(fill_rate=0.0, fill_rate_long=400 * MIB, growth={20: 90 * MIB})
     plan = policy.decide(reading(100, procs=procs), recent, PolicyState(), CFG, {})
-    assert plan.action == "terminate" and "no time to reclaim" in plan.reason
+    # No time to reclaim, and none for a 5 s grace either: SIGTERM, then SIGKILL.
+    assert plan.action == "kill" and "no time to reclaim" in plan.reason and "no time for a grace" in plan.reason
+    assert 0 < plan.term_first_s <= policy.TERM_FIRST_MAX_S
     assert policy.decide(reading(100, procs=procs), replace(recent, fill_rate_long=0.0), PolicyState(), CFG,
                          {}).action == "reclaim"
+    # A low-priority service with a stop command still gets its stop command.
+    cfg = replace(CFG, low_priority=(LowPriority("bh", Match(comm="stress-ng-bighe"), stop=("/bin/true",)),))
+    roles = {20: Role("low_priority", cfg.low_priority[0])}
+    assert policy.decide(reading(100, procs=procs), recent, PolicyState(), cfg, roles).action == "terminate"
 
 
 def test_lines_raised_by_a_burst_end_no_idle_bystander():
