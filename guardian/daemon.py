@@ -519,8 +519,7 @@ class Daemon:
         now_ids = {(p.pid, p.starttime) for p in procs}
         gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.held > 0),
                       key=lambda p: p.oom_score, reverse=True)
-        # Not in the last table at all: born and killed between two tables, as a respawn is.
-        respawned = not gone
+        respawned = False
         for p in gone[:max(1, killed)]:
             # A respawn, or a child of anything but init, may come back at the same pace.
             respawned = respawned or p.ppid > 1 or bool(policy.respawn_of(p, self.ended, now))
