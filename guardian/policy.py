@@ -300,6 +300,8 @@ def _describe(p: ProcInfo, growth: int) -> str:
         p.comm, p.pid, p.rss / MIB, swapped, p.oom_score, growth / MIB)
 
 
+# A process that made this share of the growth is the culprit whatever its size (above min_rss).
+SOLE_GROWER_SHARE = 0.9
 # An ended process that comes back within this long, with the same name, owner and parent (or
 # cgroup), is the same runaway respawned.
 RESPAWN_WINDOW_S = 60.0
@@ -390,7 +392,11 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     top = by_growth[0]
     top_growth = grew(top)
     culprit_min = min(vic.culprit_min_mib * MIB, total * vic.culprit_min_percent / 100.0)
-    if (total_growth > 0 and top_growth >= culprit_min
+    # A small grower is the culprit too when it makes nearly all of the growth: a runaway seen
+    # at its first MiBs beside an idle service (the lines of a full 128 MiB board are crossed
+    # after 2 MiB), which the highest score would have spared.
+    sole = top_growth >= vic.min_rss_mib * MIB and top_growth >= SOLE_GROWER_SHARE * total_growth
+    if (total_growth > 0 and (top_growth >= culprit_min or sole)
             and top_growth >= vic.culprit_share * total_growth):
         runner = by_growth[1] if len(by_growth) > 1 else None
         why = "culprit: %s, %.0f%% of the %.1f MiB grown in %.0f s" % (

@@ -131,10 +131,15 @@ def test_on_a_small_board_a_few_mib_of_growth_make_a_culprit():
     recent = Recent(growth={10: 5 * MIB, 11: 0}, growth_span_s=2)
     small = policy.choose_victim(procs, roles, recent, cfg, 80 * MIB, 99999)
     assert small.pid == 10 and "culprit" in small.why
-    big = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999)
+    # On 1 GiB the 8 MiB floor holds when others grow too (5 of 6.5 MiB: no sole grower)...
+    shared = Recent(growth={10: 5 * MIB, 11: 0, 12: int(1.5 * MIB)}, growth_span_s=2)
+    procs3 = procs + (proc(12, "app", rss_mib=3, oom_score=20),)
+    big = policy.choose_victim(procs3, roles, shared, cfg, TOTAL, 99999)
     assert big.pid == 11 and "low priority" in big.why
     strict = replace(cfg, victims=replace(cfg.victims, culprit_min_percent=100))
-    assert policy.choose_victim(procs, roles, recent, strict, 80 * MIB, 99999).pid == 11
+    assert policy.choose_victim(procs3, roles, shared, strict, 80 * MIB, 99999).pid == 11
+    # ...and a process making over 90 % of the growth is the culprit at any size.
+    assert policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999).pid == 10
 
 
 def test_low_priority_first_without_a_clear_culprit_in_board_order():
@@ -379,12 +384,13 @@ def test_a_respawn_is_the_culprit_from_its_first_reading():
     v = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999, now=100.0)
     assert v.pid == 31 and "respawn of worker[29]" in v.why and "no listed service" in v.why
     # Another owner, or another parent and cgroup, is no respawn of it.
+    # (As the only grower it is still the culprit, but not as a respawn.)
     for other in (replace(worker, uid=0), replace(worker, ppid=77, cgroup="0::/user")):
         v = policy.choose_victim((procs[0], other), roles, recent, cfg, TOTAL, 99999, now=100.0)
-        assert v.pid == 11
+        assert "respawn of" not in v.why and not v.respawns
     # Past the respawn window it is an ordinary process again.
     v = policy.choose_victim(procs, roles, recent, cfg, TOTAL, 99999, now=100.0 + policy.RESPAWN_WINDOW_S + 1)
-    assert v.pid == 11
+    assert "respawn of" not in v.why and not v.respawns
 
 
 def test_a_respawning_childs_parent_listed_as_low_priority_is_stopped_instead():
@@ -594,3 +600,17 @@ def test_lines_raised_by_a_burst_end_no_idle_bystander():
     plan = policy.decide(reading(97, total=board, procs=growing), Recent(fill_rate=450 * MIB, growth={20: 20 * MIB}),
                          PolicyState(), CFG, {})
     assert plan.action in ("terminate", "kill") and plan.victim.pid == 20
+
+
+def test_a_small_newborn_that_makes_all_the_growth_is_the_culprit():
+    """newborn-128: memory at rest 2 MiB above the terminate line; the runaway crossed it at
+    2.4 MiB, under the culprit minimum, and the highest score (an idle web UI) was ended."""
+    webui = proc(11, "webui", rss_mib=16, oom_score=800)
+    hog = proc(40, "hog", rss_mib=2.4, oom_score=686)
+    v = policy.choose_victim((webui, hog), {}, Recent(growth={40: int(2.4 * MIB), 11: 0}), CFG, 80 * MIB, 99999)
+    assert v.pid == 40 and v.why.startswith("culprit")
+    # Two small growers of equal share: no sole culprit, the score decides.
+    other = proc(41, "hog2", rss_mib=2.4, oom_score=600)
+    v = policy.choose_victim((webui, hog, other), {}, Recent(growth={40: int(2.4 * MIB), 41: int(2.4 * MIB)}),
+                             CFG, 80 * MIB, 99999)
+    assert v.pid == 11
