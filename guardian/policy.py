@@ -22,6 +22,9 @@ RECLAIM_MIN_TIME_S = 1.0
 # Full stalls (PSI) above the reclaim line call for reclaim first; still there this long after
 # a reclaim pass (the span of avg10), they call for terminate.
 PSI_FULL_AFTER_RECLAIM_S = 10.0
+# At the terminate rung with the kill line closer than this at the fill seen, a victim without a
+# stop command is killed (SIGTERM first) rather than given a grace.
+GRACE_MIN_TIME_S = 0.25
 # A kill asks with SIGTERM first for at most this long, and only for half the time the fill
 # needs to reach the lower half of the kill line; under TERM_FIRST_MIN_S it is SIGKILL at once.
 TERM_FIRST_MAX_S = 0.1
@@ -562,9 +565,10 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
                     % (victim.name, victim.pid, victim.growth / MIB))
     if rung == KILL:
         return plan("kill", why, victim=victim, term_first_s=term_first_time(reading, recent, config))
-    if no_time and not victim.stop:
-        # A grace of seconds where the kill line is under a second away is time the kernel
-        # wins in: SIGTERM, and SIGKILL if it is still there when the fill leaves no more.
+    if rate > 0 and (reading.headroom - lines.kill) / rate < GRACE_MIN_TIME_S and not victim.stop:
+        # A grace where the kill line is a moment away is time the kernel wins in (a graceful
+        # stop is watched and escalated at the kill line, but the next wake may come too
+        # late): SIGTERM, and SIGKILL if it is still there when the fill leaves no more.
         return plan("kill", why + "; no time for a grace", victim=victim,
                     term_first_s=term_first_time(reading, recent, config))
     return plan("terminate", why, victim=victim)
