@@ -398,9 +398,9 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     # A small grower is the culprit too when it makes nearly all of the growth: a runaway seen
     # at its first MiBs beside an idle service (the lines of a full 128 MiB board are crossed
     # after 2 MiB), which the highest score would have spared.
-    sole = top_growth >= vic.min_rss_mib * MIB and top_growth >= SOLE_GROWER_SHARE * total_growth
-    if (total_growth > 0 and (top_growth >= culprit_min or sole)
-            and top_growth >= vic.culprit_share * total_growth):
+    candidates_growth = sum(max(0, grew(p)) for p in candidates)
+    sole = top_growth >= vic.min_rss_mib * MIB and top_growth >= SOLE_GROWER_SHARE * candidates_growth
+    if (total_growth > 0 and (sole or (top_growth >= culprit_min and top_growth >= vic.culprit_share * total_growth))):
         runner = by_growth[1] if len(by_growth) > 1 else None
         why = "culprit: %s, %.0f%% of the %.1f MiB grown in %.0f s" % (
             _describe(top, top_growth), 100.0 * top_growth / total_growth, total_growth / MIB,
