@@ -25,15 +25,15 @@ from common import HERE, MIB, REPO, MemCgroup, median, percentile
 
 sys.path.insert(0, REPO)
 
-from guardian import policy  # noqa: E402
-from guardian.boardconfig import load_config  # noqa: E402
-from guardian.daemon import Daemon  # noqa: E402
-from guardian.history import Growth  # noqa: E402
+from guardian.core import policy  # noqa: E402
+from guardian.board.load import load_config  # noqa: E402
+from guardian.core.daemon import Daemon  # noqa: E402
+from guardian.core.history import Growth  # noqa: E402
 from guardian.kernel.procs import read_procs  # noqa: E402
-from guardian.match import classify  # noqa: E402
-from guardian.policy import PolicyState, Recent  # noqa: E402
-from guardian.telemetry import Telemetry  # noqa: E402
-from guardian.waiter import UsageThresholds, Waiter  # noqa: E402
+from guardian.core.match import classify  # noqa: E402
+from guardian.core.policy import PolicyState, Recent  # noqa: E402
+from guardian.core.telemetry import Telemetry  # noqa: E402
+from guardian.core.waiter import UsageThresholds, Waiter  # noqa: E402
 
 HOG = os.path.join(HERE, "hog.py")
 

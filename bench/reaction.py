@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Tuple
 from common import HERE, MIB, REPO, MemCgroup, stop_process
 
 sys.path.insert(0, REPO)
-from guardian import policy  # noqa: E402
-from guardian.boardconfig import load_config  # noqa: E402
+from guardian.core import policy  # noqa: E402
+from guardian.board.load import load_config  # noqa: E402
 
 HOG = os.path.join(HERE, "hog.py")
 LIMIT = 256 * MIB

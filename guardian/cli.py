@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guardian import __version__
 from guardian.config import MIB, Config
-from guardian.eventlog import DEFAULT_EVENTS_FILE
+from guardian.core.eventlog import DEFAULT_EVENTS_FILE
 
 log = logging.getLogger("guardian")
 
@@ -17,7 +17,7 @@ def _load(args: argparse.Namespace) -> Tuple[Config, str, Callable[[], Config]]:
     """The config for --config/--board (or the detected board), why it was chosen, and how to
     load it again on SIGHUP."""
     try:
-        from guardian.boardconfig import load_config
+        from guardian.board.load import load_config
     except ImportError:  # board configs not built into this copy
         if args.config or args.board:
             raise SystemExit("guardian: this build cannot read config files")
@@ -59,8 +59,8 @@ def _config_error(exc: Exception) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from guardian.daemon import Daemon
-    from guardian.telemetry import Telemetry
+    from guardian.core.daemon import Daemon
+    from guardian.core.telemetry import Telemetry
 
     try:
         config, why, again = _load(args)
@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scope = _scope_dir(args.scope, args.sys_root)
     _warn_capabilities()
     log.info("config: %s (%s)", config.source, why)
-    from guardian.metrics import Metrics
+    from guardian.core.parts.metrics import Metrics
     metrics = Metrics(args.metrics_file) if args.metrics_file else None
     syslog = {"auto": "auto", "on": True, "off": False}[args.syslog]
     telemetry = Telemetry(state_file=args.state_file or None, events_file=args.events_file or None,
@@ -85,7 +85,7 @@ STILL_WORKS = ("still works: watching memory and PSI, status, dry-run decisions,
 
 
 def _warn_capabilities() -> None:
-    from guardian.selfprotect import capabilities, missing_capability_report
+    from guardian.core.selfprotect import capabilities, missing_capability_report
     lines = missing_capability_report(capabilities())
     if lines:
         log.warning("running without some capabilities (uid %d); what does not work:", os.geteuid())
@@ -97,11 +97,11 @@ def _warn_capabilities() -> None:
 
 def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
     """Live memory and PSI, the daemon's own state (if one runs), thresholds, candidates."""
-    from guardian import policy
+    from guardian.core import policy
     from guardian.kernel.procs import printable
-    from guardian.match import classify, impostors
-    from guardian.sense import Sensor
-    from guardian.waiter import arm_psi
+    from guardian.core.match import classify, impostors
+    from guardian.core.sense import Sensor
+    from guardian.core.waiter import arm_psi
 
     try:
         config, why, _ = _load(args)
@@ -160,7 +160,7 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
         {"pid": i.proc.pid, "name": i.proc.comm, "uid": i.proc.uid, "exe": printable(i.exe or "?"),
          "named_like": "%s %s" % (i.kind, i.entry.name), "why": i.why}
         for i in impostors(reading.procs or (), config, args.proc_root)]
-    from guardian.selfprotect import capabilities, missing_capability_report
+    from guardian.core.selfprotect import capabilities, missing_capability_report
     out["missing_capabilities"] = missing_capability_report(capabilities())
     if os.geteuid() != 0:
         out["missing_capabilities"].append(STILL_WORKS)
@@ -263,7 +263,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        from guardian.check import run
+        from guardian.commands.check import run
     except ImportError:
         print("guardian: check is not available in this build", file=sys.stderr)
         return 2
@@ -271,12 +271,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_leaks(args: argparse.Namespace) -> int:
-    from guardian.leaks import cli_main
+    from guardian.core.parts.leakwatch import cli_main
     return cli_main(args)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from guardian.forensics import cli_main
+    from guardian.analysis.forensics import cli_main
     return cli_main(args)
 
 

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from guardian.kernel.libc import libc
+
 __all__ = [
     "ProcessHandle",
     "KillResult",
@@ -54,7 +56,6 @@ _pidfd_missing: Optional[str] = None
 _mrelease_missing: Optional[str] = None
 _pgroup_flag_missing = False
 
-_libc = None
 
 
 # --------------------------------------------------------------------------- raw syscalls
@@ -73,26 +74,12 @@ def _syscall_number(name: str) -> int:
 
 def _syscall(name: str, *args: int) -> int:
     """libc.syscall(); raises OSError with the errno (ENOSYS if ctypes or libc is missing)."""
-    global _libc
-    try:
-        import ctypes
-    except ImportError:  # Python built without libffi
-        raise OSError(errno.ENOSYS, "ctypes is not available") from None
-    if _libc is None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.syscall  # noqa: B018 - resolve now, fall back below
-        except (OSError, AttributeError):
-            import ctypes.util
+    lib = libc()
+    import ctypes  # loaded by libc()
 
-            path = ctypes.util.find_library("c")
-            if not path:
-                raise OSError(errno.ENOSYS, "libc not found") from None
-            libc = ctypes.CDLL(path, use_errno=True)
-        libc.syscall.restype = ctypes.c_long
-        _libc = libc
+    lib.syscall.restype = ctypes.c_long
     ctypes.set_errno(0)
-    ret = _libc.syscall(ctypes.c_long(_syscall_number(name)), *(ctypes.c_long(a) for a in args))
+    ret = lib.syscall(ctypes.c_long(_syscall_number(name)), *(ctypes.c_long(a) for a in args))
     if ret == -1:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

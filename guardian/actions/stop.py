@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from guardian.actions.signals import ProcessHandle, send_signal
-from guardian.selfprotect import reset_child_oom_score_adj
+from guardian.core.selfprotect import reset_child_oom_score_adj
 
 __all__ = ["StopResult", "graceful_stop", "OUTPUT_LIMIT"]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from guardian.eventlog import EventLog, read_events_counted
+from guardian.core.eventlog import EventLog, read_events_counted
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 # lines of varied length (some over a page) so a kill can land anywhere.
 WRITER = r"""
 import sys
-from guardian.telemetry import Telemetry
+from guardian.core.telemetry import Telemetry
 tell = Telemetry(state_file=None, events_file=sys.argv[1], events_max_bytes=1 << 30)
 i = 0
 while True:

@@ -12,8 +12,8 @@ import pytest
 
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import read_procs
-from guardian.leaks import LeakWatcher, read_rollup, run_command
-from guardian.match import classify
+from guardian.core.parts.leakwatch import LeakWatcher, read_rollup, run_command
+from guardian.core.match import classify
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LEAKER = os.path.join(HERE, "leaker.py")
@@ -171,7 +171,7 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
 def test_the_command_does_not_inherit_the_guardians_oom_score_adj(tmp_path):
     out = tmp_path / "adj"
     code = ("import os, sys; open('/proc/self/oom_score_adj', 'w').write('-1000');"
-            "from guardian.leaks import run_command;"
+            "from guardian.core.parts.leakwatch import run_command;"
             "print(run_command([sys.executable, '-c', 'import sys; open(sys.argv[1], \"w\").write("
             "open(\"/proc/self/oom_score_adj\").read())', sys.argv[1]], 10))")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from guardian.config import Config, Critical, Leaks, Match
-from guardian.leaks import STATE_NAME, LeakWatcher
+from guardian.core.parts.leakwatch import STATE_NAME, LeakWatcher
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.integration
 WRITER = r"""
 import os, random, sys, time
 from guardian.config import Config, Critical, Leaks, Match
-from guardian.leaks import LeakWatcher, Series, STATE_NAME
-import guardian.leaks as leaks
+from guardian.core.parts.leakwatch import LeakWatcher, Series, STATE_NAME
+import guardian.core.parts.leakwatch as leaks
 
 state_dir, naive = sys.argv[1], sys.argv[2] == "naive"
 real_fsync = os.fsync

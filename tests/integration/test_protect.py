@@ -17,8 +17,8 @@ import pytest
 
 from guardian.config import Config, Critical, Match
 from guardian.kernel.procs import read_procs
-from guardian.protect import AdjKeeper
-from guardian.selfprotect import capabilities
+from guardian.core.parts.adj import AdjKeeper
+from guardian.core.selfprotect import capabilities
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ def test_guardian_run_protects_a_restarted_daemon(daemonish, tmp_path, guardian_
 
 
 def _exec_rate(seconds=2.0):
-    from guardian.protect import _parse_events, open_proc_connector
+    from guardian.core.parts.adj import _parse_events, open_proc_connector
 
     sock, _ = open_proc_connector()
     if sock is None:

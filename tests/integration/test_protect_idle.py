@@ -41,9 +41,9 @@ def _ctx_switches():
 def child(mode, seconds, board):
     """Runs in its own process: set up, then measure only the loop."""
     sys.path.insert(0, REPO)
-    from guardian.boardconfig import load_config
+    from guardian.board.load import load_config
     from guardian.kernel.procs import read_procs
-    from guardian.protect import AdjKeeper
+    from guardian.core.parts.adj import AdjKeeper
 
     config = load_config(board=board).config
     keeper = None
@@ -89,7 +89,7 @@ def child(mode, seconds, board):
 
 
 def _count_execs(sock, until):
-    from guardian.protect import _parse_events
+    from guardian.core.parts.adj import _parse_events
 
     n = 0
     while time.monotonic() < until:
@@ -104,7 +104,7 @@ def _count_execs(sock, until):
 def measure(mode, seconds, board="rpi3b", execs_per_s=0):
     """One mode in a fresh process; returns its report plus the exec events seen meanwhile."""
     sys.path.insert(0, REPO)
-    from guardian.protect import open_proc_connector
+    from guardian.core.parts.adj import open_proc_connector
 
     load = None
     if execs_per_s:

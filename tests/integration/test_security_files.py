@@ -25,10 +25,10 @@ import pytest
 
 from guardian import safefile
 from guardian.config import Config, Leaks
-from guardian.eventlog import EventLog
-from guardian.leaks import STATE_NAME, LeakWatcher
-from guardian.metrics import Metrics
-from guardian.telemetry import Telemetry
+from guardian.core.eventlog import EventLog
+from guardian.core.parts.leakwatch import STATE_NAME, LeakWatcher
+from guardian.core.parts.metrics import Metrics
+from guardian.core.telemetry import Telemetry
 
 pytestmark = pytest.mark.integration
 

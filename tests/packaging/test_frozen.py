@@ -104,7 +104,7 @@ def test_no_command_imports_an_excluded_module(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     seen |= set(json.loads(out.read_text()))
-    assert "guardian.daemon" in seen
+    assert "guardian.core.daemon" in seen
     assert not sorted(m for m in seen if _excluded(m) and m not in PROBED)
 
 

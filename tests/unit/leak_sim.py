@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
-from guardian.trend import judge
+from guardian.analysis.trend import judge
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -21,8 +21,8 @@ WINDOW = 1800.0
 HORIZON = 1800.0
 CEILING = 64 * MIB
 HEADROOM = 150 * MIB  # the system's terminate line, this far away (a 256 MiB board)
-MIN_SPAN = WINDOW / 4  # as guardian.leaks.min_span_s
-EARLY_SPAN = WINDOW / 12  # as guardian.leaks.early_span_s
+MIN_SPAN = WINDOW / 4  # as guardian.core.parts.leakwatch.min_span_s
+EARLY_SPAN = WINDOW / 12  # as guardian.core.parts.leakwatch.early_span_s
 
 Gen = Callable[[float, random.Random], Tuple[float, int]]  # t -> (bytes, segment)
 

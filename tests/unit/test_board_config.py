@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from guardian import boardconfig
-from guardian.boardconfig import ConfigError, LoadedConfig, load_config, load_file, shipped_boards
+from guardian.board import load as boardconfig
+from guardian.board.load import ConfigError, LoadedConfig, load_config, load_file, shipped_boards
 from guardian.config import Config, Critical, LowPriority
 
 SHIPPED = shipped_boards()

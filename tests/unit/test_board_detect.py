@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from guardian.boardconfig import ConfigError, detect_board, load_config, read_identity, shipped_boards
+from guardian.board.load import ConfigError, detect_board, load_config, read_identity, shipped_boards
 
 # What real boards expose (model: NUL-terminated; compatible: NUL-separated list).
 DEVICE_TREES = {

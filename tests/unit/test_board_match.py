@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from guardian.boardconfig import load_config
+from guardian.board.load import load_config
 from guardian.config import Config, Critical, LowPriority, Match
 from guardian.kernel.procs import read_procs
-from guardian.match import classify, matches
+from guardian.core.match import classify, matches
 from tests.unit import fakeproc
 
 

@@ -4,10 +4,10 @@ import struct
 
 import pytest
 
-from guardian import protect
+from guardian.core.parts import adj as protect
 from guardian.config import Config, Critical, LowPriority, Match
 from guardian.kernel.procs import read_procs
-from guardian.protect import AdjKeeper
+from guardian.core.parts.adj import AdjKeeper
 from tests.unit import fakeproc
 
 

@@ -1,7 +1,7 @@
 """The [sysctl] table: applied at start (with safety checks), reported by check."""
 import os
 
-from guardian.sysctl import EXPLAIN, REPORTED, apply_sysctls, check_setting, report_sysctls
+from guardian.board.sysctl import EXPLAIN, REPORTED, apply_sysctls, check_setting, report_sysctls
 from tests.unit import fakeproc
 
 

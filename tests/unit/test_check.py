@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from guardian import check
-from guardian.boardconfig import shipped_boards
+from guardian.commands import check
+from guardian.board.load import shipped_boards
 from tests.unit import fakeproc
 
 BOARD = """

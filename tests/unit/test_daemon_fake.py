@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from guardian.config import Config
-from guardian.daemon import Daemon
-from guardian.telemetry import Telemetry
+from guardian.core.daemon import Daemon
+from guardian.core.telemetry import Telemetry
 from tests.unit import fakeproc
 
 
@@ -123,7 +123,7 @@ def test_reload_refused_keeps_the_old_config(tree, tmp_path):
 
 
 def test_kernel_oom_count_from_vmstat(tree, tmp_path):
-    from guardian.sense import Sensor
+    from guardian.core.sense import Sensor
     sensor = Sensor(proc_root=tree)
     assert sensor.oom_kills() is None  # no vmstat: said once, not a crash
     fakeproc.write(os.path.join(tree, "vmstat"), "nr_free_pages 100\noom_kill 3\npgscan_kswapd 9\n")
@@ -139,7 +139,7 @@ def test_kernel_oom_count_from_vmstat(tree, tmp_path):
 def test_once_a_stopped_victim_is_gone_the_lines_return_to_the_boards_own(tree, tmp_path):
     """The burst a stopped runaway made raised every line by its fill rate; once it exits within
     its grace the raised lines would stop a bystander at idle (seen on an 80 MiB VM)."""
-    from guardian import policy
+    from guardian.core import policy
 
     d, _ = make_daemon(tree, tmp_path, dry_run=False)
     try:

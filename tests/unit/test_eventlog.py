@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from guardian import eventlog
-from guardian.eventlog import EventLog, read_events, read_events_counted
-from guardian.telemetry import Telemetry
+from guardian.core import eventlog
+from guardian.core.eventlog import EventLog, read_events, read_events_counted
+from guardian.core.telemetry import Telemetry
 
 
 def lines(path):
@@ -223,7 +223,7 @@ def test_telemetry_without_events_file_keeps_old_behaviour(tmp_path):
 
 
 def test_telemetry_feeds_metrics(tmp_path):
-    from guardian.metrics import Metrics
+    from guardian.core.parts.metrics import Metrics
     m = Metrics(None)
     tell = Telemetry(state_file=None, metrics=m)
     tell.event("kill", "x", name="hog")

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from guardian.telemetry import Telemetry
+from guardian.core.telemetry import Telemetry
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fill rate and growth history: pure, fed with times."""
-from guardian.history import FillRate, Growth
+from guardian.core.history import FillRate, Growth
 from tests.unit.test_policy import MIB, proc
 
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from guardian import hotplug
-from guardian.hotplug import HotplugWatcher, describe
+from guardian.core.parts import hotplug
+from guardian.core.parts.hotplug import HotplugWatcher, describe
 
 
 def block_pyudev(monkeypatch):
@@ -65,9 +65,9 @@ def test_the_rest_of_the_guardian_imports_without_pyudev():
             "    if name.startswith('pyudev'): raise ImportError(name)\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = imp\n"
-            "import guardian.telemetry, guardian.eventlog, guardian.kmsg, guardian.forensics, guardian.metrics\n"
-            "import guardian.hotplug, guardian.daemon, guardian.cli\n"
-            "w, why = guardian.hotplug.HotplugWatcher.open()\n"
+            "import guardian.core.telemetry, guardian.core.eventlog, guardian.core.parts.oomwatch, guardian.analysis.forensics, guardian.core.parts.metrics\n"
+            "import guardian.core.parts.hotplug, guardian.core.daemon, guardian.cli\n"
+            "w, why = guardian.core.parts.hotplug.HotplugWatcher.open()\n"
             "assert w is None, why\n"
             "assert 'pyudev' not in sys.modules\n"
             "print('ok')\n")
@@ -203,7 +203,7 @@ def _lib(root, rel):
     "opt/vendor/lib/libudev.so.1",  # named by an ld.so.conf include
 ])
 def test_libudev_is_found_where_the_loader_looks(tmp_path, where):
-    from guardian.hotplug import libudev_present
+    from guardian.core.parts.hotplug import libudev_present
     _lib(tmp_path, "usr/lib/libc.so.6")
     assert not libudev_present(str(tmp_path))
     os.makedirs(str(tmp_path / "etc/ld.so.conf.d"))
@@ -225,7 +225,7 @@ def test_without_libudev_pyudev_is_not_even_imported(tmp_path, monkeypatch, capl
 
 
 def test_an_ld_so_conf_include_of_one_file_is_followed(tmp_path):
-    from guardian.hotplug import libudev_present
+    from guardian.core.parts.hotplug import libudev_present
     os.makedirs(str(tmp_path / "etc"))
     (tmp_path / "etc/ld.so.conf").write_text("include /etc/vendor-ld.conf\n")
     (tmp_path / "etc/vendor-ld.conf").write_text("/opt/x/lib\n")

@@ -69,7 +69,7 @@ def test_mm_stat_fields():
 
 
 def test_a_reading_counts_zram_as_headroom_and_a_board_without_swap_never_reads_it(tmp_path):
-    from guardian.sense import Sensor
+    from guardian.core.sense import Sensor
     proc, sys = tree(tmp_path, mm_stat="0 0 0 0 0 0 0 0 0\n")
     meminfo = ("MemTotal: 81896 kB\nMemFree: 4000 kB\nMemAvailable: 9000 kB\nCached: 3000 kB\n"
                "SwapTotal: 65532 kB\nSwapFree: 49148 kB\n")

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from guardian import kmsg
-from guardian.kmsg import (KernelOomWatcher, KmsgReader, parse_log_text, parse_record,
+from guardian.core.parts import oomwatch as kmsg
+from guardian.core.parts.oomwatch import (KernelOomWatcher, KmsgReader, parse_log_text, parse_record,
                            strip_prefix)
 from tests.unit import oom_samples as S
 
@@ -417,8 +417,8 @@ def test_watcher_multi_line_record(watcher, ring):
 
 
 def test_watcher_report_goes_through_telemetry(watcher, ring, tmp_path):
-    from guardian.eventlog import read_events
-    from guardian.telemetry import Telemetry
+    from guardian.core.eventlog import read_events
+    from guardian.core.telemetry import Telemetry
     tell = Telemetry(state_file=None, events_file=str(tmp_path / "ev.jsonl"))
     watcher.check(0)
     ring.add_text(S.HOST_SHORT)
@@ -443,11 +443,11 @@ def test_watcher_reads_zoneinfo_for_other_nodes_under_a_cpuset(watcher, ring, tm
 
 
 def test_the_idle_watcher_does_not_load_the_diagnosis(tmp_path):
-    """guardian.forensics is imported at the first report, not at start (idle RSS)."""
+    """guardian.analysis.forensics is imported at the first report, not at start (idle RSS)."""
     import subprocess
     import sys
-    code = ("import sys; from guardian.kmsg import KernelOomWatcher; w = KernelOomWatcher(kmsg_path=%r); "
-            "w.check(1); w.check(1); print('guardian.forensics' in sys.modules)" % str(tmp_path / "k"))
+    code = ("import sys; from guardian.core.parts.oomwatch import KernelOomWatcher; w = KernelOomWatcher(kmsg_path=%r); "
+            "w.check(1); w.check(1); print('guardian.analysis.forensics' in sys.modules)" % str(tmp_path / "k"))
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
@@ -466,7 +466,7 @@ def test_watcher_guarding_a_cgroup_leaves_out_other_cgroups_reports(watcher, rin
 
 
 def test_kernel_cgroup_path():
-    from guardian.kmsg import kernel_cgroup_path
+    from guardian.core.parts.oomwatch import kernel_cgroup_path
     for mount in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup"):
         if os.path.isdir(mount) and os.stat(mount).st_dev != os.stat(os.path.dirname(mount)).st_dev:
             assert kernel_cgroup_path(mount) == "/"

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from guardian.kernel.vmstat import read_vmstat
-from guardian.kmsg import KernelOomWatcher
+from guardian.core.parts.oomwatch import KernelOomWatcher
 from tests.integration.conftest import HOG, make_cgroup
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardian.metrics import Metrics
+from guardian.core.parts.metrics import Metrics
 
 parser = pytest.importorskip("prometheus_client.parser")
 

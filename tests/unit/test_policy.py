@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardian import policy
+from guardian.core import policy
 from guardian.config import MIB, Config, Critical, LowPriority, Match
 from guardian.kernel.procs import ProcInfo
-from guardian.match import Role
-from guardian.policy import KILL, NORMAL, RECLAIM, TERMINATE, PolicyState, Reading, Recent
+from guardian.core.match import Role
+from guardian.core.policy import KILL, NORMAL, RECLAIM, TERMINATE, PolicyState, Reading, Recent
 
 TOTAL = 1024 * MIB
 CFG = Config()
@@ -44,7 +44,7 @@ def test_lines_percent_wins_on_big_memory_and_floor_on_small():
 
 
 def test_a_floor_the_board_writes_is_used_as_written():
-    from guardian.boardconfig import build_config
+    from guardian.board.load import build_config
     cfg = build_config({"thresholds": {"kill": {"percent": 5, "min_mib": 11}, "terminate": {"percent": 12}}},
                        "b.toml", ("b.toml",), "b")
     small = lines(total=80 * MIB, cfg=cfg)
@@ -270,7 +270,7 @@ BOARD = replace(CFG, critical=(Critical("connman", Match(comm="connmand")),),
 
 
 def roles_of(procs):
-    from guardian.match import classify
+    from guardian.core.match import classify
     return classify(procs, BOARD)
 
 
@@ -409,7 +409,7 @@ def test_a_respawning_childs_parent_listed_as_low_priority_is_stopped_instead():
 def test_a_newborn_runaway_goes_before_an_idle_bystander_with_a_higher_score():
     """128 MiB board: an idle web UI (15.5 MiB, oom_score 796) and a runaway born 1 s ago,
     seen in one table only: its whole RSS is its growth, so it is the culprit."""
-    from guardian.history import Growth
+    from guardian.core.history import Growth
     total = 80 * MIB
     g = Growth(window_s=30.0, clock_ticks=100)
     webui = proc(11, "webui", rss_mib=15.5, oom_score=796, starttime=100)
@@ -531,7 +531,7 @@ def test_property_a_respawn_is_never_a_protected_process_and_always_like_what_wa
 @settings(max_examples=200, deadline=None)
 @given(rss=st.lists(st.integers(1, 500), min_size=1, max_size=20), ages=st.lists(st.floats(0, 120), min_size=20, max_size=20))
 def test_property_growth_from_birth_counts_the_whole_rss_of_the_newborn_only(rss, ages):
-    from guardian.history import Growth
+    from guardian.core.history import Growth
     g = Growth(window_s=30.0, clock_ticks=100)
     uptime = 1000.0
     procs = [proc(10 + i, rss_mib=r, starttime=int((uptime - ages[i]) * 100)) for i, r in enumerate(rss)]

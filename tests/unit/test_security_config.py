@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from guardian import boardconfig
-from guardian.boardconfig import ConfigError, load_file
+from guardian.board import load as boardconfig
+from guardian.board.load import ConfigError, load_file
 from guardian.config import Match
 from guardian.kernel.procs import ProcInfo
-from guardian.match import MAX_MATCH_CHARS, matches
+from guardian.core.match import MAX_MATCH_CHARS, matches
 
 NOBODY = 65534
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")

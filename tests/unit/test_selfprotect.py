@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from guardian.selfprotect import (
+from guardian.core.selfprotect import (
     CAPABILITIES,
     capabilities,
     lock_memory,
@@ -24,7 +24,7 @@ SETPRIV = shutil.which("setpriv")
 CHILD = """
 import json, resource, sys
 {pre}
-from guardian.selfprotect import capabilities, lock_memory
+from guardian.core.selfprotect import capabilities, lock_memory
 out = {{"caps": capabilities()}}
 if {lock}:
     out["desc"] = lock_memory()
@@ -83,7 +83,7 @@ def test_lock_memory_without_cap_ipc_lock_and_a_small_rlimit_is_refused():
 def test_lock_memory_never_raises_and_describes(monkeypatch):
     import ctypes
 
-    from guardian import selfprotect
+    from guardian.core import selfprotect
 
     onfault = selfprotect._mcl_flags()[2]
     calls = []
@@ -136,7 +136,7 @@ def test_lowering_oom_score_adj_needs_cap_sys_resource(sleeper):
 
 def test_set_oom_score_adj_of_self_in_a_child():
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    code = ("from guardian.selfprotect import set_oom_score_adj as s\n"
+    code = ("from guardian.core.selfprotect import set_oom_score_adj as s\n"
             "print(s(300)); print(open('/proc/self/oom_score_adj').read().strip())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.split() == ["None", "300"], out.stderr

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardian import trend
-from guardian.trend import duration, estimate, judge, project
+from guardian.analysis import trend
+from guardian.analysis.trend import duration, estimate, judge, project
 from tests.unit import leak_sim
 
 KIB = 1024

@@ -1,4 +1,4 @@
-"""`guardian leaks [--json]` (guardian.leaks.cli_main) against a fake /proc and a state file."""
+"""`guardian leaks [--json]` (guardian.core.parts.leakwatch.cli_main) against a fake /proc and a state file."""
 import argparse
 import json
 import os
@@ -6,8 +6,8 @@ import time
 
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import read_procs
-from guardian.leaks import LeakWatcher, Series, cli_main
-from guardian.match import classify
+from guardian.core.parts.leakwatch import LeakWatcher, Series, cli_main
+from guardian.core.match import classify
 from tests.unit import fakeproc
 
 BOARD = """

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from guardian import leaks
+from guardian.core.parts import leakwatch as leaks
 from guardian.config import MIB, Actions, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import ProcInfo
-from guardian.leaks import LeakWatcher, parse_rollup, parse_smaps, smaps_growth
-from guardian.match import Role
+from guardian.core.parts.leakwatch import LeakWatcher, parse_rollup, parse_smaps, smaps_growth
+from guardian.core.match import Role
 
 KIB = 1024
 

@@ -6,7 +6,7 @@ cut can lose what was not yet on disk, so lines marked durable are fsync'd (fdat
 `append` returns, which is before the act they describe - as long as that is cheap. Each sync is
 timed; when the recent cost exceeds the budget (a slow SD card under writeback pressure can take
 hundreds of milliseconds, and the guardian must not stall while memory runs out), syncs move to a
-helper thread and the act goes ahead at once. `guardian.eventlog.measure_fsync(dir)` measures the
+helper thread and the act goes ahead at once. `guardian.core.eventlog.measure_fsync(dir)` measures the
 cost on a board.
 
 A torn last line (power cut in mid-write) is skipped by `read_events`; the next writer starts on
@@ -392,7 +392,7 @@ def measure_fsync(directory: str, count: int = 50, line_bytes: int = 300) -> Dic
             "p90_ms": round(costs[int(len(costs) * 0.9)], 3), "max_ms": round(costs[-1], 3)}
 
 
-if __name__ == "__main__":  # python -m guardian.eventlog DIR...: fsync cost where the log would live
+if __name__ == "__main__":  # python -m guardian.core.eventlog DIR...: fsync cost where the log would live
     import sys
     for d in sys.argv[1:] or [os.path.dirname(DEFAULT_EVENTS_FILE)]:
         os.makedirs(d, exist_ok=True)

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from guardian.kmsg import OomReport, parse_log_lines, read_kmsg_lines
+from guardian.core.parts.oomwatch import OomReport, parse_log_lines, read_kmsg_lines
 
 log = logging.getLogger("guardian")
 
@@ -468,7 +468,7 @@ def diagnose(log_path: Optional[str], proc_root: str = "/proc", sys_root: str = 
             out["log_error"] = error
         if lost:
             out["records_lost"] = lost
-        from guardian.kmsg import OomReportParser
+        from guardian.core.parts.oomwatch import OomReportParser
         parser = OomReportParser()
         reports = []
         for message, ts in lines:

@@ -7,6 +7,8 @@ import errno
 import os
 from typing import Dict, List, Optional, Union
 
+from guardian.kernel.libc import libc
+
 __all__ = ["lock_memory", "set_oom_score_adj", "capabilities", "missing_capability_report", "CAPABILITIES"]
 
 # The capabilities the guardian cares about, by number (include/uapi/linux/capability.h).
@@ -59,8 +61,7 @@ def lock_memory() -> str:
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        mlockall = libc.mlockall
+        mlockall = libc().mlockall
     except (ImportError, OSError, AttributeError) as e:
         return "mlockall unavailable: %s" % e
     current, future, onfault = _mcl_flags()

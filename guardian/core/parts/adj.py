@@ -35,8 +35,9 @@ import time
 from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from guardian.config import Config, Critical, LowPriority, Match
+from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_proc, read_procs
-from guardian.match import _regex, classify
+from guardian.core.match import _regex, classify
 
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -190,7 +191,7 @@ def _read_comm(pid: int, proc_root: str) -> Optional[str]:
 
 
 def _read_cmdline(pid: int, proc_root: str) -> Optional[str]:
-    """The command line joined by spaces, as guardian.match sees it."""
+    """The command line joined by spaces, as guardian.core.match sees it."""
     try:
         fd = os.open("%s/%d/cmdline" % (proc_root, pid), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -226,7 +227,7 @@ class _Ticker:
             _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
         self._ctypes, self._spec = ctypes, _Itimerspec
-        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc = libc()
         fd = self._libc.timerfd_create(1, os.O_NONBLOCK | os.O_CLOEXEC)  # CLOCK_MONOTONIC
         if fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create: %s" % os.strerror(ctypes.get_errno()))

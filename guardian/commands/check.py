@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, IO, List, Optional, Sequence, Tuple
 
-from guardian.boardconfig import (
+from guardian.board.load import (
     LOCAL_BOARDS_DIRS,
     ConfigError,
     LoadedConfig,
@@ -136,12 +136,12 @@ def audit_psi(config: Config, proc_root: str) -> List[Finding]:
 
 def audit_processes(config: Config, proc_root: str) -> List[Finding]:
     from guardian.kernel.procs import read_procs
-    from guardian.match import classify
+    from guardian.core.match import classify
 
     procs = read_procs(proc_root)
     roles = classify(procs, config, proc_root)
     from guardian.kernel.procs import printable
-    from guardian.match import impostors
+    from guardian.core.match import impostors
     fake: List[Finding] = []
     for i in impostors(procs, config, proc_root):
         kind = "critical" if i.kind == "critical" else "low-priority"
@@ -190,7 +190,7 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
 
 
 def audit_capabilities(config: Config, proc_root: str) -> List[Finding]:
-    from guardian.selfprotect import capabilities
+    from guardian.core.selfprotect import capabilities
 
     caps = capabilities(proc_root)
     out: List[Finding] = []
@@ -198,7 +198,7 @@ def audit_capabilities(config: Config, proc_root: str) -> List[Finding]:
         out.append(Finding("warn", "capabilities", "CAP_SYS_RESOURCE missing (this process: run check the way the "
                            "guardian runs): without it no critical daemon's oom_score_adj can be lowered below 0"))
     if os.path.realpath(proc_root) == "/proc" and (config.critical or config.low_priority):
-        from guardian.protect import open_proc_connector
+        from guardian.core.parts.adj import open_proc_connector
 
         sock, detail = open_proc_connector(0.3)
         if sock is not None:
@@ -240,7 +240,7 @@ def audit_commands(config: Config, root: str) -> List[Finding]:
 # ------------------------------------------------------------------------------ kernel settings
 
 def audit_sysctls(config: Config, proc_root: str) -> List[Finding]:
-    from guardian.sysctl import read_sysctl, report_sysctls
+    from guardian.board.sysctl import read_sysctl, report_sysctls
 
     out: List[Finding] = []
     for r in report_sysctls(config.sysctl, proc_root):

@@ -28,7 +28,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from guardian import sysctl as _sysctl
+from guardian.board import sysctl as _sysctl
 from guardian.config import Board, BoardMatch, Config, Critical, LeakWatch, Line, LowPriority, Match
 
 try:  # Python >= 3.11
@@ -558,7 +558,7 @@ def backtracking_risk(pattern: str) -> str:
     """Why Python's backtracking engine could take exponential time on this pattern, or "".
     Refused: a repeated group (max > 1) containing another repeat or an alternation - the
     shapes of (a+)+, (\\w+\\s?)+ and (a|aa)* - and more than MAX_UNBOUNDED_REPEATS unbounded
-    repeats. Matching also runs on at most guardian.match.MAX_MATCH_CHARS characters, which
+    repeats. Matching also runs on at most guardian.core.match.MAX_MATCH_CHARS characters, which
     bounds what the polynomial shapes left cost."""
     sre_parse = getattr(re, "_parser", None) or getattr(re, "sre_parse")  # 3.11+ / older
     repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
@@ -925,7 +925,7 @@ def shipped_dir() -> Optional[str]:
     meipass = getattr(sys, "_MEIPASS", None)
     if meipass:  # PyInstaller: datas=[("board-configs/*.toml", "guardian/board_configs")]
         candidates += [os.path.join(meipass, "guardian", "board_configs"), os.path.join(meipass, "board-configs")]
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the guardian package
     # Installed: package data guardian.board_configs; source checkout: ../board-configs.
     candidates += [os.path.join(here, "board_configs"), os.path.join(os.path.dirname(here), "board-configs")]
     for d in candidates:

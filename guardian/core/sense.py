@@ -15,7 +15,7 @@ from guardian.kernel.meminfo import MemInfo, parse_meminfo
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
 from guardian.kernel.zoneinfo import read_sysctl
-from guardian.policy import Reading
+from guardian.core.reading import Reading
 
 log = logging.getLogger("guardian")
 

@@ -11,16 +11,18 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from guardian import policy
+from guardian.core import policy
 from guardian.actions import reclaim as reclaim_actions
 from guardian.actions import signals as sig
 from guardian.config import MIB, Config
-from guardian.history import FillRate, Growth
-from guardian.match import classify
-from guardian.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Reading, Recent
-from guardian.sense import Sensor
-from guardian.telemetry import Telemetry
-from guardian.waiter import UsageThresholds, Waiter, adaptive_timeout
+from guardian.kernel.libc import libc
+from guardian.core.history import FillRate, Growth
+from guardian.core.match import classify
+from guardian.core.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Recent
+from guardian.core.reading import Reading
+from guardian.core.sense import Sensor
+from guardian.core.telemetry import Telemetry
+from guardian.core.waiter import UsageThresholds, Waiter, adaptive_timeout
 
 log = logging.getLogger("guardian")
 
@@ -52,10 +54,8 @@ def _die_with_parent(ppid: int) -> None:
     """A onefile build's worker must not outlive its unpacker: an init script that SIGKILLs
     the PID in its pidfile (the unpacker) would otherwise start a second guardian beside it."""
     try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError) as exc:
         log.debug("prctl(PR_SET_PDEATHSIG): %s", exc)
         return
@@ -117,7 +117,7 @@ class Daemon:
 
     def setup(self, signals: bool = True) -> None:
         if self.protect_self:
-            from guardian import selfprotect
+            from guardian.core import selfprotect
             self.self_protection = selfprotect.lock_memory()
             err = selfprotect.set_oom_score_adj(-1000, proc_root=self.proc_root)
             if err:
@@ -172,7 +172,7 @@ class Daemon:
 
     def _start_keeper(self) -> None:
         try:
-            from guardian.protect import AdjKeeper
+            from guardian.core.parts.adj import AdjKeeper
         except ImportError:
             return
         try:
@@ -189,8 +189,8 @@ class Daemon:
 
     def _start_watchers(self) -> None:
         """Leak watch, kernel OOM reports and hotplug: each optional, none may stop the loop."""
-        from guardian.kmsg import KernelOomWatcher
-        from guardian.leaks import LeakWatcher
+        from guardian.core.parts.oomwatch import KernelOomWatcher
+        from guardian.core.parts.leakwatch import LeakWatcher
         try:
             self.leaks = LeakWatcher(self.config, self.proc_root, state_dir=self.config.leaks.state_dir,
                                      tell=self.tell, dry_run=self.dry_run)
@@ -203,7 +203,7 @@ class Daemon:
             log.error("kernel OOM reports unavailable: %s", exc)
             self.oom_watch = None
         if self.hotplug_mode != "off":
-            from guardian.hotplug import HotplugWatcher
+            from guardian.core.parts.hotplug import HotplugWatcher
             self.hotplug, reason = HotplugWatcher.open()
             if self.hotplug is None and self.hotplug_mode == "on":
                 log.warning("hotplug asked for but unavailable: %s", reason)
@@ -234,7 +234,7 @@ class Daemon:
         if not self.config.sysctl:
             return
         try:
-            from guardian.sysctl import apply_sysctls
+            from guardian.board.sysctl import apply_sysctls
         except ImportError:
             return
         try:
@@ -481,7 +481,7 @@ class Daemon:
                     self._parent = (ppid,)
                     _die_with_parent(ppid)
                     if self.protect_self:
-                        from guardian import selfprotect
+                        from guardian.core import selfprotect
                         err = selfprotect.set_oom_score_adj(-1000, pid=ppid, proc_root=self.proc_root)
                         if err:
                             log.debug("cannot set our parent's oom_score_adj: %s", err)

@@ -8,8 +8,8 @@ import time
 from typing import Any, Dict, Optional, Union
 
 from guardian import safefile
-from guardian.eventlog import DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog
-from guardian.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
+from guardian.core.eventlog import DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog
+from guardian.core.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
 
 log = logging.getLogger("guardian")
 
@@ -24,7 +24,7 @@ _RESERVED = ("time", "event", "message")
 class Telemetry:
     """`events_file`: the JSON-lines log (None: none; DEFAULT_EVENTS_FILE is the usual place).
     `syslog`: True, False or "auto" (on when /dev/log exists and not under systemd, whose
-    journal already has stderr). `metrics`: a guardian.metrics.Metrics fed with every event."""
+    journal already has stderr). `metrics`: a guardian.core.parts.metrics.Metrics fed with every event."""
 
     def __init__(self, state_file: Optional[str] = DEFAULT_STATE_FILE, events_file: Optional[str] = None,
                  syslog: Union[bool, str] = False, events_max_bytes: int = DEFAULT_MAX_BYTES,
@@ -43,7 +43,7 @@ class Telemetry:
     def event(self, kind: str, message: str, **fields: Any) -> None:
         """One decision that acts, or a change worth knowing: a log line, a syslog line, and
         a JSON line in the events file, on disk before this returns (where fsync is cheap:
-        see guardian.eventlog) - so call it before the act it describes."""
+        see guardian.core.eventlog) - so call it before the act it describes."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind == "error":
             level, severity = logging.ERROR, LOG_ERR

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from guardian import safefile
-from guardian.selfprotect import reset_child_oom_score_adj
+from guardian.core.selfprotect import reset_child_oom_score_adj
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
 from guardian.kernel import read_bytes
 from guardian.kernel.procs import ProcInfo
-from guardian.trend import EMPTY, MIN_POINTS, Projection, Trend, duration, estimate, judge
+from guardian.analysis.trend import EMPTY, MIN_POINTS, Projection, Trend, duration, estimate, judge
 
 log = logging.getLogger("guardian")
 
@@ -1077,8 +1077,8 @@ def report(watcher: LeakWatcher, now: float, procs: Sequence[ProcInfo], roles: M
 
 def _terminate_headroom(config: Config, proc_root: str, sys_root: str) -> Optional[int]:
     try:
-        from guardian import policy
-        from guardian.sense import Sensor
+        from guardian.core import policy
+        from guardian.core.sense import Sensor
         sensor = Sensor(None, proc_root, sys_root)
         try:
             reading = sensor.read(0.0, os.getpid())
@@ -1097,7 +1097,7 @@ def cli_main(args: Any) -> int:
     import sys
     from guardian.cli import _load
     from guardian.kernel.procs import read_procs
-    from guardian.match import classify
+    from guardian.core.match import classify
 
     try:
         config, why, _ = _load(args)

@@ -3,7 +3,7 @@
 Two uses:
 - live (KernelOomWatcher): the daemon hands it the vmstat oom_kill count every tick; when the
   count moves, the records logged since the last read are parsed and each OOM report comes back
-  as a dict of fields for a ``kernel_oom`` event (parsed and classified by guardian.forensics);
+  as a dict of fields for a ``kernel_oom`` event (parsed and classified by guardian.analysis.forensics);
 - offline (parse_log_text): a saved ``dmesg`` / ``journalctl -k`` / syslog text, for
   ``guardian diagnose``.
 
@@ -827,7 +827,7 @@ class KernelOomWatcher:
     def _fields(self, report: OomReport, source: str) -> Dict[str, Any]:
         # Imported at the first report, not at start: idle RSS matters more, and a kill has
         # just given memory back.
-        from guardian.forensics import report_fields
+        from guardian.analysis.forensics import report_fields
         fields = report_fields(report, proc_root=self.proc_root, live=True)
         fields["source"] = source
         if self._count is not None:
