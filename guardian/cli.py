@@ -13,34 +13,6 @@ from guardian.core.eventlog import DEFAULT_EVENTS_FILE
 log = logging.getLogger("guardian")
 
 
-def _load(args: argparse.Namespace) -> Tuple[Config, str, Callable[[], Config]]:
-    """The config for --config/--board (or the detected board), why it was chosen, and how to
-    load it again on SIGHUP."""
-    try:
-        from guardian.board.load import load_config
-    except ImportError:  # board configs not built into this copy
-        if args.config or args.board:
-            raise SystemExit("guardian: this build cannot read config files")
-        return Config(), "built-in defaults", Config
-
-    proc_root, sys_root = getattr(args, "proc_root", "/proc"), getattr(args, "sys_root", "/sys")
-
-    def again() -> Config:
-        return _overrides(load_config(args.config, args.board, proc_root, sys_root).config, args)
-
-    loaded = load_config(args.config, args.board, proc_root, sys_root)
-    return _overrides(loaded.config, args), loaded.why, again
-
-
-def _overrides(config: Config, args: argparse.Namespace) -> Config:
-    """What the command line says over the config file (kept across reloads)."""
-    state_dir = getattr(args, "state_dir", None)
-    if state_dir:
-        from dataclasses import replace
-        config = replace(config, leaks=replace(config.leaks, state_dir=state_dir))
-    return config
-
-
 def _scope_dir(spec: str, sys_root: str) -> Optional[str]:
     if spec == "system":
         return None
@@ -63,7 +35,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guardian.core.telemetry import Telemetry
 
     try:
-        config, why, again = _load(args)
+        from guardian.commands.options import load_config_for
+
+        config, why, again = load_config_for(args)
     except ValueError as exc:
         return _config_error(exc)
     scope = _scope_dir(args.scope, args.sys_root)
@@ -104,7 +78,9 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
     from guardian.core.waiter import arm_psi
 
     try:
-        config, why, _ = _load(args)
+        from guardian.commands.options import load_config_for
+
+        config, why, _ = load_config_for(args)
         config_error = None
     except ValueError as exc:
         config, why, config_error = Config(), "defaults (config invalid)", str(exc)

@@ -637,11 +637,12 @@ def test_every_table_of_config_is_a_section(tmp_path):
 
 def test_run_state_dir_overrides_the_board_and_survives_a_reload(tmp_path):
     from guardian import cli
+    from guardian.commands import options
     board = tmp_path / "b.toml"
     board.write_text('[board]\nname = "b"\n[leaks]\nstate_dir = "/data/guardian"\n')
     args = cli.build_parser().parse_args(["run", "--config", str(board), "--state-dir", str(tmp_path / "lib")])
-    config, _why, again = cli._load(args)
+    config, _why, again = options.load_config_for(args)
     assert config.leaks.state_dir == str(tmp_path / "lib")
     assert again().leaks.state_dir == str(tmp_path / "lib")
     args.state_dir = None
-    assert cli._load(args)[0].leaks.state_dir == "/data/guardian"
+    assert options.load_config_for(args)[0].leaks.state_dir == "/data/guardian"

@@ -1095,12 +1095,12 @@ def cli_main(args: Any) -> int:
     """`guardian leaks [--json]`: args has .config, .board, .json, .state_dir, .proc_root
     (and optionally .sys_root, .smaps_wait)."""
     import sys
-    from guardian.cli import _load
+    from guardian.commands.options import load_config_for
     from guardian.kernel.procs import read_procs
     from guardian.core.match import classify
 
     try:
-        config, why, _ = _load(args)
+        config, why, _ = load_config_for(args)
     except ValueError as exc:
         print("guardian: %s" % exc, file=sys.stderr)
         return 2
