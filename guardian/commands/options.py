@@ -1,11 +1,12 @@
 """What every command takes from its options: the config (--config, --board or the detected
-board, --state-dir over the file's leak state directory)."""
+board, --state-dir over the file's leak state directory) and the scope (--scope)."""
 import argparse
 from dataclasses import replace
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from guardian.board.load import load_config
 from guardian.config import Config
+from guardian.kernel.cgroup import resolve_cgroup
 
 
 def load_config_for(args: argparse.Namespace) -> Tuple[Config, str, Callable[[], Config]]:
@@ -26,3 +27,15 @@ def _overrides(config: Config, args: argparse.Namespace) -> Config:
     if state_dir:
         config = replace(config, leaks=replace(config.leaks, state_dir=state_dir))
     return config
+
+
+def scope_dir_for(spec: str, sys_root: str) -> Optional[str]:
+    """The cgroup directory --scope names, or None for the whole system."""
+    if spec == "system":
+        return None
+    if not spec.startswith("cgroup:"):
+        raise SystemExit("guardian: --scope takes 'system' or 'cgroup:PATH', not %r" % spec)
+    try:
+        return resolve_cgroup(spec[len("cgroup:"):], sys_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit("guardian: --scope %s: %s" % (spec, exc))

@@ -112,6 +112,10 @@ def capabilities(proc_root: str = "/proc") -> Dict[str, bool]:
         eff = 0
     return {name: bool(eff >> bit & 1) for name, bit in CAPABILITIES.items()}
 
+# What a guardian without root still does (run and status say so).
+STILL_WORKS = ("still works: watching memory and PSI, status, dry-run decisions, and ending "
+               "processes of the guardian's own user")
+
 
 def missing_capability_report(caps: Dict[str, bool]) -> List[str]:
     """One line per missing capability (in CAPABILITIES order): what does not work without it."""

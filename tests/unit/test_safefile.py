@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from guardian import cli, safefile
+from guardian import safefile
+from guardian.commands import status
 from guardian.config import Config, Critical, LeakWatch, Leaks, Match
 from guardian.core.parts.leakwatch import STATE_NAME, LeakWatcher
 
@@ -217,7 +218,7 @@ def test_status_names_a_wrong_state_file_in_one_line(tmp_path, text, why):
     path = tmp_path / "state.json"
     path.write_text(text % {"pid": os.getpid()})
     problems = []
-    assert cli._daemon_state(str(path), problems) is None
+    assert status._daemon_state(str(path), problems) is None
     assert problems == ["ignored %s: %s" % (path, problems[0].split(": ", 1)[1])] and why in problems[0], problems
 
 
@@ -225,5 +226,5 @@ def test_status_takes_a_good_state_file(tmp_path):
     path = tmp_path / "state.json"
     path.write_text(json.dumps({"pid": os.getpid(), "wait_mode": "poll", "rung": "normal", "kills": 2}))
     problems = []
-    assert cli._daemon_state(str(path), problems)["kills"] == 2 and problems == []
-    assert cli._daemon_state(str(tmp_path / "none.json"), problems) is None and problems == []
+    assert status._daemon_state(str(path), problems)["kills"] == 2 and problems == []
+    assert status._daemon_state(str(tmp_path / "none.json"), problems) is None and problems == []
