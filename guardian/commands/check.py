@@ -15,14 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, IO, List, Optional, Sequence, Tuple
 
-from guardian.board.load import (
-    LOCAL_BOARDS_DIRS,
-    ConfigError,
-    LoadedConfig,
-    available_boards,
-    load_config,
-    load_file,
-)
+from guardian.board.boards import LOCAL_BOARDS_DIRS, available_boards
+from guardian.board.errors import ConfigError
+from guardian.board.load import LoadedConfig, load_config, load_file
 from guardian.config import MIB, Config
 
 LEVELS = ("ok", "info", "warn", "error")
