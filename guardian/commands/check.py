@@ -15,14 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, IO, List, Optional, Sequence, Tuple
 
-from guardian.board.load import (
-    LOCAL_BOARDS_DIRS,
-    ConfigError,
-    LoadedConfig,
-    available_boards,
-    load_config,
-    load_file,
-)
+from guardian.board.boards import LOCAL_BOARDS_DIRS, available_boards
+from guardian.board.errors import ConfigError
+from guardian.board.load import LoadedConfig, load_config, load_file
 from guardian.config import MIB, Config
 
 LEVELS = ("ok", "info", "warn", "error")
@@ -198,7 +193,7 @@ def audit_capabilities(config: Config, proc_root: str) -> List[Finding]:
         out.append(Finding("warn", "capabilities", "CAP_SYS_RESOURCE missing (this process: run check the way the "
                            "guardian runs): without it no critical daemon's oom_score_adj can be lowered below 0"))
     if os.path.realpath(proc_root) == "/proc" and (config.critical or config.low_priority):
-        from guardian.core.parts.adj import open_proc_connector
+        from guardian.kernel.connector import open_proc_connector
 
         sock, detail = open_proc_connector(0.3)
         if sock is not None:

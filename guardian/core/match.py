@@ -38,7 +38,8 @@ _regex_cache: Dict[str, "re.Pattern[str]"] = {}
 MAX_MATCH_CHARS = 512
 
 
-def _regex(pattern: str) -> "re.Pattern[str]":
+def regex(pattern: str) -> "re.Pattern[str]":
+    """The pattern compiled, once: every match of a process table reuses it."""
     compiled = _regex_cache.get(pattern)
     if compiled is None:
         compiled = _regex_cache[pattern] = re.compile(pattern)
@@ -118,7 +119,7 @@ def _named(match: Match, proc: ProcInfo, proc_root: str) -> bool:
         return False
     if match.unit is not None and not _unit_in_cgroup(match.unit, proc.cgroup):
         return False
-    if match.cmdline is not None and not _regex(match.cmdline).search(" ".join(proc.cmdline)[:MAX_MATCH_CHARS]):
+    if match.cmdline is not None and not regex(match.cmdline).search(" ".join(proc.cmdline)[:MAX_MATCH_CHARS]):
         return False
     if match.exe is not None and read_exe(proc.pid, proc_root) != match.exe:
         return False

@@ -182,7 +182,7 @@ def test_guardian_run_protects_a_restarted_daemon(daemonish, tmp_path, guardian_
 
 
 def _exec_rate(seconds=2.0):
-    from guardian.core.parts.adj import _parse_events, open_proc_connector
+    from guardian.kernel.connector import open_proc_connector, parse_events
 
     sock, _ = open_proc_connector()
     if sock is None:
@@ -191,7 +191,7 @@ def _exec_rate(seconds=2.0):
     while time.monotonic() < end:
         if select.select([sock], [], [], max(0.0, end - time.monotonic()))[0]:
             try:
-                n += len(_parse_events(sock.recv(65536)))
+                n += len(parse_events(sock.recv(65536)))
             except BlockingIOError:
                 pass
     sock.close()

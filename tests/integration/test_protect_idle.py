@@ -89,13 +89,13 @@ def child(mode, seconds, board):
 
 
 def _count_execs(sock, until):
-    from guardian.core.parts.adj import _parse_events
+    from guardian.kernel.connector import parse_events
 
     n = 0
     while time.monotonic() < until:
         if select.select([sock], [], [], max(0.0, until - time.monotonic()))[0]:
             try:
-                n += len(_parse_events(sock.recv(65536)))
+                n += len(parse_events(sock.recv(65536)))
             except BlockingIOError:
                 pass
     return n
@@ -104,7 +104,7 @@ def _count_execs(sock, until):
 def measure(mode, seconds, board="rpi3b", execs_per_s=0):
     """One mode in a fresh process; returns its report plus the exec events seen meanwhile."""
     sys.path.insert(0, REPO)
-    from guardian.core.parts.adj import open_proc_connector
+    from guardian.kernel.connector import open_proc_connector
 
     load = None
     if execs_per_s:

@@ -6,8 +6,10 @@ import textwrap
 
 import pytest
 
-from guardian.board import load as boardconfig
-from guardian.board.load import ConfigError, LoadedConfig, load_config, load_file, shipped_boards
+from guardian.board.boards import shipped_boards, shipped_dir
+from guardian.board.errors import ConfigError
+from guardian.board.load import LoadedConfig, load_config, load_file
+from guardian.board.toml import locate
 from guardian.config import Config, Critical, LowPriority
 
 SHIPPED = shipped_boards()
@@ -93,7 +95,7 @@ def test_shipped_file_names_are_board_names():
 
 
 def test_shipped_dir_is_found_from_a_checkout():
-    d = boardconfig.shipped_dir()
+    d = shipped_dir()
     assert d is not None and os.path.isfile(os.path.join(d, "generic.toml"))
 
 
@@ -102,7 +104,7 @@ def test_shipped_dir_prefers_a_pyinstaller_bundle(tmp_path, monkeypatch):
     bundle.mkdir(parents=True)
     (bundle / "generic.toml").write_text('[board]\nname = "generic"\n')
     monkeypatch.setattr("sys._MEIPASS", str(tmp_path / "bundle"), raising=False)
-    assert boardconfig.shipped_dir() == str(bundle)
+    assert shipped_dir() == str(bundle)
     assert set(shipped_boards()) == {"generic"}
 
 
@@ -605,11 +607,11 @@ def test_locate_handles_multiline_arrays_and_quoted_keys():
         [critical.match]
         comm = "b"
         ''').lstrip("\n")
-    assert boardconfig.locate(text, ("board", "include")) == 2
-    assert boardconfig.locate(text, ("sysctl", "vm.swappiness")) == 7
-    assert boardconfig.locate(text, ("critical", 1, "name")) == 11
-    assert boardconfig.locate(text, ("critical", 1, "match", "comm")) == 13
-    assert boardconfig.locate(text, ("critical", 0, "oom_score_adj")) == 8
+    assert locate(text, ("board", "include")) == 2
+    assert locate(text, ("sysctl", "vm.swappiness")) == 7
+    assert locate(text, ("critical", 1, "name")) == 11
+    assert locate(text, ("critical", 1, "match", "comm")) == 13
+    assert locate(text, ("critical", 0, "oom_score_adj")) == 8
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

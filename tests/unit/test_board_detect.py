@@ -4,7 +4,10 @@ import os
 
 import pytest
 
-from guardian.board.load import ConfigError, detect_board, load_config, read_identity, shipped_boards
+from guardian.board.boards import shipped_boards
+from guardian.board.errors import ConfigError
+from guardian.board.identity import read_identity
+from guardian.board.load import detect_board, load_config
 
 # What real boards expose (model: NUL-terminated; compatible: NUL-separated list).
 DEVICE_TREES = {

@@ -6,6 +6,7 @@ import pytest
 
 from guardian.core.parts import adj as protect
 from guardian.config import Config, Critical, LowPriority, Match
+from guardian.kernel import connector
 from guardian.kernel.procs import read_procs
 from guardian.core.parts.adj import AdjKeeper
 from tests.unit import fakeproc
@@ -164,14 +165,14 @@ def test_write_failure_is_a_finding_not_an_exception(tree, keeper, monkeypatch):
 
 
 def test_bpf_program_and_event_parsing():
-    prog = protect._bpf_program()
+    prog = connector._bpf_program()
     assert len(prog) == 11 * 8
     # a synthetic exec event datagram
-    payload = struct.pack("=IIQii", protect.PROC_EVENT_EXEC, 0, 123, 4242, 4242)
-    cn = struct.pack("=IIIIHH", protect.CN_IDX_PROC, protect.CN_VAL_PROC, 0, 0, len(payload), 0) + payload
-    msg = struct.pack("=IHHII", 16 + len(cn), protect.NLMSG_DONE, 0, 0, 0) + cn
-    assert protect._parse_events(msg) == [(protect.PROC_EVENT_EXEC, 4242, 4242)]
-    assert protect._parse_events(b"") == []
+    payload = struct.pack("=IIQii", connector.PROC_EVENT_EXEC, 0, 123, 4242, 4242)
+    cn = struct.pack("=IIIIHH", connector.CN_IDX_PROC, connector.CN_VAL_PROC, 0, 0, len(payload), 0) + payload
+    msg = struct.pack("=IHHII", 16 + len(cn), connector.NLMSG_DONE, 0, 0, 0) + cn
+    assert connector.parse_events(msg) == [(connector.PROC_EVENT_EXEC, 4242, 4242)]
+    assert connector.parse_events(b"") == []
 
 
 def test_cmdline_prefilter_reads_comm_and_cmdline_only(tree, monkeypatch):

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from guardian.commands import check
-from guardian.board.load import shipped_boards
+from guardian.board.boards import shipped_boards
 from tests.unit import fakeproc
 
 BOARD = """

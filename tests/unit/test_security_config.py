@@ -7,8 +7,10 @@ import time
 
 import pytest
 
-from guardian.board import load as boardconfig
-from guardian.board.load import ConfigError, load_file
+from guardian.board import trust
+from guardian.board.errors import ConfigError
+from guardian.board.load import load_file
+from guardian.board.schema import backtracking_risk
 from guardian.config import Match
 from guardian.kernel.procs import ProcInfo
 from guardian.core.match import MAX_MATCH_CHARS, matches
@@ -77,7 +79,7 @@ def test_trust_is_judged_on_the_file_that_was_read(confdir, monkeypatch):
             os.replace(confdir / "evil.toml", good)  # the path now names the evil file
         return st
 
-    monkeypatch.setattr(boardconfig.os, "fstat", swap_after_open)
+    monkeypatch.setattr(trust.os, "fstat", swap_after_open)
     config, _, _ = load_file(good, boards={})
     assert config.low_priority[0].stop == ("/bin/true",)
 
@@ -120,10 +122,10 @@ def test_the_reported_attack_no_longer_stalls_a_match():
     worst accepted shape against a hostile 100 KiB command line, a generous bound."""
     hostile = ProcInfo(pid=4242, ppid=1, pgid=4242, comm="x", cmdline=("a" * 24 + "!",) + ("b" * 100000,), uid=65534,
                        rss=0, rss_anon=0, oom_score=0, oom_score_adj=0, kthread=False, cgroup="", starttime=1)
-    assert boardconfig.backtracking_risk(r"^(\w+\s?)+$")
-    assert boardconfig.backtracking_risk(r".*b.*b.*c$")  # three unbounded repeats
+    assert backtracking_risk(r"^(\w+\s?)+$")
+    assert backtracking_risk(r".*b.*b.*c$")  # three unbounded repeats
     worst = r".*b.*c$"
-    assert not boardconfig.backtracking_risk(worst)
+    assert not backtracking_risk(worst)
     started = time.monotonic()
     assert not matches(Match(cmdline=worst), hostile)
     assert time.monotonic() - started < 2.0

@@ -2,21 +2,19 @@
 after they restart under a new PID.
 
 How a restart is noticed:
-- netlink proc connector (NETLINK_CONNECTOR, CN_IDX_PROC, PROC_CN_MCAST_LISTEN): the kernel
-  sends an event on every exec and every comm change. A classic BPF filter on the socket
-  drops every other event (fork, exit, uid, ...) and thread-level comm changes in the kernel,
-  so the guardian wakes only when a program starts or renames itself: nothing at idle.
-  Needs CAP_NET_ADMIN and the initial PID namespace (elsewhere the kernel ignores the
-  subscription silently, so a self-test checks that events really arrive).
+- the netlink proc connector (guardian.kernel.connector): the kernel sends an event on every
+  exec and every comm change (a BPF filter drops every other event, and threads', in the
+  kernel), so the guardian wakes only when a program starts or renames itself: nothing at idle.
   On a board that execs all the time (shell scripts in loops) that would mean a wake-up per
   exec: above MAX_WAKES_PER_S the filter is swapped for one that drops everything in the
   kernel and the keeper polls instead ("netlink-batched") until new processes are rare again
   (the kernel's fork counter says so). fileno() is an epoll set holding the socket and, while
   batched, a 1 s timerfd: the daemon keeps waiting on the same fd whatever the mode.
-- otherwise, poll(): list /proc every poll_interval_s() and look only at PIDs not seen before
-  (and, for two more polls, at new ones that fit no entry yet: programs that rename
-  themselves). A process that was already listed and execs a daemon later than that is
-  only caught by the next apply() of a full process-table read.
+- otherwise (no CAP_NET_ADMIN, not the initial PID namespace), poll(): list /proc every
+  poll_interval_s() and look only at PIDs not seen before (and, for two more polls, at new
+  ones that fit no entry yet: programs that rename themselves). A process that was already
+  listed and execs a daemon later than that is only caught by the next apply() of a full
+  process-table read.
 
 An exec of an unrelated program costs one or two small reads (comm, cmdline) when every
 entry names a comm or a cmdline (all shipped boards do), a full read_proc otherwise.
@@ -35,134 +33,19 @@ import time
 from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from guardian.config import Config, Critical, LowPriority, Match
+from guardian.kernel.connector import (
+    PROC_EVENT_COMM,
+    PROC_EVENT_EXEC,
+    attach_filter,
+    close_proc_connector,
+    open_proc_connector,
+    parse_events,
+)
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_proc, read_procs
-from guardian.core.match import _regex, classify
-
-NETLINK_CONNECTOR = 11
-CN_IDX_PROC = 1
-CN_VAL_PROC = 1
-PROC_CN_MCAST_LISTEN = 1
-PROC_CN_MCAST_IGNORE = 2
-PROC_EVENT_EXEC = 0x00000002
-PROC_EVENT_COMM = 0x00000200
-NLMSG_DONE = 3
-NLMSG_ERROR = 2
-NLMSG_OVERRUN = 4
-SO_ATTACH_FILTER = 26
-
-_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid: 16 bytes
-_CN_MSG = struct.Struct("=IIIIHH")  # idx, val, seq, ack, len, flags: 20 bytes
-_EVENT_HDR = struct.Struct("=IIQ")  # what, cpu, timestamp_ns: 16 bytes
-_PIDS = struct.Struct("=ii")  # process_pid, process_tgid (exec and comm events)
-_WHAT_OFF = _NLMSGHDR.size + _CN_MSG.size  # 36
-_DATA_OFF = _WHAT_OFF + _EVENT_HDR.size  # 52
+from guardian.core.match import classify, regex
 
 Entry = Union[Critical, LowPriority]
-
-
-def _be(value: int) -> int:
-    """A host-order u32 as a BPF absolute load (which reads big-endian) sees it."""
-    return struct.unpack(">I", struct.pack("=I", value))[0]
-
-
-def _bpf_program() -> bytes:
-    """Accept exec and comm events of thread-group leaders; drop everything else."""
-    ld_w_abs, st, ldx_mem = 0x20, 0x02, 0x61
-    jeq_k, jeq_x, ret_k = 0x15, 0x1d, 0x06
-    ins = [
-        (ld_w_abs, 0, 0, _WHAT_OFF),  # 0: A = what
-        (jeq_k, 2, 0, _be(PROC_EVENT_EXEC)),  # 1: exec -> 4
-        (jeq_k, 1, 0, _be(PROC_EVENT_COMM)),  # 2: comm -> 4
-        (ret_k, 0, 0, 0),  # 3: drop
-        (ld_w_abs, 0, 0, _DATA_OFF),  # 4: A = pid
-        (st, 0, 0, 0),  # 5: M[0] = A
-        (ld_w_abs, 0, 0, _DATA_OFF + 4),  # 6: A = tgid
-        (ldx_mem, 0, 0, 0),  # 7: X = M[0]
-        (jeq_x, 0, 1, 0),  # 8: pid == tgid ? 9 : 10
-        (ret_k, 0, 0, 0xFFFFFFFF),  # 9: accept
-        (ret_k, 0, 0, 0),  # 10: drop
-    ]
-    return b"".join(struct.pack("=HBBI", *i) for i in ins)
-
-
-_DROP_ALL = struct.pack("=HBBI", 0x06, 0, 0, 0)  # ret #0
-
-
-def _attach_filter(sock: socket.socket, prog: Optional[bytes] = None) -> bool:
-    """Attach (or replace) the socket's classic BPF filter: the exec/comm one by default."""
-    try:
-        import ctypes
-
-        prog = _bpf_program() if prog is None else prog
-        buf = ctypes.create_string_buffer(prog, len(prog))
-        fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        return True
-    except (ImportError, OSError):
-        return False
-
-
-def _listen_msg(op: int) -> bytes:
-    payload = struct.pack("=I", op)
-    cn = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(payload), 0) + payload
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(cn), NLMSG_DONE, 0, 0, 0) + cn
-
-
-def _parse_events(data: bytes) -> List[Tuple[int, int, int]]:
-    """(what, pid, tgid) of each proc event in one datagram."""
-    out = []
-    off = 0
-    while off + _NLMSGHDR.size <= len(data):
-        length, mtype, _, _, _ = _NLMSGHDR.unpack_from(data, off)
-        if length < _NLMSGHDR.size:
-            break
-        if mtype == NLMSG_DONE and off + _DATA_OFF + _PIDS.size <= len(data):
-            idx, val = struct.unpack_from("=II", data, off + _NLMSGHDR.size)
-            if idx == CN_IDX_PROC and val == CN_VAL_PROC:
-                what = _EVENT_HDR.unpack_from(data, off + _WHAT_OFF)[0]
-                pid, tgid = _PIDS.unpack_from(data, off + _DATA_OFF)
-                out.append((what, pid, tgid))
-        off += (length + 3) & ~3
-    return out
-
-
-def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[socket.socket], str]:
-    """A non-blocking socket hearing exec/comm events, and how it went; (None, why) when the
-    proc connector cannot be used here."""
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_CONNECTOR)
-    except (OSError, AttributeError) as e:
-        return None, "netlink proc connector unavailable: %s" % (getattr(e, "strerror", None) or e)
-    try:
-        sock.bind((0, CN_IDX_PROC))
-        filtered = _attach_filter(sock)
-        sock.send(_listen_msg(PROC_CN_MCAST_LISTEN))
-        # Self-test: renaming ourselves (to the same name) makes the kernel send a comm event.
-        # In a container (not the initial PID namespace) the subscription is silently ignored,
-        # and event PIDs would not be ours anyway.
-        with open("/proc/self/comm", "rb") as f:
-            comm = f.read().rstrip(b"\n")
-        with open("/proc/self/comm", "wb") as f:
-            f.write(comm)
-        me = os.getpid()
-        deadline = time.monotonic() + self_test_timeout_s
-        heard = False
-        while not heard:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
-                break
-            data = sock.recv(65536)
-            heard = any(what == PROC_EVENT_COMM and pid == me for what, pid, _ in _parse_events(data))
-        if not heard:
-            sock.close()
-            return None, "netlink proc connector: no events heard (not in the initial PID namespace?)"
-        sock.setblocking(False)
-        return sock, "netlink proc connector%s" % (" with an exec/comm BPF filter" if filtered else "")
-    except OSError as e:
-        sock.close()
-        hint = " (needs CAP_NET_ADMIN)" if e.errno in (errno.EPERM, errno.EACCES) else ""
-        return None, "netlink proc connector refused: %s%s" % (e.strerror or e, hint)
 
 
 def _read_comm(pid: int, proc_root: str) -> Optional[str]:
@@ -342,7 +225,7 @@ class AdjKeeper:
             self._quick = matches
         # Nothing to keep: the kernel drops every event (the socket stays, for a reload).
         if self._sock is not None and not self._batched:
-            _attach_filter(self._sock, None if self._active else _DROP_ALL)
+            attach_filter(self._sock, drop_all=not self._active)
 
     def update_config(self, config: Config) -> List[str]:
         """After a reload: keep the socket and what is known of the process table, forget
@@ -387,7 +270,7 @@ class AdjKeeper:
 
     def _enter_batched(self, rate: float) -> str:
         assert self._sock is not None
-        if not _attach_filter(self._sock, _DROP_ALL):
+        if not attach_filter(self._sock, drop_all=True):
             return ""
         self._window_forks = _fork_count(self.proc_root) or 0
         try:
@@ -408,7 +291,7 @@ class AdjKeeper:
 
     def _leave_batched(self, rate: float) -> str:
         assert self._sock is not None
-        _attach_filter(self._sock)  # events first, then a full look: nothing falls in between
+        attach_filter(self._sock)  # events first, then a full look: nothing falls in between
         if self._ticker is not None:
             try:
                 self._ticker.set(0)
@@ -421,11 +304,7 @@ class AdjKeeper:
 
     def close(self) -> None:
         if self._sock is not None:
-            try:
-                self._sock.send(_listen_msg(PROC_CN_MCAST_IGNORE))
-            except OSError:
-                pass
-            self._sock.close()
+            close_proc_connector(self._sock)
             self._sock = None
         if self._ticker is not None:
             self._ticker.close()
@@ -486,7 +365,7 @@ class AdjKeeper:
                 raise
             if not data:
                 break
-            for what, pid, tgid in _parse_events(data):
+            for what, pid, tgid in parse_events(data):
                 if what in (PROC_EVENT_EXEC, PROC_EVENT_COMM) and pid == tgid and pid not in pids:
                     pids.append(pid)
         return pids, overrun
@@ -607,7 +486,7 @@ class AdjKeeper:
                     cmdline = _read_cmdline(pid, self.proc_root)
                     if cmdline is None:
                         return None
-                if not _regex(m.cmdline).search(cmdline):
+                if not regex(m.cmdline).search(cmdline):
                     continue
             return True
         return False
