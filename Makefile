@@ -29,9 +29,10 @@ $(VENV)/.test-ok: $(VENV)/.ok
 test-deps: $(VENV)/.test-ok
 
 # Lint (ruff) and type check (mypy) of the Python code; both are configured in pyproject.toml.
+# Both run, so that one pass shows every finding; either failing fails the target.
 lint: test-deps
-	$(PY) -m ruff check guardian tests bench packaging/*.py
-	$(PY) -m mypy
+	rc=0; $(PY) -m ruff check guardian tests bench packaging/*.py || rc=1; \
+	$(PY) -m mypy || rc=1; exit $$rc
 
 # Installs everything the tests need, lints, then runs every test: unit, integration (real processes
 # and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint), then the VM suite
