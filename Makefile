@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 ARGS   ?=
 
-.PHONY: run test test-fast deps test-deps unit integration clean status
+.PHONY: run test test-fast deps test-deps lint unit integration clean status
 
 $(VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -28,15 +28,21 @@ $(VENV)/.test-ok: $(VENV)/.ok
 
 test-deps: $(VENV)/.test-ok
 
-# Installs everything the tests need, then runs every test: unit, integration (real processes
+# Lint (ruff) and type check (mypy) of the Python code; both are configured in pyproject.toml.
+# Both run, so that one pass shows every finding; either failing fails the target.
+lint: test-deps
+	rc=0; $(PY) -m ruff check guardian tests bench packaging/*.py || rc=1; \
+	$(PY) -m mypy || rc=1; exit $$rc
+
+# Installs everything the tests need, lints, then runs every test: unit, integration (real processes
 # and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint), then the VM suite
 # (tests/vm: the frozen guardian against the kernel OOM killer in small QEMU VMs, beside earlyoom).
-test: test-deps
+test: lint
 	$(PY) -m pytest -ra tests
 	$(MAKE) --no-print-directory vm-test
 
-# The pytest part alone (a few minutes; no VMs).
-test-fast: test-deps
+# The lint and pytest parts alone (a few minutes; no VMs).
+test-fast: lint
 	$(PY) -m pytest -ra tests
 
 unit: test-deps
@@ -46,7 +52,7 @@ integration: test-deps
 	$(PY) -m pytest -ra tests/integration
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
 include packaging/frozen.mk
 include bench/bench.mk
 include tests/vm/vm.mk

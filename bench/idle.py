@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from common import (CLK_TCK, MIB, REPO, ExecCounter, children_of, cpu_snapshot, dpkg_files, dpkg_version, memory_snapshot,
-                    stop_process, which)
+from common import (CLK_TCK, MIB, REPO, ExecCounter, children_of, cpu_snapshot, dpkg_files, dpkg_version,
+                    memory_snapshot, stop_process, which)
 
 # Debian's earlyoom.service runs `earlyoom $EARLYOOM_ARGS` with EARLYOOM_ARGS="-r 3600" from the
 # package's defaults file: what a user who installs the package gets. (earlyoom's own default
@@ -129,8 +129,8 @@ def run(workdir: str, seconds: float = 60.0, warmup: float = 5.0, exec_rate: flo
             spawned = _exec_load(rate, length) if rate > 0 else time.sleep(length) or 0
             elapsed = time.monotonic() - t0
             execs.close()
-            window = {"name": name, "seconds": round(elapsed, 2), "forks": forks() - forks0, "spawned_by_bench": spawned,
-                      "execs": None if execs.error else execs.count, "rows": {}}
+            window = {"name": name, "seconds": round(elapsed, 2), "forks": forks() - forks0,
+                      "spawned_by_bench": spawned, "execs": None if execs.error else execs.count, "rows": {}}
             for t in live:
                 t["pids"] = children_of([t["proc"].pid])
                 c0, c1 = t["cpu0"], cpu_snapshot(t["pids"])

@@ -240,6 +240,7 @@ def run(workdir: str, rates=(50, 200, 1000), reps: int = 3, frozen: bool = False
                     "threshold→freed %s ms (nominal line %s MiB), OOM kills %s, headroom %.0f MiB%s" % (
                         r["guardian"], rate, rep, r.get("ended_by"), r.get("line_mib"), r.get("reaction_ms"),
                         "%.1f" % r["threshold_to_freed_ms"] if "threshold_to_freed_ms" in r else "–",
-                        "%.1f" % r["nominal_line_mib"] if "nominal_line_mib" in r else "–", r.get("oom_kills"), r.get("min_headroom_mib", float("nan")),
+                        "%.1f" % r["nominal_line_mib"] if "nominal_line_mib" in r else "–", r.get("oom_kills"),
+                        r.get("min_headroom_mib", float("nan")),
                         " ERROR " + r["error"] if "error" in r else ""))
     return {"limit_mib": LIMIT // MIB, "runs": runs}

@@ -129,7 +129,8 @@ def reaction_table(reaction: Optional[Dict], idle: Optional[Dict]) -> str:
                 "guardian (%s)" % ("Python" if tool == "python" else "frozen"),
                 "ignores SIGTERM" if hog == "ignores SIGTERM" else "default",
                 "%d (%s)" % (rate, fmt(median([r.get("fill_mib_s") for r in runs]), 0)),
-                ", ".join("%s %d×" % kv for kv in sorted(ended.items())) + (" ⚠ %s" % "; ".join(errors) if errors else ""),
+                ", ".join("%s %d×" % kv for kv in sorted(ended.items()))
+                + (" ⚠ %s" % "; ".join(errors) if errors else ""),
                 _range([r.get("nominal_line_mib") for r in runs], 1),
                 _range([r.get("line_mib") for r in runs], 1),
                 _range([r.get("reaction_ms") for r in runs], 1),
@@ -177,8 +178,8 @@ def targets(results: Dict) -> List[Dict]:
         out.append({"target": "victim selection with %d processes < %.0f ms" % (TARGET_SELECTION_PROCS,
                                                                               TARGET_SELECTION_MS),
                     "measured": "%.1f ms median (max %.1f) with %d children, %d processes read; full pressure tick "
-                                "%.1f ms" % (near["total_ms"], near["total_max_ms"], near["children"], near["processes"],
-                                             near["pressure_tick_ms"]),
+                                "%.1f ms" % (near["total_ms"], near["total_max_ms"], near["children"],
+                                             near["processes"], near["pressure_tick_ms"]),
                     "met": near["total_ms"] < TARGET_SELECTION_MS})
     reaction = results.get("reaction")
     if reaction and reaction.get("runs"):
@@ -213,8 +214,9 @@ def markdown(results: Dict) -> str:
                   "CPU ticks are utime+stime of /proc/PID/stat (1 tick = 1/%d s); CPU ms is the sum of the "
                   "threads' schedstat run time (what a tick count rounds away); wake-ups are voluntary context "
                   "switches summed over threads; KiB written is /proc/PID/io wchar (all write(2)s: logs, state "
-                  "files) / write_bytes (what reached the block layer: flash wear). Memory from smaps_rollup at the end of the window, summed over "
-                  "the tool's process tree." % results["idle"]["clock_ticks_per_s"], ""]
+                  "files) / write_bytes (what reached the block layer: flash wear). Memory from smaps_rollup at "
+                  "the end of the window, summed over the tool's process tree."
+                  % results["idle"]["clock_ticks_per_s"], ""]
         quiet = (results["idle"].get("windows") or [{}])[0]
         if quiet.get("execs") is not None and quiet["execs"] / max(quiet["seconds"], 1e-9) > 1.0:
             parts += ["⚠ The machine was not idle: %.1f execs/s and %.1f forks/s from other processes during the "
@@ -236,7 +238,8 @@ def markdown(results: Dict) -> str:
                   "what every tick costs while memory is short.", ""]
     if results.get("reaction") or results.get("idle"):
         r = results.get("reaction") or {}
-        parts += ["## 3. Reaction in a memory cgroup (limit %s MiB, fresh guardian per run)" % r.get("limit_mib", 256), "",
+        parts += ["## 3. Reaction in a memory cgroup (limit %s MiB, fresh guardian per run)" % r.get("limit_mib", 256),
+                  "",
                   reaction_table(results.get("reaction"), results.get("idle")), "",
                   "Ranges are median (min–max) over the runs. The hog *ignores SIGTERM* (only the kill rung ends it) "
                   "or is *default* (SIGTERM at the terminate line ends it). *threshold → freed* is measured by the "
@@ -248,7 +251,8 @@ def markdown(results: Dict) -> str:
                   "crossing is extrapolated at the achieved rate and the time comes out negative). The "
                   "guardian's-line column measures from the crossing of the line it reported at the act, an "
                   "upper bound since that line was lower before. *headroom left* is limit − the cgroup's peak "
-                  "usage (max_usage_in_bytes)." % (fmt(median([x.get("poll_interval_ms") for x in r.get("runs", [])]), 2)), ""]
+                  "usage (max_usage_in_bytes)."
+                  % (fmt(median([x.get("poll_interval_ms") for x in r.get("runs", [])]), 2)), ""]
     items = targets(results)
     if items:
         parts += ["## Targets", "", targets_table(items), ""]
@@ -320,7 +324,8 @@ def chart(results: Dict, path: str) -> Optional[str]:
                   ("frozen", "ignores SIGTERM"): ("D", "frozen, hog ignores SIGTERM")}
         for (tool, hog), (marker, label) in styles.items():
             runs = [r for r in reaction["runs"] if r["hog"] == hog and r["guardian"] == tool]
-            pts = [(r["rate_mib_s"], r["threshold_to_freed_ms"]) for r in runs if r.get("threshold_to_freed_ms") is not None]
+            pts = [(r["rate_mib_s"], r["threshold_to_freed_ms"])
+                   for r in runs if r.get("threshold_to_freed_ms") is not None]
             if pts:
                 shift = {"python": 1.0, "frozen": 1.12}[tool] * (0.92 if hog == "default" else 1.0)
                 ax.scatter([p[0] * shift for p in pts], [p[1] for p in pts], marker=marker, alpha=0.7,

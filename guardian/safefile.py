@@ -21,6 +21,7 @@ daemon imports this on its resident path.
 import errno
 import os
 import stat
+from typing import Set
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -51,8 +52,8 @@ def _join(directory: str, name: str) -> str:
 
 
 def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISREG, "a regular file"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+    for test, what in ((stat.S_ISREG, "a regular file"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device")):
         if test(mode):
             return what
@@ -116,13 +117,14 @@ def open_dir(directory: str, create: bool = False) -> int:
                         raise
                     st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                     if not stat.S_ISLNK(st.st_mode):
-                        raise UnsafePath("refused: %s is %s, not a directory" % (here, _kind(st.st_mode)), errno.ENOTDIR)
+                        raise UnsafePath("refused: %s is %s, not a directory" % (here, _kind(st.st_mode)),
+                                         errno.ENOTDIR) from exc
                     if st.st_uid not in (0, euid):
                         raise UnsafePath("refused: %s is a symbolic link owned by uid %d (%s), not root; its owner "
-                                         "chose where it points" % (here, st.st_uid, _user(st.st_uid)))
+                                         "chose where it points" % (here, st.st_uid, _user(st.st_uid))) from exc
                     hops += 1
                     if hops > _MAX_HOPS:
-                        raise UnsafePath("refused: too many symbolic links under %s" % path, errno.ELOOP)
+                        raise UnsafePath("refused: too many symbolic links under %s" % path, errno.ELOOP) from exc
                     target = os.readlink(name, dir_fd=fd)
                     base = target if target.startswith("/") else _join(shown, target)
                     follow = os.path.normpath("/".join([base] + parts[i + 1:]))
@@ -151,7 +153,8 @@ def open_append(path: str, mode: int = 0o640, readable: bool = False) -> int:
     directory, name = _split(path)
     dfd = open_dir(directory, create=True)
     try:
-        flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_APPEND | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
+        flags = ((os.O_RDWR if readable else os.O_WRONLY)
+                 | os.O_APPEND | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK | _CLOEXEC)
         try:
             fd = os.open(name, flags, mode, dir_fd=dfd)
         except OSError as exc:
@@ -195,7 +198,7 @@ def _refuse_entry(dfd: int, name: str, path: str) -> None:
         raise UnsafePath("refused: %s is %s (remove it)" % (path, _kind(st.st_mode)))
 
 
-_swept = set()
+_swept: Set[str] = set()
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = False) -> None:

@@ -73,7 +73,7 @@ def cgroup_reclaim(cgroup_dir: str, nbytes: int) -> ReclaimResult:
     if not os.path.isdir(cgroup_dir):
         return ReclaimResult("cgroup_reclaim", False, "%s: no such cgroup directory" % cgroup_dir)
     if not os.path.exists(path):
-        return ReclaimResult("cgroup_reclaim", False,
-                             "not supported: %s absent (needs cgroup v2 with the memory controller, Linux >= 5.19)" % path)
+        return ReclaimResult("cgroup_reclaim", False, "not supported: %s absent (needs cgroup v2 with the memory "
+                             "controller, Linux >= 5.19)" % path)
     return _write("cgroup_reclaim", path, str(nbytes),
                   eagain_note="%s: reclaimed less than the %d bytes asked (EAGAIN)" % (path, nbytes))

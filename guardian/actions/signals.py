@@ -208,8 +208,9 @@ def open_process(pid: int, starttime: int, proc_root: str = "/proc") -> Optional
             if e.errno in (errno.ESRCH, errno.EINVAL, errno.ENOENT):
                 return None
             if e.errno in (errno.ENOSYS, errno.EPERM):  # old kernel / seccomp refuses it
-                _pidfd_missing = degraded = "pidfd_open unavailable (%s): signals use kill(2) after a starttime check" % (
+                degraded = "pidfd_open unavailable (%s): signals use kill(2) after a starttime check" % (
                     errno.errorcode.get(e.errno, e.errno))
+                _pidfd_missing = degraded
             else:  # EMFILE, ENFILE, ENOMEM, ENODEV: still act, but without the pidfd's guarantee
                 degraded = "pidfd_open(%d) failed (%s): signals use kill(2) after a starttime check" % (pid, e.strerror)
     st = _read_stat(pid, proc_root)  # AFTER the pidfd: see the module docstring

@@ -98,12 +98,12 @@ class EventLog:
         self.fd, self.size = fd, size
         return True
 
-    def _rotate(self) -> None:
+    def _rotate(self, path: str) -> None:
         """events.jsonl -> .1 -> .2 ...; the oldest is dropped."""
         if self.fsync and self.fd is not None and (self.sync_cost_s or 0.0) <= self.fsync_budget_s:
             self.sync_now(self.fd)
         self._close_fd()
-        directory, name = os.path.split(os.path.abspath(self.path))
+        directory, name = os.path.split(os.path.abspath(path))
         try:
             dfd = safefile.open_dir(directory)
             try:  # renames inside the directory judged just now; a link is moved, never followed
@@ -120,7 +120,7 @@ class EventLog:
             finally:
                 os.close(dfd)
         except OSError as exc:
-            log.error("cannot rotate the event log %s: %s", self.path, exc.strerror or exc)
+            log.error("cannot rotate the event log %s: %s", path, exc.strerror or exc)
         self._open()
 
     def append(self, record: Dict[str, Any], durable: bool = True) -> bool:
@@ -129,16 +129,17 @@ class EventLog:
         # The default separators ("event": "kill"): scripts on boards without jq grep for that.
         line = (json.dumps(record, default=str) + "\n").encode("utf-8", "replace")
         with self._lock:
-            if not self._open():
+            if not self.path or not self._open():
                 return False
             if self.size > 0 and self.size + len(line) > self.max_bytes:
-                self._rotate()
-                if self.fd is None:
-                    return False
+                self._rotate(self.path)
+            fd = self.fd
+            if fd is None:  # not reopened after the rotation
+                return False
             try:
-                written = os.write(self.fd, line)
+                written = os.write(fd, line)
                 while written < len(line):  # a regular file only writes short when the disk is full
-                    more = os.write(self.fd, line[written:])
+                    more = os.write(fd, line[written:])
                     if more <= 0:
                         break
                     written += more
@@ -150,7 +151,6 @@ class EventLog:
                 if exc.errno in (errno.EBADF, errno.ESTALE, errno.EIO):
                     self._close_fd()
                 return False
-            fd = self.fd
         if durable and self.fsync:
             self._sync(fd)
         return True
@@ -267,12 +267,12 @@ class _Syslog:
         self.dropped = 0
         self._retry_at = 0.0
 
-    def _connect(self) -> bool:
+    def _connect(self) -> Optional[socket.socket]:
         if self.sock is not None:
-            return True
+            return self.sock
         now = time.monotonic()
         if now < self._retry_at:
-            return False
+            return None
         for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
             sock = socket.socket(socket.AF_UNIX, kind | getattr(socket, "SOCK_CLOEXEC", 0))
             try:
@@ -282,23 +282,24 @@ class _Syslog:
                 if exc.errno == errno.EPROTOTYPE:
                     continue  # a stream socket (some syslog-ng setups)
                 self._retry_at = now + 30.0
-                return False
+                return None
             sock.setblocking(False)
             self.sock = sock
-            return True
+            return sock
         self._retry_at = now + 30.0
-        return False
+        return None
 
     def send(self, text: str, severity: int = LOG_INFO) -> None:
-        if not self._connect():
+        sock = self._connect()
+        if sock is None:
             self.dropped += 1
             return
         data = ("<%d>%s[%d]: %s" % (self.facility * 8 + severity, self.ident, os.getpid(), text))
         payload = data.encode("utf-8", "replace")
-        if self.sock.type == socket.SOCK_STREAM:
+        if sock.type == socket.SOCK_STREAM:
             payload += b"\0"
         try:
-            self.sock.send(payload)
+            sock.send(payload)
         except OSError:
             self.dropped += 1
             self.close()

@@ -9,9 +9,10 @@ reading; hysteresis only governs when an episode of shortage is over (for report
 terminate or kill, the next act needs a reading taken after the victim is gone.
 """
 from dataclasses import dataclass, field, replace
-from typing import Collection, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Collection, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from guardian.config import MIB, Config, LowPriority
+from guardian.core.match import Role
 from guardian.core.reading import Reading
 from guardian.kernel.procs import ProcInfo
 
@@ -243,7 +244,7 @@ def _pid_set(self_pid: Pids) -> Collection[int]:
     return (self_pid,) if isinstance(self_pid, int) else self_pid
 
 
-def is_protected(proc: ProcInfo, roles: Mapping[int, object], self_pid: Pids, config: Config) -> Optional[str]:
+def is_protected(proc: ProcInfo, roles: Mapping[int, Role], self_pid: Pids, config: Config) -> Optional[str]:
     """Why this process may never be a victim, or None if it may be. `self_pid` is the
     guardian's PID, or all of its processes."""
     if proc.pid == 1:
@@ -301,7 +302,7 @@ def _respawn_text(p: ProcInfo, came_back: Sequence[Ended], now: float) -> str:
         last.comm, last.pid, last.by, now - last.time, len(came_back), RESPAWN_WINDOW_S, p.ppid)
 
 
-def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent: Recent,
+def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, Role], recent: Recent,
                   config: Config, total: int, self_pid: Pids, now: float = 0.0) -> Optional[Victim]:
     """The process to end, and why; None when nothing may be ended.
 
@@ -324,19 +325,22 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     def score(p: ProcInfo) -> float:
         return p.oom_score + 1000.0 * max(0, grew(p)) / max(total, 1)
 
-    def is_low(p: ProcInfo) -> bool:
+    def low_entry(p: ProcInfo) -> Optional[LowPriority]:
+        """The [[low_priority]] entry p has the role of, or None."""
         role = roles.get(p.pid)
-        return isinstance(getattr(role, "entry", None), LowPriority) and getattr(role, "kind", "") == "low_priority"
+        if role is not None and role.kind == "low_priority" and isinstance(role.entry, LowPriority):
+            return role.entry
+        return None
 
     def make(p: ProcInfo, why: str, runner: Optional[ProcInfo], spared: str, respawns: int = 0) -> Victim:
-        low = is_low(p)
+        low = low_entry(p)
         runner_text = ""
         if runner is not None:
             runner_text = "%s: %s" % (_describe(runner, grew(runner)), spared)
         return Victim(pid=p.pid, starttime=p.starttime, pgid=p.pgid, name=p.comm, rss=p.held,
                       oom_score=p.oom_score, growth=grew(p), score=score(p), why=why,
-                      runner_up=runner_text, stop=tuple(roles[p.pid].entry.stop) if low else (),
-                      low_priority=low, ppid=p.ppid, uid=p.uid, cgroup=p.cgroup, respawns=respawns)
+                      runner_up=runner_text, stop=tuple(low.stop) if low is not None else (),
+                      low_priority=low is not None, ppid=p.ppid, uid=p.uid, cgroup=p.cgroup, respawns=respawns)
 
     by_growth = sorted(candidates, key=lambda p: (grew(p), p.held), reverse=True)
 
@@ -348,8 +352,8 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
             p, came = back[0]
             text = _respawn_text(p, came, now)
             parent = next((q for q in candidates if q.pid == p.ppid), None)
-            if parent is not None and is_low(parent):
-                entry = roles[parent.pid].entry
+            entry = low_entry(parent) if parent is not None else None
+            if parent is not None and entry is not None:
                 why = "parent of a respawning runaway, low priority '%s': %s; %s" % (
                     entry.name, _describe(parent, grew(parent)), text)
                 return make(parent, why, p, "the child; its parent respawns it", len(came))
@@ -388,7 +392,7 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent
     if lows:
         lows.sort(key=lambda p: (low_order.get(roles[p.pid].entry.name, (0, 0)), -p.held))
         first = lows[0]
-        entry = roles[first.pid].entry
+        entry = cast(LowPriority, roles[first.pid].entry)  # lows have low_priority roles
         why = "low priority '%s' (order %d), no clear culprit: %s" % (
             entry.name, entry.order, _describe(first, grew(first)))
         if len(lows) > 1:
@@ -429,7 +433,7 @@ def _reclaim_steps(reading: Reading, state: PolicyState, config: Config, scope: 
 
 
 def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
-           roles: Mapping[int, object], scope: str = "system") -> Plan:
+           roles: Mapping[int, Role], scope: str = "system") -> Plan:
     """The next step for this reading. Returns the Plan, whose .state the caller keeps."""
     lines = lines_for(reading, recent, config)
     rung, why = rung_for(reading, lines, config)
@@ -479,13 +483,13 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
                         state=new_state)
         victim_proc = next(p for p in reading.procs if p.pid == pend.pid)
         if rung >= KILL or (now >= pend.deadline and rung >= TERMINATE):
-            victim = Victim(pid=pend.pid, starttime=pend.starttime, pgid=victim_proc.pgid,
-                            name=pend.name, rss=victim_proc.held, oom_score=victim_proc.oom_score,
-                            growth=recent.growth.get(pend.pid, 0), score=0.0,
-                            why="did not stop within its grace (%.1f s)" % (now - pend.since)
-                            if rung < KILL else "still running and %s" % why,
-                            runner_up="")
-            return plan("kill", why, victim=victim, state=replace(new_state, pending=None))
+            escalated = Victim(pid=pend.pid, starttime=pend.starttime, pgid=victim_proc.pgid,
+                               name=pend.name, rss=victim_proc.held, oom_score=victim_proc.oom_score,
+                               growth=recent.growth.get(pend.pid, 0), score=0.0,
+                               why="did not stop within its grace (%.1f s)" % (now - pend.since)
+                               if rung < KILL else "still running and %s" % why,
+                               runner_up="")
+            return plan("kill", why, victim=escalated, state=replace(new_state, pending=None))
         if now >= pend.deadline:
             # Grace over but memory recovered: leave it be.
             return plan("none", "%s[%d] still running after its grace, but %s" % (pend.name, pend.pid, why),
@@ -579,7 +583,7 @@ def after_dry_run(state: PolicyState, until: float) -> PolicyState:
     return replace(state, pending=None, last_act_time=until)
 
 
-def rank_candidates(procs: Sequence[ProcInfo], roles: Mapping[int, object], recent: Recent, config: Config,
+def rank_candidates(procs: Sequence[ProcInfo], roles: Mapping[int, Role], recent: Recent, config: Config,
                     total: int, self_pid: Pids) -> List[Tuple[ProcInfo, float]]:
     """Every process that may be ended, best victim first, by oom_score raised by growth."""
     out = []

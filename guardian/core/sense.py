@@ -118,7 +118,8 @@ class Sensor:
             return None
         at = text.find("\noom_kill ")
         if at < 0:
-            self.say_once("vmstat", "no oom_kill in %s (kernel < 4.13): kernel OOM kills not counted" % self._vmstat.path)
+            self.say_once("vmstat",
+                          "no oom_kill in %s (kernel < 4.13): kernel OOM kills not counted" % self._vmstat.path)
             return None
         end = text.find("\n", at + 10)
         try:
@@ -183,6 +184,7 @@ class Sensor:
         some = psi.some.avg10 if psi else None
         full = psi.full.avg10 if psi and psi.full else None
         if self.scope_dir is not None:
+            cg: Optional[CgroupMemory]
             try:
                 cg = read_cgroup_memory(self.scope_dir)
             except (OSError, ParseError) as exc:

@@ -82,8 +82,9 @@ class Telemetry:
         except OSError as exc:
             problem = "%s" % (exc.strerror or exc)
             if problem != self._state_problem:
-                log.log(logging.ERROR if isinstance(exc, safefile.UnsafePath) else logging.WARNING, "cannot write the state file %s: %s (status will not see this daemon)",
-                          self.state_file, problem)
+                log.log(logging.ERROR if isinstance(exc, safefile.UnsafePath) else logging.WARNING,
+                        "cannot write the state file %s: %s (status will not see this daemon)",
+                        self.state_file, problem)
             self._state_problem = problem
             return
         if self._state_problem is not None:

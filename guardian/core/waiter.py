@@ -168,7 +168,7 @@ class Waiter:
                     os.close(self.psi_fd)
                     self.psi_fd, self.mode, self.detail = None, "poll", "PSI trigger failed (POLLERR)"
                 woke.append("psi")
-            elif fd in threshold_fds:
+            elif self.thresholds is not None and fd in threshold_fds:
                 self.thresholds.drain(fd)
                 woke.append("threshold")
             elif fd in self._extra:

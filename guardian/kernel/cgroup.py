@@ -145,8 +145,8 @@ def read_cgroup_memory(path: str) -> CgroupMemory:
         reclaimable = _need(stat, ("inactive_file",), path, "memory.stat") + _need(
             stat, ("active_file",), path, "memory.stat")
         anon = _need(stat, ("anon",), path, "memory.stat")
-        text = _read_optional(path, "memory.events")
-        oom_kill = _keyed(text, path, "memory.events").get("oom_kill", 0) if text is not None else 0  # >= 4.13
+        events = _read_optional(path, "memory.events")
+        oom_kill = _keyed(events, path, "memory.events").get("oom_kill", 0) if events is not None else 0  # >= 4.13
         try:
             psi = read_psi_file(os.path.join(path, "memory.pressure"))
         except OSError as e:
@@ -164,8 +164,9 @@ def read_cgroup_memory(path: str) -> CgroupMemory:
     reclaimable = _need(stat, ("total_inactive_file", "inactive_file"), path, "memory.stat") + _need(
         stat, ("total_active_file", "active_file"), path, "memory.stat")
     anon = _need(stat, ("total_rss", "rss"), path, "memory.stat")
-    text = _read_optional(path, "memory.oom_control")
-    oom_kill = _keyed(text, path, "memory.oom_control").get("oom_kill", 0) if text is not None else 0  # >= 4.13
+    oom_control = _read_optional(path, "memory.oom_control")
+    oom_kill = (_keyed(oom_control, path, "memory.oom_control").get("oom_kill", 0)
+                if oom_control is not None else 0)  # >= 4.13
     return CgroupMemory(1, path, usage, limit, reclaimable, anon, oom_kill, None)
 
 

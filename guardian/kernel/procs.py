@@ -1,7 +1,7 @@
 """The process table: /proc/<pid>/{stat,status,cmdline,oom_score,oom_score_adj,cgroup}."""
 import os
 from dataclasses import dataclass
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from guardian.kernel import read_bytes
 
@@ -125,6 +125,9 @@ def _read_proc(pid: int, proc_root: str) -> Optional[ProcInfo]:
         comm, ppid, pgid, flags, starttime = parse_stat(stat)
         kthread = bool(flags & PF_KTHREAD)
 
+        rss: Optional[int]  # None while read from status, where VmRSS and RssAnon may be absent
+        rss_anon: Optional[int]
+        args: Tuple[str, ...]
         if kthread:
             # A kernel thread has no mm: no VmRSS, no cmdline, oom_score 0, and it runs
             # with the initial credentials. Skip four reads: kernel threads are often half
@@ -165,11 +168,11 @@ def _read_proc(pid: int, proc_root: str) -> Optional[ProcInfo]:
             if len(cmdline) == 4096:
                 cmdline = read_bytes("cmdline", dfd, 65536)
             if cmdline:
-                args = cmdline.decode("utf-8", "replace").split("\0")
-                if args[-1] == "":
-                    while args and args[-1] == "":
-                        args.pop()
-                args = tuple(args)
+                argv = cmdline.decode("utf-8", "replace").split("\0")
+                if argv[-1] == "":
+                    while argv and argv[-1] == "":
+                        argv.pop()
+                args = tuple(argv)
             else:
                 args = ()
 
@@ -232,7 +235,7 @@ def read_procs(proc_root: str = "/proc", pids: Optional[Iterable[int]] = None) -
     """Every readable process (or those in pids). Vanished processes are skipped silently."""
     if pids is None:
         pids = list_pids(proc_root)
-    out = []
+    out: List[ProcInfo] = []
     append = out.append
     for pid in pids:
         info = read_proc(pid, proc_root)

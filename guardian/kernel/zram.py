@@ -53,7 +53,7 @@ def parse_swaps(text: str, path: str = "/proc/swaps") -> Tuple[SwapArea, ...]:
         try:
             areas.append(SwapArea(fields[0], int(fields[2]) * 1024, int(fields[3]) * 1024))
         except ValueError:
-            raise ParseError(path, "line %d" % number, "Size and Used must be integers (KiB), got %r" % line)
+            raise ParseError(path, "line %d" % number, "Size and Used must be integers (KiB), got %r" % line) from None
     return tuple(areas)
 
 
@@ -64,7 +64,7 @@ def parse_mm_stat(text: str, path: str) -> ZramStat:
     try:
         orig, _compr, used, limit = (int(f) for f in fields[:4])
     except ValueError:
-        raise ParseError(path, "mm_stat", "expected integers, got %r" % text.strip())
+        raise ParseError(path, "mm_stat", "expected integers, got %r" % text.strip()) from None
     return ZramStat(orig, used, limit)
 
 

@@ -50,7 +50,7 @@ def wait_exit(child, timeout):
     try:
         return child.wait(timeout)
     except Exception:
-        raise AssertionError("pid %d still running after %s s" % (child.pid, timeout))
+        raise AssertionError("pid %d still running after %s s" % (child.pid, timeout)) from None
 
 
 @pytest.mark.parametrize("rate", [50, 200])

@@ -22,7 +22,8 @@ from guardian.core.telemetry import Telemetry
 tell = Telemetry(state_file=None, events_file=sys.argv[1], events_max_bytes=1 << 30)
 i = 0
 while True:
-    tell.event("kill", "burst %d" % i, seq=i, pad="x" * (50 + (i * 997) % 6000), victims=[{"pid": i, "name": "n%d" % i}])
+    tell.event("kill", "burst %d" % i, seq=i, pad="x" * (50 + (i * 997) % 6000),
+               victims=[{"pid": i, "name": "n%d" % i}])
     i += 1
 """
 

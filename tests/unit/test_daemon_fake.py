@@ -22,7 +22,8 @@ def tree(tmp_path):
 def make_daemon(tree, tmp_path, **kw):
     events = str(tmp_path / "events.jsonl")
     d = Daemon(kw.pop("config", Config()), proc_root=tree, sys_root=str(tmp_path / "sys"),
-               dry_run=kw.pop("dry_run", True), telemetry=Telemetry(state_file=str(tmp_path / "state.json"), events_file=events),
+               dry_run=kw.pop("dry_run", True),
+               telemetry=Telemetry(state_file=str(tmp_path / "state.json"), events_file=events),
                protect_self=False, **kw)
     d.setup(signals=False)
     return d, events

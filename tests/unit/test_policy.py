@@ -219,7 +219,8 @@ def test_no_candidate_is_said_not_crashed():
 
 def test_graceful_stop_grace_escalation_and_exit():
     procs = (proc(10, "app", oom_score=500),)
-    plan = policy.decide(reading(100, procs=procs), Recent(), PolicyState(reclaimed_this_episode=True, rung=TERMINATE), CFG, {})
+    plan = policy.decide(reading(100, procs=procs), Recent(), PolicyState(reclaimed_this_episode=True, rung=TERMINATE),
+                         CFG, {})
     assert plan.action == "terminate"
     state = policy.after_terminate(plan.state, plan.victim, 100.0, 5.0)
     # within grace, still short but above the kill line: watch
@@ -275,8 +276,8 @@ def roles_of(procs):
 
 
 @settings(max_examples=300, deadline=None)
-@given(procs=procs_strategy, avail=st.floats(0, 1024), growth=st.dictionaries(st.integers(1, 400), st.integers(-100 * MIB, 900 * MIB)),
-       self_pid=st.integers(1, 400))
+@given(procs=procs_strategy, avail=st.floats(0, 1024),
+       growth=st.dictionaries(st.integers(1, 400), st.integers(-100 * MIB, 900 * MIB)), self_pid=st.integers(1, 400))
 def test_property_never_picks_a_protected_process(procs, avail, growth, self_pid):
     r = reading(avail, procs=tuple(procs), self_pid=self_pid)
     plan = policy.decide(r, Recent(growth=growth), PolicyState(reclaimed_this_episode=True), BOARD, roles_of(procs))
@@ -394,7 +395,8 @@ def test_a_respawn_is_the_culprit_from_its_first_reading():
 
 
 def test_a_respawning_childs_parent_listed_as_low_priority_is_stopped_instead():
-    cfg = replace(CFG, low_priority=(LowPriority("loadgen", Match(comm="loadgen"), stop=("/etc/init.d/S70loadgen", "stop")),))
+    cfg = replace(CFG, low_priority=(LowPriority("loadgen", Match(comm="loadgen"),
+                                                 stop=("/etc/init.d/S70loadgen", "stop")),))
     parent = ProcInfo(pid=30, ppid=1, pgid=30, comm="loadgen", cmdline=("loadgen",), uid=0, rss=2 * MIB,
                       rss_anon=2 * MIB, oom_score=5, oom_score_adj=0, kthread=False, cgroup="0::/", starttime=100)
     child = replace(parent, pid=31, ppid=30, rss=20 * MIB, starttime=900)
@@ -507,15 +509,18 @@ def test_property_the_reclaim_rung_never_ends_a_process(rate, avail_frac, procs)
 
 
 ended_strategy = st.lists(st.builds(
-    policy.Ended, pid=st.integers(1, 400), starttime=st.integers(0, 5000), comm=st.sampled_from(["a", "b", "connmand", "webui"]),
-    ppid=st.integers(0, 5), uid=st.sampled_from([0, 1000]), cgroup=st.sampled_from(["", "0::/", "0::/svc"]),
-    time=st.floats(0, 100), by=st.sampled_from(["guardian", "kernel"])), max_size=8)
+    policy.Ended, pid=st.integers(1, 400), starttime=st.integers(0, 5000),
+    comm=st.sampled_from(["a", "b", "connmand", "webui"]), ppid=st.integers(0, 5), uid=st.sampled_from([0, 1000]),
+    cgroup=st.sampled_from(["", "0::/", "0::/svc"]), time=st.floats(0, 100),
+    by=st.sampled_from(["guardian", "kernel"])), max_size=8)
 
 
 @settings(max_examples=300, deadline=None)
-@given(procs=procs_strategy, ended=ended_strategy, growth=st.dictionaries(st.integers(1, 400), st.integers(-10 * MIB, 90 * MIB)),
+@given(procs=procs_strategy, ended=ended_strategy,
+       growth=st.dictionaries(st.integers(1, 400), st.integers(-10 * MIB, 90 * MIB)),
        ppids=st.lists(st.integers(0, 5), min_size=30, max_size=30), now=st.floats(0, 200))
-def test_property_a_respawn_is_never_a_protected_process_and_always_like_what_was_ended(procs, ended, growth, ppids, now):
+def test_property_a_respawn_is_never_a_protected_process_and_always_like_what_was_ended(procs, ended, growth, ppids,
+                                                                                        now):
     procs = [replace(p, ppid=ppids[i]) for i, p in enumerate(procs)]
     roles = roles_of(procs)
     v = policy.choose_victim(procs, roles, Recent(growth=growth, ended=tuple(ended)), BOARD, TOTAL, 99999, now)
@@ -524,12 +529,14 @@ def test_property_a_respawn_is_never_a_protected_process_and_always_like_what_wa
     chosen = next(p for p in procs if p.pid == v.pid)
     assert policy.is_protected(chosen, roles, 99999, BOARD) is None
     if v.respawns and "parent of a respawning" not in v.why:
-        like = [e for e in ended if e.comm == chosen.comm and e.uid == chosen.uid and now - e.time <= policy.RESPAWN_WINDOW_S]
+        like = [e for e in ended
+                if e.comm == chosen.comm and e.uid == chosen.uid and now - e.time <= policy.RESPAWN_WINDOW_S]
         assert len(like) >= v.respawns and growth.get(chosen.pid, 0) > 0
 
 
 @settings(max_examples=200, deadline=None)
-@given(rss=st.lists(st.integers(1, 500), min_size=1, max_size=20), ages=st.lists(st.floats(0, 120), min_size=20, max_size=20))
+@given(rss=st.lists(st.integers(1, 500), min_size=1, max_size=20),
+       ages=st.lists(st.floats(0, 120), min_size=20, max_size=20))
 def test_property_growth_from_birth_counts_the_whole_rss_of_the_newborn_only(rss, ages):
     from guardian.core.history import Growth
     g = Growth(window_s=30.0, clock_ticks=100)

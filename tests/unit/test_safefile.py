@@ -97,8 +97,8 @@ def test_a_sticky_directory_above_is_fine_one_without_the_bit_is_not(tmp_path):
     os.chmod(str(up), 0o1777)
     safefile.write_atomic(str(up / "mine" / "x"), b"1")  # like /tmp/guardian/x
     os.chmod(str(up), 0o777)
-    with pytest.raises(safefile.UnsafePath, match="directory %s is writable by others .mode 0777. without the sticky bit"
-                       % up):
+    with pytest.raises(safefile.UnsafePath,
+                       match="directory %s is writable by others .mode 0777. without the sticky bit" % up):
         safefile.write_atomic(str(up / "mine" / "x"), b"2")
 
 
@@ -136,7 +136,8 @@ def state_doc(mono="100.0", wall="1700000000.0", series=None):
     if series is None:
         series = ('[{"key": "svc", "name": "svc", "kind": "critical", "pid": 5, "start": 1, "segment": 0,'
                   ' "age": [0], "rss": [20480], "file": [0], "seg": [[0, 0]]}]')
-    return ('{"format": 1, "boot_id": "%s", "mono": %s, "wall": %s, "series": %s}' % (BOOT, mono, wall, series)).encode()
+    return ('{"format": 1, "boot_id": "%s", "mono": %s, "wall": %s, "series": %s}'
+            % (BOOT, mono, wall, series)).encode()
 
 
 def watcher(tmp_path, data):
@@ -177,7 +178,8 @@ def test_nan_and_inf_are_refused_on_load_and_saving_goes_on(tmp_path, where, val
     (b'{"format": 1, "series": {"a": 1}}', "no list of series"),
     (state_doc(series='[{"key": "svc"}]'), "field 'name' missing"),
     (state_doc(series='[{"key": "svc", "name": "svc", "kind": "critical", "pid": 5, "start": 1, "segment": 0,'
-                      ' "age": [0], "rss": [20480], "file": [0], "seg": 5}]'), "wrong shape: 'int' object is not iterable"),
+                      ' "age": [0], "rss": [20480], "file": [0], "seg": 5}]'),
+     "wrong shape: 'int' object is not iterable"),
     (state_doc(series='[{"key": "svc", "name": "svc", "kind": "critical", "pid": 5, "start": 1, "segment": 0,'
                       ' "age": "x", "rss": [20480], "file": [0], "seg": []}]'), "not an integer: 'x'"),
     (state_doc(mono='"soon"'), "could not convert string to float"),

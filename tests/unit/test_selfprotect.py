@@ -46,7 +46,7 @@ def run_child(lock=True, pre="", wrapper=()):
 
 def bounding_set():
     with open("/proc/self/status") as f:
-        return next(int(l.split()[1], 16) for l in f if l.startswith("CapBnd:"))
+        return next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
 
 
 # --------------------------------------------------------------------------- lock_memory
@@ -66,7 +66,7 @@ def test_lock_memory_in_a_child_locks_or_says_refused():
 
 def test_lock_memory_does_not_touch_this_process():
     with open("/proc/self/status") as f:
-        assert next(int(l.split()[1]) for l in f if l.startswith("VmLck:")) == 0
+        assert next(int(line.split()[1]) for line in f if line.startswith("VmLck:")) == 0
 
 
 @pytest.mark.skipif(not (IS_ROOT and SETPRIV), reason="needs root and setpriv to drop CAP_IPC_LOCK")
@@ -193,7 +193,8 @@ def test_capabilities_as_root():
     for name, bit in CAPABILITIES.items():
         assert caps[name] == bool(bnd >> bit & 1), name
     withheld = [n for n, bit in CAPABILITIES.items() if not bnd >> bit & 1]
-    assert missing_capability_report(caps) == [l for l in missing_capability_report({}) if l.split()[0] in withheld]
+    assert missing_capability_report(caps) == [line for line in missing_capability_report({})
+                                               if line.split()[0] in withheld]
 
 
 @pytest.mark.skipif(not (IS_ROOT and SETPRIV), reason="needs root and setpriv")
@@ -208,7 +209,7 @@ def test_capabilities_see_dropped_ones():
 
 def test_missing_capability_report():
     lines = missing_capability_report({})
-    assert [l.split()[0] for l in lines] == list(CAPABILITIES)
+    assert [line.split()[0] for line in lines] == list(CAPABILITIES)
     text = "\n".join(lines)
     for needle in ("other users' processes", "paged out", "2 s", "oom_score_adj", "drop_caches", "smaps_rollup"):
         assert needle in text

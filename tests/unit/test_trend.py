@@ -62,7 +62,7 @@ def test_sawtooth_is_rejected_by_its_shape():
 
 def test_a_single_step_then_plateau_is_rejected():
     for at in (300, 900, 1500):
-        t, v, _ = series(180, lambda x: 20 * MIB + (8 * MIB if x >= at else 0))
+        t, v, _ = series(180, lambda x, at=at: 20 * MIB + (8 * MIB if x >= at else 0))
         tr = estimate(t, v, min_span_s=450)
         assert not tr.growing, (at, tr.why)
 
@@ -202,7 +202,7 @@ def test_detection_table(table, capsys):
 
 
 def test_leak_restarted_keeps_its_slope(table):
-    for kind, name, rate, results in table:
+    for _kind, name, rate, results in table:
         if "restarted" in name:
             for r in results:
                 assert r.final_slope == pytest.approx(rate, rel=0.1)

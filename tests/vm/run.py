@@ -173,7 +173,8 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {"scenario": run["scenario"], "tool": run["tool"], "repeat": run.get("repeat", 0),
                            "vm_seconds": run["seconds"],
                            "mem_total_mib": round(boot.get("mem_total_kib", 0) / MIB, 1),
-                           "psi": boot.get("psi"), "zram": boot.get("zram"), "idle": idle, "rounds": [], "failures": [], "notes": [], "known": [],
+                           "psi": boot.get("psi"), "zram": boot.get("zram"), "idle": idle,
+                           "rounds": [], "failures": [], "notes": [], "known": [],
                            "errors": [x["message"] for x in by("error")], "dir": run["dir"]}
     starts = [e for e in events if e.get("event") == "start"]
     if starts and boot:
@@ -215,7 +216,8 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
                                                        "leak_action", "leak_result", "kernel_oom", "start"))
         rnd["acts"] = [{"event": e["event"], "name": e.get("name", e.get("step", "")),
                         "why": e.get("why", ""), "reaction_ms": e.get("reaction_ms"),
-                        "freed_mib": round(e["freed_bytes"] / 2**20, 1) if isinstance(e.get("freed_bytes"), (int, float)) else None}
+                        "freed_mib": (round(e["freed_bytes"] / 2**20, 1)
+                                      if isinstance(e.get("freed_bytes"), (int, float)) else None)}
                        for e in acts]
         rnd["reclaims"] = sum(1 for e in acts if e["event"] == "reclaim")
         if s.kind == "stress":
@@ -240,7 +242,8 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
                 out["known"].append("%s: the kernel OOM killer won the first burst from rest, before the guardian's "
                                     "first act (flat out, no history yet)" % r["label"])
         if r["oom_kills"] - first_burst > 0 or r["oom_messages"] - first_burst > 0:
-            fails.append(("oom", "kernel OOM killer ran (%d kills, %d 'invoked oom-killer')" % (r["oom_kills"], r["oom_messages"])))
+            fails.append(("oom", "kernel OOM killer ran (%d kills, %d 'invoked oom-killer')" % (
+                r["oom_kills"], r["oom_messages"])))
         if s.kind == "leak":
             restarted = r.get("restarted_at", 0) > 0 and r["critd_alive"]
             rnd["critd_survived"] = bool(restarted)
@@ -353,7 +356,8 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
     out = ["# VM test suite: guardian vs earlyoom", "",
            "QEMU/TCG, 1 vCPU, no swap, Debian kernel; every VM boots its own image from the current tree. "
            "Per round: kernel OOM kills; processes ended (which) / the fewest that restore headroom "
-           "(MemAvailable back above the default terminate line: max(10 % MemTotal, min(24 MiB, 15 % MemTotal))); critical daemon survived; time to recover "
+           "(MemAvailable back above the default terminate line: max(10 % MemTotal, min(24 MiB, 15 % MemTotal))); "
+           "critical daemon survived; time to recover "
            "(first dip below that mark until back above it, s); lowest MemAvailable (MiB).", ""]
     head = ("| scenario | round | G oom | G ended / min | G crit | G recover s | G min MiB "
             "| E oom | E ended / min | E crit | E recover s | E min MiB |")
@@ -375,7 +379,8 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                     " (seen %s)" % "/".join("%g" % v for v in seen) if seen else "")
             out.append("| %s | %s | %s |" % (s.name, label, " | ".join(_cell(gr) + _cell(er))))
     out += ["", "## Idle cost, start-up, wait mode", "",
-            "| scenario | tool | mem MiB | RSS MiB | PSS MiB | CPU ticks | wake-ups | window s | started at s | notes |",
+            "| scenario | tool | mem MiB | RSS MiB | PSS MiB | CPU ticks | wake-ups | window s | started at s "
+            "| notes |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for j in judged:
         i = j.get("idle")
@@ -386,8 +391,10 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
             i["wakeups"], i["seconds"], j.get("tool_started_s", "-"),
             ("%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
              if j["tool"] == "guardian" else "%d proc" % i["procs"])
-            + ("; swap on zram %.0f MiB (%s)" % (j["zram"]["disksize"] / 2**20, j["zram"]["comp"]) if j.get("zram") else "")))
-    out += ["", "## Highest runaway rate with no kernel OOM kill", "", "| scenario | guardian | earlyoom |", "|---|---|---|"]
+            + ("; swap on zram %.0f MiB (%s)" % (j["zram"]["disksize"] / 2**20, j["zram"]["comp"])
+               if j.get("zram") else "")))
+    out += ["", "## Highest runaway rate with no kernel OOM kill", "",
+            "| scenario | guardian | earlyoom |", "|---|---|---|"]
     for s in scenarios:
         if s.kind not in ("runaway", "newborn"):
             continue
@@ -414,7 +421,8 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                         gone[0], gone[-1], gone[len(gone) // 2]))
             for a in r["acts"] if not acts else ():
                 if a["event"] == "kill_result" and acts:
-                    acts[-1] += " (gone %.0f ms after the reading, %s MiB back)" % (a.get("reaction_ms") or 0, a.get("freed_mib"))
+                    acts[-1] += " (gone %.0f ms after the reading, %s MiB back)" % (a.get("reaction_ms") or 0,
+                                                                                      a.get("freed_mib"))
                 elif a["event"] != "start":
                     acts.append("%s %s" % (a["event"], a["name"]))
             extra = ""
@@ -431,8 +439,9 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
             status = "PASS with %d known problem(s)" % len(j["known"])
         if j.get("informational"):
             status = "informational (not asserted)"
-        out.append("- %s / %s: %s (VM %.0f s)%s" % (j["scenario"], j["tool"], status, j["vm_seconds"],
-                                                   "".join("\n  - " + f for f in j["failures"] + j["known"] + j["notes"])))
+        out.append("- %s / %s: %s (VM %.0f s)%s" % (
+            j["scenario"], j["tool"], status, j["vm_seconds"],
+            "".join("\n  - " + f for f in j["failures"] + j["known"] + j["notes"])))
     if len(repeats) > len(judged):
         out += ["", "## Repeats", ""]
         for key in sorted({(j["scenario"], j["tool"]) for j in repeats}):
@@ -530,8 +539,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             j["attempt"], j["retry_of"] = attempt, first["failures"]
             raw.append(run)
             retries.append(j)
-            log("%-12s %-8s retry %d %s in %.0f s%s" % (s.name, "guardian", attempt, "ok" if not j["failures"] else "FAILED",
-                                                      run["seconds"], "".join("\n    " + f for f in j["failures"])))
+            log("%-12s %-8s retry %d %s in %.0f s%s" % (
+                s.name, "guardian", attempt, "ok" if not j["failures"] else "FAILED",
+                run["seconds"], "".join("\n    " + f for f in j["failures"])))
     order = {(s.name, t): i for i, (s, t) in enumerate((s, t) for s in SCENARIOS for t in tools)}
     judged.sort(key=lambda j: (j["repeat"], order.get((j["scenario"], j["tool"]), 0)))
     wall = time.monotonic() - started

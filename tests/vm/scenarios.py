@@ -80,7 +80,8 @@ SCENARIOS = (
     Scenario("stress-vm", "stress", "stress-ng --vm 2 --vm-bytes 100% for 40 s (respawns what dies), webui beside it",
              "vm-stress", 256, env=_env(256, IDLE_S="0", WEBUI_MIB="16", STRESS_LABEL="vm",
                                         STRESS_ARGS="--vm 2 --vm-bytes 100% --timeout 40s")),
-    Scenario("stress-bigheap", "stress", "stress-ng --bigheap 1 for 40 s (one heap grown until it dies), webui beside it",
+    Scenario("stress-bigheap", "stress",
+             "stress-ng --bigheap 1 for 40 s (one heap grown until it dies), webui beside it",
              "vm-stress", 256, env=_env(256, IDLE_S="0", WEBUI_MIB="16", STRESS_LABEL="bigheap",
                                         STRESS_ARGS="--bigheap 1 --timeout 40s"),
              # Reported, not failing the suite, until the cause is fixed (see the reason).
@@ -103,7 +104,8 @@ SCENARIOS = (
     # runaway's pages compress 2:1 (half of each page random). Idle cost with swap at rest.
     # A tool that waits for swap to fill (earlyoom's defaults: mem and swap <= 10 %) leaves the
     # VM thrashing for minutes, the agent with it: the VM is given 4 minutes, not 7.
-    Scenario("zram-128", "runaway", "zram swap of 64 MiB (lzo-rle) on 128 MiB, runaway at 40 MiB/s (pages compress 2:1)",
+    Scenario("zram-128", "runaway",
+             "zram swap of 64 MiB (lzo-rle) on 128 MiB, runaway at 40 MiB/s (pages compress 2:1)",
              "vm-zram", 128, env=_env(128, RATES="40", ZRAM_MIB="64", ZRAM_COMP="lzo-rle", HOG_ARGS="--fill 2048"),
              timeout_s=240),
     Scenario("pagecache-busy", "pagecache", "page cache heavy reader + a faster grower (8 MiB/s): reclaim, no kill",
