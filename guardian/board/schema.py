@@ -213,7 +213,7 @@ def _compile(pattern: str, path: KeyPath, ctx: FileContext) -> None:
     try:
         re.compile(pattern)
     except re.error as e:
-        raise ctx.error(path, pattern, "not a valid regular expression: %s" % e)
+        raise ctx.error(path, pattern, "not a valid regular expression: %s" % e) from None
     risk = backtracking_risk(pattern)
     if risk:
         raise ctx.error(path, pattern, "a pattern that can backtrack catastrophically (%s): the guardian matches "
@@ -231,7 +231,7 @@ def backtracking_risk(pattern: str) -> str:
     shapes of (a+)+, (\\w+\\s?)+ and (a|aa)* - and more than MAX_UNBOUNDED_REPEATS unbounded
     repeats. Matching also runs on at most guardian.core.match.MAX_MATCH_CHARS characters, which
     bounds what the polynomial shapes left cost."""
-    sre_parse = getattr(re, "_parser", None) or getattr(re, "sre_parse")  # 3.11+ / older
+    sre_parse = getattr(re, "_parser", None) or re.sre_parse  # type: ignore[attr-defined]  # 3.11+ / older
     repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
 
     def walk(items: Any, inside_repeat: bool) -> str:

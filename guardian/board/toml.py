@@ -23,7 +23,7 @@ def parse_toml(path: str, text: str) -> Dict[str, Any]:
         _check_depth(doc, path)
         return doc
     except RecursionError:
-        raise ConfigError(path, expected="refused: arrays or tables nested too deep to be a board config")
+        raise ConfigError(path, expected="refused: arrays or tables nested too deep to be a board config") from None
     except _toml.TOMLDecodeError as e:
         msg = str(e)
         m = re.search(r"\s*\(at line (\d+), column (\d+)\)", msg)
@@ -31,7 +31,7 @@ def parse_toml(path: str, text: str) -> Dict[str, Any]:
         if m:
             line, col = int(m.group(1)), int(m.group(2))
             msg = msg[:m.start()] + msg[m.end():]
-        raise ConfigError(path, expected="TOML syntax error: " + msg.strip(), line=line, column=col)
+        raise ConfigError(path, expected="TOML syntax error: " + msg.strip(), line=line, column=col) from None
 
 
 # No board config nests deeper than a few levels; the checks that follow walk values recursively.

@@ -28,7 +28,7 @@ def read_trusted(path: str, check_owner: bool = True) -> str:
         lst = os.lstat(path)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
-        raise ConfigError(path, expected="cannot read: %s" % (e.strerror or e))
+        raise ConfigError(path, expected="cannot read: %s" % (e.strerror or e)) from e
     try:
         st = os.fstat(fd)
         if stat.S_ISLNK(lst.st_mode) and check_owner and lst.st_uid not in (0, euid):
@@ -58,14 +58,14 @@ def read_trusted(path: str, check_owner: bool = True) -> str:
                 raise ConfigError(path, expected="refused: larger than %d bytes" % MAX_CONFIG_BYTES)
             chunks.append(chunk)
     except OSError as e:
-        raise ConfigError(path, expected="cannot read: %s" % (e.strerror or e))
+        raise ConfigError(path, expected="cannot read: %s" % (e.strerror or e)) from e
     finally:
         os.close(fd)
     data = b"".join(chunks)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(path, expected="not UTF-8 text", line=data[:e.start].count(b"\n") + 1)
+        raise ConfigError(path, expected="not UTF-8 text", line=data[:e.start].count(b"\n") + 1) from None
 
 
 def _check_dirs(path: str, starts: Sequence[str], check_owner: bool, why: str) -> None:

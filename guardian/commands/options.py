@@ -38,4 +38,4 @@ def scope_dir_for(spec: str, sys_root: str) -> Optional[str]:
     try:
         return resolve_cgroup(spec[len("cgroup:"):], sys_root)
     except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit("guardian: --scope %s: %s" % (spec, exc))
+        raise SystemExit("guardian: --scope %s: %s" % (spec, exc)) from None

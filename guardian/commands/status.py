@@ -47,7 +47,10 @@ def gather_status(args: argparse.Namespace) -> Dict[str, Any]:
     if daemon is not None:
         out["wait_mode"], out["wait_detail"], out["daemon"] = daemon["wait_mode"], daemon.get("wait_detail", ""), daemon
     else:
-        fd, mode, detail = (None, "poll", "no PSI for this scope") if sensor.psi_path is None else arm_psi(sensor.psi_path, config.wait)
+        if sensor.psi_path is None:
+            fd, mode, detail = None, "poll", "no PSI for this scope"
+        else:
+            fd, mode, detail = arm_psi(sensor.psi_path, config.wait)
         if fd is not None:
             os.close(fd)
         out["wait_mode"], out["wait_detail"], out["daemon"] = mode, detail + " (probed: no guardian running)", None
@@ -154,7 +157,8 @@ def cli_main(args: argparse.Namespace) -> int:
         print("psi         unavailable")
     print("wait mode   %s (%s)" % (out["wait_mode"], out["wait_detail"]))
     t = out["thresholds"]
-    print("lines       reclaim %s, terminate %s, kill %s" % (mib(t["reclaim_bytes"]), mib(t["terminate_bytes"]), mib(t["kill_bytes"])))
+    print("lines       reclaim %s, terminate %s, kill %s" % (
+        mib(t["reclaim_bytes"]), mib(t["terminate_bytes"]), mib(t["kill_bytes"])))
     print("rung now    %s: %s" % (out["rung_now"], out["rung_reason"]))
     d = out["daemon"]
     if d:

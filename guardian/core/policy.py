@@ -138,10 +138,6 @@ class Plan:
     term_first_s: float = 0.0
     state: PolicyState = PolicyState()
 
-    @property
-    def rung_name(self) -> str:
-        return RUNG_NAMES[self.rung]
-
 
 def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
     """The MemAvailable lines in bytes for this scope and the fill rate seen.

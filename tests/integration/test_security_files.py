@@ -160,7 +160,7 @@ class Run:
             code = self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError("guardian ignored SIGTERM for 10 s (blocked?):\n%s" % self.log())
+            raise AssertionError("guardian ignored SIGTERM for 10 s (blocked?):\n%s" % self.log()) from None
         self._log.close()
         return code
 

@@ -45,7 +45,8 @@ def hog_python(uid):
     if uid is None:
         return sys.executable
     for candidate in ("/usr/bin/python3", sys.executable):
-        probe = subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", candidate, "-c", ""],
+        probe = subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
+                                candidate, "-c", ""],
                                capture_output=True)
         if probe.returncode == 0:
             return candidate

@@ -422,7 +422,8 @@ def test_adj_bounds_are_accepted(tmp_path, adj):
     ('[[critical]]\nname = "a"\nmatch = {comm = "a"}\nleak = {interval_s = 1e-300}\n', "critical[0].leak.interval_s",
      "from 0.5 to 86400"),
     ('[actions]\nreclaim_interval_s = 0\n', "actions.reclaim_interval_s", "from 1 to 86400"),
-    ('[thresholds]\nkill = {percent = 5, min_mib = 9223372036854775808}\n', "thresholds.kill.min_mib", "from 0 to 1048576"),
+    ('[thresholds]\nkill = {percent = 5, min_mib = 9223372036854775808}\n', "thresholds.kill.min_mib",
+     "from 0 to 1048576"),
     ('[[critical]]\nname = "a"\nmatch = {user = "root"}\n', "critical[0].match", "user and uid only narrow"),
     ('[thresholds]\nreclaim = {percent = 0, min_mib = 0}\nterminate = {percent = 0, min_mib = 0}\n'
      'kill = {percent = 0, min_mib = 0}\n', "thresholds.kill", "never fires"),

@@ -110,7 +110,8 @@ def test_a_regex_that_can_backtrack_catastrophically_is_refused(confdir, pattern
     assert "backtrack catastrophically" in str(err.value) and "cmdline" in str(err.value)
 
 
-@pytest.mark.parametrize("pattern", [r"^/usr/sbin/dropbear( |$)", r"python3? .*webui\.py", r"^(foo|bar) --x", r"(ab){2}"])
+@pytest.mark.parametrize("pattern", [r"^/usr/sbin/dropbear( |$)", r"python3? .*webui\.py", r"^(foo|bar) --x",
+                                     r"(ab){2}"])
 def test_ordinary_patterns_are_accepted(confdir, pattern):
     text = BOARD.replace('match = { comm = "web" }', "match = { cmdline = '%s' }" % pattern)
     load_file(write(confdir / "board.toml", text), boards={})
