@@ -12,7 +12,7 @@ and where that leads:
 - when the process crosses its ceiling (leak.max_rss_mib), or it is growing and the projection
   to its ceiling or to the system's terminate line falls inside the horizon: a `leak` event
   with the evidence, and the entry's on_leak action (restart or command argv, or notify),
-  at most once per cooldown. The command runs in a thread; its outcome is a `leak_action`
+  at most once per cooldown. The command runs in a thread (guardian/actions/run.py); its outcome is a `leak_action`
   event, and once the process has had time to come back a `leak_result` event says whether
   it did, under which PID, with which oom_score_adj, and how much memory came back;
 - while a process grows, /proc/PID/smaps is read now and then and diffed against the read
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from guardian import safefile
-from guardian.core.selfprotect import reset_child_oom_score_adj
+from guardian.actions.run import run
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
 from guardian.kernel import read_bytes
 from guardian.kernel.procs import ProcInfo
@@ -47,7 +47,7 @@ from guardian.analysis.trend import EMPTY, MIN_POINTS, Projection, Trend, durati
 log = logging.getLogger("guardian")
 
 __all__ = ["LeakWatcher", "LeakFinding", "Rollup", "read_rollup", "parse_rollup", "read_smaps", "parse_smaps",
-           "smaps_growth", "run_command", "cli_main", "STATE_NAME"]
+           "smaps_growth", "cli_main", "STATE_NAME"]
 
 STATE_NAME = "leaks.json"
 FORMAT = 1
@@ -184,49 +184,6 @@ def _boot_id(proc_root: str) -> str:
 # Running the on_leak command
 
 
-_child_setup = reset_child_oom_score_adj
-
-
-def run_command(argv: Sequence[str], timeout_s: float) -> Tuple[Optional[int], Optional[str], float]:
-    """Run argv (never through a shell): (returncode, problem or None, seconds). Never raises.
-
-    stdin, stdout and stderr are /dev/null: a restart command starts the service, and a
-    service that inherited a pipe the guardian later closes would die of SIGPIPE on its first
-    line of output. The command gets its own session; on timeout only the command itself is
-    killed, not its group, which may hold the service it has just started."""
-    import subprocess  # costs RAM: only when a command runs
-
-    started = time.monotonic()
-    if isinstance(argv, (str, bytes)) or not argv:
-        return None, "command must be a non-empty argv list, not %r" % (argv,), 0.0
-    try:
-        from guardian.actions.stop import COMMAND_ENV
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
-                                preexec_fn=_child_setup, env=dict(COMMAND_ENV), cwd="/")
-    except FileNotFoundError:
-        return None, "command not found: %s" % argv[0], time.monotonic() - started
-    except PermissionError:
-        return None, "command not executable: %s" % argv[0], time.monotonic() - started
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        return None, "command %s could not be started: %s" % (argv[0], exc), time.monotonic() - started
-    try:
-        rc = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return None, "timed out after %gs and did not die after SIGKILL" % timeout_s, time.monotonic() - started
-        return proc.returncode, "timed out after %gs (killed)" % timeout_s, time.monotonic() - started
-    problem = None
-    if rc > 0:
-        problem = "exited with status %d" % rc
-    elif rc < 0:
-        problem = "killed by signal %d" % -rc
-    return rc, problem, time.monotonic() - started
-
-
 class _Action:
     """An on_leak command in flight, then the wait for its outcome."""
 
@@ -247,7 +204,10 @@ class _Action:
     def start(self, timeout_s: float) -> None:
         def work() -> None:
             try:
-                self.returncode, self.problem, self.seconds = run_command(self.argv, timeout_s)
+                outcome = run(self.argv, timeout_s, what="command", may_start_service=True)
+                self.returncode, self.problem, self.seconds = outcome.returncode, outcome.problem, outcome.seconds
+                if outcome.timed_out and outcome.returncode is not None:
+                    self.problem += " (killed)"  # the command alone: its group may hold the service
             except Exception as exc:  # never let a thread die silently
                 self.problem = "command failed: %s" % exc
             self.done = True
