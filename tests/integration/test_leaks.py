@@ -13,7 +13,8 @@ import pytest
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import read_procs
 from guardian.actions.run import run
-from guardian.core.parts.leakwatch import LeakWatcher, read_rollup
+from guardian.core.parts.leakwatch import LeakWatcher
+from guardian.kernel.smaps import read_rollup
 from guardian.core.match import classify
 
 HERE = os.path.dirname(os.path.abspath(__file__))
