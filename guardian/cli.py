@@ -62,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_leaks(args: argparse.Namespace) -> int:
-    from guardian.core.parts.leakwatch import cli_main
+    from guardian.commands.leaks import cli_main
     return cli_main(args)
 
 

@@ -18,7 +18,8 @@ from guardian.actions.signals import (
     send_signal,
     wait_exit,
 )
-from guardian.actions.stop import OUTPUT_LIMIT, graceful_stop
+from guardian.actions.run import OUTPUT_LIMIT
+from guardian.actions.stop import graceful_stop
 
 pytestmark = pytest.mark.integration
 

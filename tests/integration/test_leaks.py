@@ -12,7 +12,9 @@ import pytest
 
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import read_procs
-from guardian.core.parts.leakwatch import LeakWatcher, read_rollup, run_command
+from guardian.actions.run import run
+from guardian.core.parts.leakwatch import LeakWatcher
+from guardian.kernel.smaps import read_rollup
 from guardian.core.match import classify
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -171,18 +173,18 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
 def test_the_command_does_not_inherit_the_guardians_oom_score_adj(tmp_path):
     out = tmp_path / "adj"
     code = ("import os, sys; open('/proc/self/oom_score_adj', 'w').write('-1000');"
-            "from guardian.core.parts.leakwatch import run_command;"
-            "print(run_command([sys.executable, '-c', 'import sys; open(sys.argv[1], \"w\").write("
-            "open(\"/proc/self/oom_score_adj\").read())', sys.argv[1]], 10))")
+            "from guardian.actions.run import run;"
+            "print(run([sys.executable, '-c', 'import sys; open(sys.argv[1], \"w\").write("
+            "open(\"/proc/self/oom_score_adj\").read())', sys.argv[1]], 10, may_start_service=True))")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))
     subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=30)
     assert out.read_text().strip() == "0"
 
 
-def test_run_command_problems_are_words_not_exceptions():
-    rc, problem, _ = run_command(["/nonexistent/guardian-restart"], 5)
-    assert rc is None and "not found" in problem
-    rc, problem, _ = run_command("systemctl restart x", 5)
-    assert rc is None and "argv list" in problem
-    rc, problem, took = run_command([sys.executable, "-c", "import time; time.sleep(30)"], 0.5)
-    assert "timed out" in problem and took < 10
+def test_command_problems_are_words_not_exceptions():
+    outcome = run(["/nonexistent/guardian-restart"], 5, may_start_service=True)
+    assert outcome.returncode is None and "not found" in outcome.problem
+    outcome = run("systemctl restart x", 5, may_start_service=True)
+    assert outcome.returncode is None and "argv list" in outcome.problem
+    outcome = run([sys.executable, "-c", "import time; time.sleep(30)"], 0.5, may_start_service=True)
+    assert outcome.timed_out and "timed out" in outcome.problem and outcome.seconds < 10

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from guardian.config import Config, Critical, Leaks, Match
-from guardian.core.parts.leakwatch import STATE_NAME, LeakWatcher
+from guardian.core.parts.leakstate import STATE_NAME
+from guardian.core.parts.leakwatch import LeakWatcher
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.integration
 WRITER = r"""
 import os, random, sys, time
 from guardian.config import Config, Critical, Leaks, Match
-from guardian.core.parts.leakwatch import LeakWatcher, Series, STATE_NAME
-import guardian.core.parts.leakwatch as leaks
+from guardian.core.parts.leakstate import Series
+from guardian.core.parts.leakwatch import LeakWatcher
+import guardian.safefile as safefile
 
 state_dir, naive = sys.argv[1], sys.argv[2] == "naive"
 real_fsync = os.fsync
@@ -35,13 +37,13 @@ def slow_fsync(fd):
     real_fsync(fd)
 os.fsync = slow_fsync
 if naive:
-    def write_in_place(path, data):
+    def write_in_place(path, data, mode=0o644, durable=False):
         with open(path, "wb") as f:
             for i in range(0, len(data), 4096):
                 f.write(data[i:i + 4096])
                 f.flush()
                 os.fsync(f.fileno())
-    leaks.write_atomic = write_in_place
+    safefile.write_atomic = write_in_place
 crit = tuple(Critical("svc%d" % i, Match(comm="svc%d" % i)) for i in range(%(series)d))
 w = LeakWatcher(Config(critical=crit, leaks=Leaks(state_dir=state_dir)), state_dir=state_dir,
                 tell=type("T", (), {"event": lambda self, *a, **k: None})())

@@ -26,7 +26,8 @@ import pytest
 from guardian import safefile
 from guardian.config import Config, Leaks
 from guardian.core.eventlog import EventLog
-from guardian.core.parts.leakwatch import STATE_NAME, LeakWatcher
+from guardian.core.parts.leakstate import STATE_NAME
+from guardian.core.parts.leakwatch import LeakWatcher
 from guardian.core.parts.metrics import Metrics
 from guardian.core.telemetry import Telemetry
 

@@ -11,7 +11,8 @@ import pytest
 from guardian import safefile
 from guardian.commands import status
 from guardian.config import Config, Critical, LeakWatch, Leaks, Match
-from guardian.core.parts.leakwatch import STATE_NAME, LeakWatcher
+from guardian.core.parts.leakstate import STATE_NAME
+from guardian.core.parts.leakwatch import LeakWatcher
 
 BOOT = "0a1b2c3d-0000-4000-8000-000000000001"
 

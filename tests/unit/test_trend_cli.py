@@ -1,4 +1,4 @@
-"""`guardian leaks [--json]` (guardian.core.parts.leakwatch.cli_main) against a fake /proc and a state file."""
+"""`guardian leaks [--json]` (guardian.commands.leaks.cli_main) against a fake /proc and a state file."""
 import argparse
 import json
 import os
@@ -6,7 +6,9 @@ import time
 
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import read_procs
-from guardian.core.parts.leakwatch import LeakWatcher, Series, cli_main
+from guardian.commands.leaks import cli_main
+from guardian.core.parts.leakstate import Series
+from guardian.core.parts.leakwatch import LeakWatcher
 from guardian.core.match import classify
 from tests.unit import fakeproc
 

@@ -1,4 +1,4 @@
-"""The leak watcher (guardian/leaks.py) against made-up process tables and a fake clock:
+"""The leak watcher (guardian/core/parts/leakwatch.py) against made-up process tables and a fake clock:
 schedule, identity across restarts, on_leak and its cooldown, results, persistence, smaps."""
 import json
 import os
@@ -9,7 +9,8 @@ import pytest
 from guardian.core.parts import leakwatch as leaks
 from guardian.config import MIB, Actions, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import ProcInfo
-from guardian.core.parts.leakwatch import LeakWatcher, parse_rollup, parse_smaps, smaps_growth
+from guardian.core.parts.leakwatch import LeakWatcher
+from guardian.kernel.smaps import Rollup, parse_rollup, parse_smaps, smaps_growth
 from guardian.core.match import Role
 
 KIB = 1024
@@ -70,7 +71,7 @@ def feed(w, clock, procs_fn, seconds, step=10.0, headroom=None):
 def test_rollup_and_smaps_parsing():
     roll = parse_rollup(b"55d-7ff ---p 00000000 00:00 0 [rollup]\nRss:   1756 kB\nPss:  264 kB\n"
                         b"Pss_Anon: 112 kB\nAnonymous:  112 kB\nSwap:  8 kB\n")
-    assert roll == leaks.Rollup(1756 * KIB, 264 * KIB, 112 * KIB, 8 * KIB)
+    assert roll == Rollup(1756 * KIB, 264 * KIB, 112 * KIB, 8 * KIB)
     assert parse_rollup(b"") is None
     smaps = (b"00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/svc\nRss: 100 kB\nSwap: 0 kB\n"
              b"7f00-7f10 rw-p 00001000 08:02 999 /usr/lib/libleak.so.1\nRss: 8 kB\nSwap: 4 kB\n"

@@ -2,9 +2,9 @@
 
 For every [[critical]] entry with leak watch on (and, when the board asks, every other process
 above a size) the watcher samples the process's memory at the entry's interval - RSS, anon
-and PSS from /proc/PID/smaps_rollup where the kernel has it (4.14+), else VmRSS/RssAnon from
-the process table - into a bounded window, and asks guardian/trend.py whether it is growing
-and where that leads:
+and PSS from /proc/PID/smaps_rollup where the kernel has it (4.14+; guardian/kernel/smaps.py),
+else VmRSS/RssAnon from the process table - into a bounded window (a leakstate.Series), and
+asks guardian/analysis/trend.py whether it is growing and where that leads:
 
 - the identity of a series is the entry's name, so a restarted daemon (new PID) continues the
   same series; the restart starts a new segment, and the estimate never pairs samples across
@@ -12,50 +12,41 @@ and where that leads:
 - when the process crosses its ceiling (leak.max_rss_mib), or it is growing and the projection
   to its ceiling or to the system's terminate line falls inside the horizon: a `leak` event
   with the evidence, and the entry's on_leak action (restart or command argv, or notify),
-  at most once per cooldown. The command runs in a thread; its outcome is a `leak_action`
-  event, and once the process has had time to come back a `leak_result` event says whether
-  it did, under which PID, with which oom_score_adj, and how much memory came back;
+  at most once per cooldown. The command runs in a thread (guardian/actions/run.py); its
+  outcome is a `leak_action` event, and once the process has had time to come back a
+  `leak_result` event says whether it did, under which PID, with which oom_score_adj, and how
+  much memory came back;
 - while a process grows, /proc/PID/smaps is read now and then and diffed against the read
   taken when the growth was first seen: which mappings grew ([heap], anonymous regions,
   writable segments of shared objects) - where to point heaptrack or valgrind;
-- the series survive a guardian restart in <state_dir>/leaks.json, written atomically
-  (temp file, fsync, rename, fsync of the directory) at most once per save_interval_s (60 s)
-  while something grows, restarts or fires, else once per save_idle_interval_s (10 min): a
-  crash then loses at most ten minutes of flat history. A torn or garbled file is ignored
-  with a message. Deltas and runs keep the file small (about 600 bytes for three flat
-  daemons with full windows), but each save costs about 20 KiB at the block layer on ext4
-  (a data block and the journal), so the number of saves is what wears the flash.
+- the series survive a guardian restart in <state_dir>/leaks.json (leakstate.py: the format,
+  and how often it is written), saved atomically whenever the save interval has passed.
 
-`guardian leaks [--json]` (cli_main) shows each watched process from that file and a live read.
+`guardian leaks [--json]` (guardian/commands/leaks.py) shows each watched process from that
+file and a live read.
 """
-import json
 import logging
 import os
 import threading
 import time
-from array import array
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from guardian import safefile
-from guardian.core.selfprotect import reset_child_oom_score_adj
+from guardian.actions.run import run
+from guardian.analysis.trend import MIN_POINTS, Projection, Trend, duration, estimate, judge
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
-from guardian.kernel import read_bytes
+from guardian.core.parts import leakstate
+from guardian.core.parts.leakstate import MAX_STATE_BYTES, STATE_NAME, Series
 from guardian.kernel.procs import ProcInfo
-from guardian.analysis.trend import EMPTY, MIN_POINTS, Projection, Trend, duration, estimate, judge
+from guardian.kernel.smaps import read_rollup, read_smaps, smaps_growth
 
 log = logging.getLogger("guardian")
 
-__all__ = ["LeakWatcher", "LeakFinding", "Rollup", "read_rollup", "parse_rollup", "read_smaps", "parse_smaps",
-           "smaps_growth", "run_command", "cli_main", "STATE_NAME"]
+__all__ = ["LeakWatcher", "LeakFinding", "min_span_s", "early_span_s", "tenths", "mib_text", "size_text"]
 
-STATE_NAME = "leaks.json"
-FORMAT = 1
 KIB = 1024
-MAX_STATE_BYTES = 4 * MIB  # a state file bigger than this is not ours
 SIZE = "\0size"  # the schedule key of the size watch
-RESTARTS_KEPT = 16
-GREW_KEPT = 6  # mappings kept in the smaps diff
 SUSPECT_P = 0.05  # a rise this likely (before the trend is confirmed) earns a smaps baseline
 COMMAND_TIMEOUT_MIN_S = 30.0  # a restart waits for the service to start: longer than a stop
 
@@ -63,168 +54,7 @@ _INF = float("inf")
 
 
 # ------------------------------------------------------------------------------------------
-# Reading a process's memory
-
-
-@dataclass(frozen=True)
-class Rollup:
-    """/proc/PID/smaps_rollup, in bytes (None: the kernel does not give that field)."""
-
-    rss: int
-    pss: Optional[int]
-    anon: Optional[int]
-    swap: Optional[int]
-
-
-_ROLLUP_KEYS = {b"Rss": "rss", b"Pss": "pss", b"Anonymous": "anon", b"Swap": "swap"}
-
-
-def parse_rollup(data: bytes) -> Optional[Rollup]:
-    """The fields of smaps_rollup text; None when it has no Rss line (a zombie reads empty)."""
-    got: Dict[str, int] = {}
-    for line in data.split(b"\n"):
-        i = line.find(b":")
-        if i <= 0:
-            continue
-        name = _ROLLUP_KEYS.get(line[:i])
-        if name is not None and name not in got:
-            parts = line[i + 1:].split()
-            if parts:
-                got[name] = int(parts[0]) * KIB
-    if "rss" not in got:
-        return None
-    return Rollup(got["rss"], got.get("pss"), got.get("anon"), got.get("swap"))
-
-
-def read_rollup(pid: int, proc_root: str = "/proc") -> Optional[Rollup]:
-    """None when the process is gone, the kernel is older than 4.14, or we may not read it."""
-    try:
-        return parse_rollup(read_bytes("%s/%d/smaps_rollup" % (proc_root, pid), bufsize=4096))
-    except (OSError, ValueError):
-        return None
-
-
-def parse_smaps(data: bytes) -> Dict[str, int]:
-    """Bytes resident or swapped out (Rss + Swap) per mapping group of /proc/PID/smaps:
-    "[heap]", "[stack]", "[anon:NAME]" (named anonymous regions), "anon@ADDR" (an anonymous
-    region by its start address: malloc arenas of other threads, large allocations), "PATH
-    (rw)" (a writable mapping of a file: a shared object's data segment, a shared file).
-    Read-only file mappings (code, fonts) are left out: a leak is not there. An anonymous
-    region is not pinned on the shared object it happens to follow: mmap places unrelated
-    regions right after libraries, so that would point the engineer at the wrong library."""
-    out: Dict[str, int] = {}
-    key: Optional[str] = None
-    for line in data.split(b"\n"):
-        if not line:
-            continue
-        c = line[0]
-        if 48 <= c <= 57 or 97 <= c <= 102:  # a hex digit: a mapping's header line
-            parts = line.split(None, 5)
-            if len(parts) < 5 or b"-" not in parts[0]:
-                key = None
-                continue
-            start = parts[0].split(b"-", 1)[0]
-            path = parts[5].strip() if len(parts) > 5 else b""
-            if not path:
-                key = "anon@%s" % start.decode("ascii", "replace")
-            elif path.startswith(b"["):
-                if path in (b"[heap]", b"[stack]") or path.startswith(b"[anon:"):
-                    key = path.decode("utf-8", "replace")
-                else:
-                    key = None  # [vdso], [vvar], [vsyscall]
-            elif b"w" in parts[1]:
-                key = "%s (rw)" % path.decode("utf-8", "replace")
-            else:
-                key = None
-            continue
-        if key is None:
-            continue
-        if line.startswith(b"Rss:") or line.startswith(b"Swap:"):
-            fields = line.split()
-            if len(fields) >= 2:
-                out[key] = out.get(key, 0) + int(fields[1]) * KIB
-    return out
-
-
-def read_smaps(pid: int, proc_root: str = "/proc") -> Optional[Dict[str, int]]:
-    """parse_smaps of /proc/PID/smaps; None when gone or not ours to read (needs ptrace access)."""
-    try:
-        return parse_smaps(read_bytes("%s/%d/smaps" % (proc_root, pid), bufsize=65536))
-    except (OSError, ValueError):
-        return None
-
-
-def smaps_growth(before: Mapping[str, int], after: Mapping[str, int], top: int = GREW_KEPT) -> List[Tuple[str, int, int]]:
-    """The mappings that grew most: [(mapping, bytes grown, bytes now)], largest growth first,
-    with all anonymous regions together as one more row (regions come and go)."""
-    rows = []
-    for key in set(before) | set(after):
-        grown = after.get(key, 0) - before.get(key, 0)
-        if grown > 0:
-            rows.append((key, grown, after.get(key, 0)))
-    anon_before = [v for k, v in before.items() if k.startswith("anon@")]
-    anon_after = [v for k, v in after.items() if k.startswith("anon@")]
-    if anon_after and len(anon_after) + len(anon_before) > 1:
-        grown = sum(anon_after) - sum(anon_before)
-        if grown > 0:
-            rows.append(("all anonymous regions (%d, were %d)" % (len(anon_after), len(anon_before)), grown,
-                         sum(anon_after)))
-    rows.sort(key=lambda r: (-r[1], r[0]))
-    return rows[:top]
-
-
-def _boot_id(proc_root: str) -> str:
-    try:
-        return read_bytes(proc_root + "/sys/kernel/random/boot_id", bufsize=64).decode("ascii", "replace").strip()
-    except OSError:
-        return ""
-
-
-# ------------------------------------------------------------------------------------------
 # Running the on_leak command
-
-
-_child_setup = reset_child_oom_score_adj
-
-
-def run_command(argv: Sequence[str], timeout_s: float) -> Tuple[Optional[int], Optional[str], float]:
-    """Run argv (never through a shell): (returncode, problem or None, seconds). Never raises.
-
-    stdin, stdout and stderr are /dev/null: a restart command starts the service, and a
-    service that inherited a pipe the guardian later closes would die of SIGPIPE on its first
-    line of output. The command gets its own session; on timeout only the command itself is
-    killed, not its group, which may hold the service it has just started."""
-    import subprocess  # costs RAM: only when a command runs
-
-    started = time.monotonic()
-    if isinstance(argv, (str, bytes)) or not argv:
-        return None, "command must be a non-empty argv list, not %r" % (argv,), 0.0
-    try:
-        from guardian.actions.stop import COMMAND_ENV
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
-                                preexec_fn=_child_setup, env=dict(COMMAND_ENV), cwd="/")
-    except FileNotFoundError:
-        return None, "command not found: %s" % argv[0], time.monotonic() - started
-    except PermissionError:
-        return None, "command not executable: %s" % argv[0], time.monotonic() - started
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        return None, "command %s could not be started: %s" % (argv[0], exc), time.monotonic() - started
-    try:
-        rc = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return None, "timed out after %gs and did not die after SIGKILL" % timeout_s, time.monotonic() - started
-        return proc.returncode, "timed out after %gs (killed)" % timeout_s, time.monotonic() - started
-    problem = None
-    if rc > 0:
-        problem = "exited with status %d" % rc
-    elif rc < 0:
-        problem = "killed by signal %d" % -rc
-    return rc, problem, time.monotonic() - started
 
 
 class _Action:
@@ -247,7 +77,10 @@ class _Action:
     def start(self, timeout_s: float) -> None:
         def work() -> None:
             try:
-                self.returncode, self.problem, self.seconds = run_command(self.argv, timeout_s)
+                outcome = run(self.argv, timeout_s, what="command", may_start_service=True)
+                self.returncode, self.problem, self.seconds = outcome.returncode, outcome.problem, outcome.seconds
+                if outcome.timed_out and outcome.returncode is not None:
+                    self.problem += " (killed)"  # the command alone: its group may hold the service
             except Exception as exc:  # never let a thread die silently
                 self.problem = "command failed: %s" % exc
             self.done = True
@@ -257,74 +90,7 @@ class _Action:
 
 
 # ------------------------------------------------------------------------------------------
-# Series
-
-
-class Series:
-    """The samples of one identity (a [[critical]] entry's name, or one big process)."""
-
-    __slots__ = ("key", "name", "kind", "pid", "starttime", "t", "rss", "anon", "pss", "seg", "segment",
-                 "restarts", "fired", "baseline", "grew", "grew_span", "last_smaps", "trend", "planned")
-
-    def __init__(self, key: str, name: str, kind: str):
-        self.key, self.name, self.kind = key, name, kind
-        self.pid: Optional[int] = None
-        self.starttime: Optional[int] = None
-        self.t = array("d")
-        self.rss = array("q")
-        self.anon = array("q")
-        self.pss = array("q")  # -1: not known
-        self.seg = array("l")
-        self.segment = 0
-        self.restarts: List[Tuple[float, Optional[int], int, bool]] = []  # (time, old pid, new pid, planned)
-        self.fired: Optional[float] = None  # the last leak event (cooldown)
-        self.baseline: Optional[Tuple[float, int, Dict[str, int]]] = None  # (time, pid, smaps)
-        self.grew: List[Tuple[str, int, int]] = []
-        self.grew_span: Optional[Tuple[float, float, int]] = None  # (from, to, pid)
-        self.last_smaps = -_INF
-        self.trend: Trend = EMPTY
-        self.planned: Optional[float] = None  # a restart we asked for: the next new PID is planned
-
-    def add(self, now: float, pid: int, starttime: int, rss: int, anon: int, pss: int) -> Optional[Tuple]:
-        """Append a sample; returns the restart it marks, if the process is a new one."""
-        restart = None
-        if (pid, starttime) != (self.pid, self.starttime) and (self.pid is not None or len(self.t)):
-            if len(self.t):
-                self.segment += 1
-            planned = self.planned is not None
-            restart = (now, self.pid, pid, planned)
-            self.restarts.append(restart)
-            del self.restarts[:-RESTARTS_KEPT]
-            self.planned = None
-            if self.baseline is not None and self.baseline[1] != pid:
-                self.baseline = None
-        self.pid, self.starttime = pid, starttime
-        self.t.append(now)
-        self.rss.append(rss)
-        self.anon.append(anon)
-        self.pss.append(pss)
-        self.seg.append(self.segment)
-        return restart
-
-    def prune(self, now: float, window_s: float, max_samples: int) -> None:
-        cut = 0
-        n = len(self.t)
-        oldest = now - window_s
-        while cut < n and self.t[cut] < oldest:
-            cut += 1
-        cut = max(cut, n - max_samples)
-        if cut > 0:
-            for arr in (self.t, self.rss, self.anon, self.pss, self.seg):
-                del arr[:cut]
-
-    def current(self, k: int = 3) -> List[int]:
-        """The last k RSS values of the current process."""
-        out: List[int] = []
-        i = len(self.t) - 1
-        while i >= 0 and len(out) < k and self.seg[i] == self.segment:
-            out.append(self.rss[i])
-            i -= 1
-        return out
+# Findings
 
 
 @dataclass(frozen=True)
@@ -349,25 +115,9 @@ class LeakFinding:
     def leak(self) -> bool:
         return self.projection.leak
 
-    @property
-    def slope_kib_min(self) -> float:
-        return self.trend.slope * 60.0 / KIB
 
-    def as_dict(self) -> Dict[str, Any]:
-        tr, pr = self.trend, self.projection
-        return {
-            "name": self.name, "kind": self.kind, "pid": self.pid, "rss_bytes": self.rss, "anon_bytes": self.anon,
-            "pss_bytes": self.pss, "slope_kib_min": round(self.slope_kib_min, 2), "confidence": round(tr.confidence, 4),
-            "p": tr.p, "tau": round(tr.tau, 3), "agree": round(tr.agree, 3), "steady": tr.steady,
-            "samples": tr.n, "span_s": round(tr.span_s, 1), "segments": tr.segments, "growing": tr.growing,
-            "why": tr.why, "ceiling_bytes": self.ceiling, "eta_ceiling_s": _round(pr.eta_ceiling_s),
-            "eta_terminate_s": _round(pr.eta_terminate_s), "crossed": pr.crossed, "leak": pr.leak,
-            "reason": pr.reason, "action": self.action, "restarts": self.restarts,
-            "grew": [{"mapping": k, "grew_bytes": g, "now_bytes": n} for k, g, n in self.grew],
-        }
-
-
-def _round(x: Optional[float]) -> Optional[float]:
+def tenths(x: Optional[float]) -> Optional[float]:
+    """Seconds to a tenth, for events and reports (None stays None)."""
     return None if x is None else round(x, 1)
 
 
@@ -386,8 +136,18 @@ def early_span_s(watch: LeakWatch) -> float:
     return max(MIN_POINTS * watch.interval_s, watch.window_s / 12.0)
 
 
-def _mib(b: Optional[float]) -> str:
+def mib_text(b: Optional[float]) -> str:
+    """Bytes as "12.3 MiB" ("-" for None)."""
     return "-" if b is None else "%.1f MiB" % (b / MIB)
+
+
+def size_text(b: float) -> str:
+    """Bytes in KiB, or in MiB from 1 MiB on."""
+    if abs(b) >= 10 * MIB:
+        return "%.0f MiB" % (b / MIB)
+    if abs(b) >= MIB:
+        return "%.1f MiB" % (b / MIB)
+    return "%.0f KiB" % (b / KIB)
 
 
 # ------------------------------------------------------------------------------------------
@@ -511,7 +271,8 @@ class LeakWatcher:
         self._recompute_next()
         self.save(now)
 
-    def _size_watch(self) -> LeakWatch:
+    def size_watch(self) -> LeakWatch:
+        """How processes watched by size are watched: the [leaks] interval, notify only."""
         return LeakWatch(interval_s=self.leaks.watch_interval_s, on_leak="notify")
 
     def _sample_sizes(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Any],
@@ -519,7 +280,7 @@ class LeakWatcher:
         lk = self.leaks
         threshold = (lk.watch_above_mib or 0) * MIB
         me = os.getpid()
-        watch = self._size_watch()
+        watch = self.size_watch()
         known = {(s.pid, s.starttime) for s in self.series.values() if s.kind == "size"}
         big = [p for p in procs
                if not p.kthread and p.pid != me and p.rss > 0
@@ -627,13 +388,13 @@ class LeakWatcher:
             doing = "dry run: would run %s" % list(argv)
         else:
             doing = "%s: running %s" % (what, list(argv))
-        grew = ", ".join("%s +%s" % (k, _kib(g)) for k, g, _ in s.grew[:3])
+        grew = ", ".join("%s +%s" % (k, size_text(g)) for k, g, _ in s.grew[:3])
         message = "%s[%d] %s at %+.1f KiB/min (anon %+.1f KiB/min; p %.2g, %.0f%% of pairwise slopes rising, " \
                   "%d samples over %s%s); RSS %s%s; %s%s" % (
                       s.name, proc.pid, "grows" if tr.slope > 0 else "is", tr.slope * 60 / KIB,
                       anon_tr.slope * 60 / KIB, tr.p, tr.agree * 100, tr.n, duration(tr.span_s),
-                      ", %d restart(s)" % (tr.segments - 1) if tr.segments > 1 else "", _mib(rss),
-                      ", ceiling %s" % _mib(ceiling) if ceiling else "", pr.reason,
+                      ", %d restart(s)" % (tr.segments - 1) if tr.segments > 1 else "", mib_text(rss),
+                      ", ceiling %s" % mib_text(ceiling) if ceiling else "", pr.reason,
                       "; grew most: %s" % grew if grew else "") + "; " + doing
         self.tell.event(
             "leak", message, name=s.name, watched_as=s.kind, pid=proc.pid, rss_bytes=rss, anon_bytes=anon, pss_bytes=pss,
@@ -641,7 +402,7 @@ class LeakWatcher:
             confidence=round(tr.confidence, 4), p=tr.p, tau=round(tr.tau, 3), agree=round(tr.agree, 3),
             steady=tr.steady, samples=tr.n, span_s=round(tr.span_s, 1), window_s=watch.window_s,
             segments=tr.segments, restarts=len(s.restarts), ceiling_bytes=ceiling,
-            eta_ceiling_s=_round(pr.eta_ceiling_s), eta_terminate_s=_round(pr.eta_terminate_s),
+            eta_ceiling_s=tenths(pr.eta_ceiling_s), eta_terminate_s=tenths(pr.eta_terminate_s),
             terminate_headroom_bytes=headroom, horizon_s=watch.horizon_s, crossed=pr.crossed, action=action,
             dry_run=action == "dry_run",
             command=list(argv) if argv else None,
@@ -702,10 +463,10 @@ class LeakWatcher:
                 if new:
                     parts.append("%s came back as pid %d (was %d)" % (a.name, proc.pid, a.pid))
                     parts.append("RSS %s before, %s when back (%s given back), %s now" % (
-                        _mib(a.rss), _mib(first), _mib(a.rss - first), _mib(rss)))
+                        mib_text(a.rss), mib_text(first), mib_text(a.rss - first), mib_text(rss)))
                 else:
                     parts.append("%s is still pid %d: the %s did not restart it" % (a.name, proc.pid, a.what))
-                    parts.append("RSS %s -> %s (%s back)" % (_mib(a.rss), _mib(rss), _mib(a.rss - rss)))
+                    parts.append("RSS %s -> %s (%s back)" % (mib_text(a.rss), mib_text(rss), mib_text(a.rss - rss)))
                 if want_adj is not None:
                     parts.append("oom_score_adj %d%s" % (proc.oom_score_adj, " as configured" if adj_ok else
                                                          ", NOT the configured %d" % want_adj))
@@ -713,7 +474,7 @@ class LeakWatcher:
                               freed_bytes=a.rss - first,
                               oom_score_adj=proc.oom_score_adj, oom_score_adj_wanted=want_adj, adj_applied=adj_ok)
             if headroom is not None and a.headroom is not None:
-                parts.append("headroom above the terminate line %s -> %s" % (_mib(a.headroom), _mib(headroom)))
+                parts.append("headroom above the terminate line %s -> %s" % (mib_text(a.headroom), mib_text(headroom)))
                 fields.update(headroom_before_bytes=a.headroom, headroom_after_bytes=headroom)
             ok = proc is not None and (new or a.what == "command") and adj_ok
             fields["ok"] = ok
@@ -749,13 +510,13 @@ class LeakWatcher:
             return False
         self._last_save = now
         try:
-            data = self.encode(now)
-            write_atomic(path, data)
+            data = leakstate.encode(self.series.values(), now, self.clock(), leakstate.read_boot_id(self.proc_root))
+            safefile.write_atomic(path, data, 0o644, durable=True)
         except (OSError, ValueError, TypeError, OverflowError) as exc:
             if isinstance(exc, OSError):
                 problem = "cannot write %s: %s" % (path, exc.strerror or exc)
             else:  # a value no file could hold: said once, not every save
-                problem = "cannot encode the trend state for %s: %s" % (path, _why(exc))
+                problem = "cannot encode the trend state for %s: %s" % (path, leakstate.why(exc))
             if problem != self._save_problem:
                 self._save_problem = problem
                 self.tell.event("leak_state", problem + "; trend state is kept in memory only", ok=False, path=path)
@@ -768,38 +529,6 @@ class LeakWatcher:
         self.writes += 1
         self.bytes_written += len(data)
         return True
-
-    def encode(self, now: float) -> bytes:
-        mono = self.clock()
-        doc: Dict[str, Any] = {
-            "format": FORMAT, "boot_id": _boot_id(self.proc_root), "mono": round(now, 1),
-            "wall": round(time.time() - (mono - now), 1), "series": [],
-        }
-        for s in self.series.values():
-            if not len(s.t):
-                continue
-            ages = [int(round((now - t) * 10)) for t in s.t]  # deciseconds before `now`
-            segs = []
-            for i, g in enumerate(s.seg):
-                if i == 0 or g != s.seg[i - 1]:
-                    segs.append([i, g])
-            item: Dict[str, Any] = {
-                "key": s.key, "name": s.name, "kind": s.kind, "pid": s.pid, "start": s.starttime,
-                "segment": s.segment, "age": _pack(ages), "rss": _pack([v // KIB for v in s.rss]),
-                # RSS - anon (file-backed and shared pages) hardly moves: it packs to almost nothing
-                "file": _pack([(r - a) // KIB for r, a in zip(s.rss, s.anon)]), "seg": segs,
-            }
-            if s.restarts:
-                item["restarts"] = [[round(now - t, 1), old, new, planned] for t, old, new, planned in s.restarts]
-            if s.fired is not None:
-                item["fired"] = round(now - s.fired, 1)
-            if s.grew:
-                item["grew"] = [[k, g, n] for k, g, n in s.grew]
-                if s.grew_span:
-                    item["grew_span"] = [round(now - s.grew_span[0], 1), round(now - s.grew_span[1], 1),
-                                         s.grew_span[2]]
-            doc["series"].append(item)
-        return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
 
     def _load(self) -> bool:
         path = self.state_path
@@ -818,10 +547,10 @@ class LeakWatcher:
         try:
             if len(data) > MAX_STATE_BYTES:
                 raise ValueError("larger than %d bytes" % MAX_STATE_BYTES)
-            series, dropped = self.decode(data)
+            series, dropped = leakstate.decode(data, self.clock(), leakstate.read_boot_id(self.proc_root))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
             self.tell.event("leak_state", "ignored %s (torn or garbled: %s); starting without trend history" % (
-                path, _why(exc)), ok=False, path=path)
+                path, leakstate.why(exc)), ok=False, path=path)
             return False
         for s in series:
             if (s.kind == "critical" and s.key in self.watched) or (s.kind == "size" and SIZE in self._next):
@@ -829,340 +558,3 @@ class LeakWatcher:
         self.tell.event("leak_state", "loaded %d series from %s%s" % (
             len(self.series), path, " (%s)" % dropped if dropped else ""), ok=True, path=path)
         return True
-
-    def decode(self, data: bytes) -> Tuple[List[Series], str]:
-        """Series from state file bytes, their times moved onto self.clock. Raises ValueError
-        (and friends) for anything that is not a whole, well-formed file of ours."""
-        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError("not format %d" % FORMAT)
-        if not isinstance(doc.get("series"), list) or not all(isinstance(x, dict) for x in doc["series"]):
-            raise ValueError("no list of series")
-        mono_now = self.clock()
-        same_boot = bool(doc.get("boot_id")) and doc["boot_id"] == _boot_id(self.proc_root)
-        if same_boot:
-            elapsed = mono_now - float(doc["mono"])
-        else:
-            elapsed = time.time() - float(doc["wall"])
-        note = ""
-        if not same_boot:
-            note = "from an earlier boot"
-            if not (-60.0 <= elapsed < 30 * 86400.0):
-                # No usable clock across the reboot (no RTC, no NTP yet): the ages mean nothing.
-                return [], "from an earlier boot, %s apart by the wall clock: history dropped" % duration(abs(elapsed))
-        if elapsed < 0:
-            elapsed = 0.0
-        base = mono_now - elapsed  # the saving `now` on our clock
-        out = []
-        for item in doc["series"]:
-            s = Series(str(item["key"]), str(item["name"]), str(item["kind"]))
-            if s.kind not in ("critical", "size"):
-                raise ValueError("series kind %r" % s.kind)
-            if s.kind == "size" and not same_boot:
-                continue  # its identity is a PID of another boot
-            ages = _unpack(item["age"])
-            rss = _unpack(item["rss"])
-            anon = [r - f for r, f in zip(rss, _unpack(item["file"]))]
-            if not (len(ages) == len(rss) == len(anon)):
-                raise ValueError("series %s: lengths differ" % s.key)
-            segs = item["seg"]
-            seg_of = []
-            marks = {int(i): int(g) for i, g in segs}
-            current = 0
-            for i in range(len(ages)):
-                current = marks.get(i, current)
-                seg_of.append(current)
-            for age, r, an, g in zip(ages, rss, anon, seg_of):
-                s.t.append(base - age / 10.0)
-                s.rss.append(int(r) * KIB)
-                s.anon.append(int(an) * KIB)
-                s.pss.append(-1)
-                s.seg.append(g)
-            if any(b < a for a, b in zip(s.t, s.t[1:])):
-                raise ValueError("series %s: times out of order" % s.key)
-            s.segment = int(item["segment"])
-            if same_boot:
-                s.pid = None if item["pid"] is None else int(item["pid"])
-                s.starttime = None if item["start"] is None else int(item["start"])
-            # After a reboot every process is new: the next sample starts a segment.
-            for r in item.get("restarts", ()):
-                s.restarts.append((base - float(r[0]), r[1], int(r[2]), bool(r[3])))
-            if item.get("fired") is not None:
-                s.fired = base - float(item["fired"])
-            for k, g, n in item.get("grew", ()):
-                s.grew.append((str(k), int(g), int(n)))
-            span = item.get("grew_span")
-            if span:
-                s.grew_span = (base - float(span[0]), base - float(span[1]), int(span[2]))
-            out.append(s)
-        return out, note
-
-
-def _pack(values: Sequence[int]) -> List[Any]:
-    """Deltas (the first against 0), a run of three or more equal deltas as [delta, count]:
-    a regular sample interval and a flat process pack to a few numbers."""
-    out: List[Any] = []
-    prev = 0
-    run_value: Optional[int] = None
-    run = 0
-
-    def flush() -> None:
-        if run >= 3:
-            out.append([run_value, run])
-        else:
-            out.extend([run_value] * run)
-
-    for v in values:
-        d = v - prev
-        prev = v
-        if d == run_value:
-            run += 1
-            continue
-        if run:
-            flush()
-        run_value, run = d, 1
-    if run:
-        flush()
-    return out
-
-
-def _unpack(items: Iterable[Any]) -> List[int]:
-    out: List[int] = []
-    acc = 0
-    for item in items:
-        if isinstance(item, list):
-            if len(item) != 2:
-                raise ValueError("bad run %r" % (item,))
-            d, count = item
-            if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 1000000:
-                raise ValueError("bad run length %r" % (count,))
-        else:
-            d, count = item, 1
-        if not isinstance(d, int) or isinstance(d, bool):
-            raise ValueError("not an integer: %r" % (d,))
-        for _ in range(count):
-            acc += d
-            out.append(acc)
-    return out
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError("%s is not a number this file holds" % name)
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value != value or value in (_INF, -_INF):
-        raise ValueError("%s is not a finite number" % text[:40])
-    return value
-
-
-def _why(exc: BaseException) -> str:
-    """One line for the log: what was wrong with the state file."""
-    if isinstance(exc, KeyError):
-        return "field %s missing" % str(exc)[:60]
-    if isinstance(exc, RecursionError):
-        return "nested too deep"
-    if isinstance(exc, (TypeError, AttributeError, IndexError)):
-        return "wrong shape: %s" % " ".join(str(exc).split())[:200]
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Temp file beside path (O_EXCL, an unpredictable name, no links followed), fsync, rename
-    over path, fsync the directory; in a directory only root can write (guardian.safefile)."""
-    safefile.write_atomic(path, data, 0o644, durable=True)
-
-
-def _kib(b: float) -> str:
-    if abs(b) >= 10 * MIB:
-        return "%.0f MiB" % (b / MIB)
-    if abs(b) >= MIB:
-        return "%.1f MiB" % (b / MIB)
-    return "%.0f KiB" % (b / KIB)
-
-
-# ------------------------------------------------------------------------------------------
-# guardian leaks
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.messages: List[str] = []
-
-    def event(self, kind: str, message: str, **fields: Any) -> None:
-        self.messages.append(message)
-
-
-def report(watcher: LeakWatcher, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Any],
-           headroom: Optional[int], smaps_wait_s: float = 0.0) -> List[Dict[str, Any]]:
-    """Each watched process: its history from the state file plus one live sample, the trend,
-    the projection and, where it grows, the mappings that grew. Changes nothing on disk."""
-    present: Dict[str, ProcInfo] = {}
-    for pid, role in roles.items():
-        if getattr(role, "kind", None) == "critical" and role.entry.name in watcher.watched:
-            p = next((q for q in procs if q.pid == pid), None)
-            if p is None or p.kthread or p.rss <= 0:
-                continue
-            old = present.get(role.entry.name)
-            if old is None or (p.starttime, p.pid) < (old.starttime, old.pid):
-                present[role.entry.name] = p
-    rows: List[Dict[str, Any]] = []
-    items: List[Tuple[str, str, Optional[LeakWatch], Optional[ProcInfo]]] = [
-        (name, "critical", entry.leak, present.get(name)) for name, entry in watcher.watched.items()]
-    by_pid = {(p.pid, p.starttime): p for p in procs}
-    for key, s in watcher.series.items():
-        if s.kind == "size":
-            items.append((key, "size", watcher._size_watch(), by_pid.get((s.pid, s.starttime))))
-    live_maps: Dict[str, Tuple[Dict[str, int], ProcInfo]] = {}
-    if smaps_wait_s > 0:
-        for key, _, _, proc in items:
-            if proc is not None:
-                maps = read_smaps(proc.pid, watcher.proc_root)
-                if maps is not None:
-                    live_maps[key] = (maps, proc)
-        if live_maps:
-            time.sleep(smaps_wait_s)
-    for key, kind, watch, proc in items:
-        s = watcher.series.get(key)
-        name = s.name if s is not None else key
-        row: Dict[str, Any] = {"name": name, "kind": kind, "running": proc is not None,
-                               "pid": proc.pid if proc else None}
-        if proc is not None:
-            roll = read_rollup(proc.pid, watcher.proc_root)
-            rss = roll.rss if roll else proc.rss
-            anon = roll.anon if roll and roll.anon is not None else proc.rss_anon
-            pss = roll.pss if roll else None
-            row.update(rss_bytes=rss, anon_bytes=anon, pss_bytes=pss)
-            if s is None:
-                s = Series(key, name, kind)
-            if not len(s.t) or now - s.t[-1] >= 1.0:
-                s.add(now, proc.pid, proc.starttime, rss, anon, -1 if pss is None else pss)
-        if s is not None:
-            s.prune(now, watch.window_s, int(watch.window_s / max(watch.interval_s, 0.01) * 1.5) + 16)
-        if s is None or not len(s.t):
-            row.update(status="no history", why="no samples yet (is the guardian running? state in %s)" % (
-                watcher.state_path or "memory only"))
-            rows.append(row)
-            continue
-        ceiling = int(watch.max_rss_mib * MIB) if watch.max_rss_mib else None
-        tr, pr = judge(s.t, s.rss, s.seg, min_span_s(watch), early_span_s(watch), ceiling, headroom,
-                       watch.horizon_s, s.current() if proc is not None else ())
-        status = "LEAK" if pr.leak else "growing" if tr.growing else "steady" if tr.n >= MIN_POINTS else "learning"
-        row.update(
-            status=status, slope_kib_min=round(tr.slope * 60 / KIB, 2), confidence=round(tr.confidence, 4),
-            p=tr.p, tau=round(tr.tau, 3), agree=round(tr.agree, 3), steady=tr.steady, samples=tr.n,
-            span_s=round(tr.span_s, 1), window_s=watch.window_s, growing=tr.growing, why=tr.why,
-            ceiling_bytes=ceiling, eta_ceiling_s=_round(pr.eta_ceiling_s), eta_terminate_s=_round(pr.eta_terminate_s),
-            leak=pr.leak, reason=pr.reason, horizon_s=watch.horizon_s,
-            restarts=[{"ago_s": round(now - t, 1), "old_pid": old, "new_pid": new, "planned": planned}
-                      for t, old, new, planned in s.restarts],
-            last_leak_ago_s=None if s.fired is None else round(now - s.fired, 1),
-            cooldown_left_s=None if s.fired is None else round(max(0.0, watch.cooldown_s - (now - s.fired)), 1))
-        if "rss_bytes" not in row:
-            row.update(rss_bytes=s.rss[-1], anon_bytes=s.anon[-1], pss_bytes=None)
-        grew: List[Tuple[str, int, int]] = list(s.grew)
-        span = s.grew_span
-        if key in live_maps and proc is not None:
-            after = read_smaps(proc.pid, watcher.proc_root)
-            if after is not None:
-                grew = smaps_growth(live_maps[key][0], after)
-                span = (now, now + smaps_wait_s, proc.pid)
-        row["grew"] = [{"mapping": k, "grew_bytes": g, "now_bytes": n} for k, g, n in grew]
-        row["grew_over_s"] = None if span is None else round(span[1] - span[0], 1)
-        row["grew_pid"] = None if span is None else span[2]
-        rows.append(row)
-    return rows
-
-
-def _terminate_headroom(config: Config, proc_root: str, sys_root: str) -> Optional[int]:
-    try:
-        from guardian.core import policy
-        from guardian.core.sense import Sensor
-        sensor = Sensor(None, proc_root, sys_root)
-        try:
-            reading = sensor.read(0.0, os.getpid())
-        finally:
-            sensor.close()
-        if reading is None:
-            return None
-        return reading.available - policy.lines_for(reading, policy.Recent(), config).terminate
-    except Exception:  # the headroom is a nicety here; the trends stand without it
-        return None
-
-
-def cli_main(args: Any) -> int:
-    """`guardian leaks [--json]`: args has .config, .board, .json, .state_dir, .proc_root
-    (and optionally .sys_root, .smaps_wait)."""
-    import sys
-    from guardian.commands.options import load_config_for
-    from guardian.kernel.procs import read_procs
-    from guardian.core.match import classify
-
-    try:
-        config, why, _ = load_config_for(args)
-    except ValueError as exc:
-        print("guardian: %s" % exc, file=sys.stderr)
-        return 2
-    proc_root = getattr(args, "proc_root", None) or "/proc"
-    sys_root = getattr(args, "sys_root", None) or "/sys"
-    state_dir = getattr(args, "state_dir", None)
-    if state_dir is None:
-        state_dir = config.leaks.state_dir if hasattr(config, "leaks") else Leaks().state_dir
-    tell = _Collect()
-    watcher = LeakWatcher(config, proc_root, state_dir, tell=tell)
-    now = watcher.clock()
-    procs = read_procs(proc_root)
-    roles = classify(procs, config, proc_root)
-    headroom = _terminate_headroom(config, proc_root, sys_root)
-    rows = report(watcher, now, procs, roles, headroom, float(getattr(args, "smaps_wait", 0) or 0))
-    saved_age = None
-    if watcher.state_path:
-        try:
-            saved_age = max(0.0, time.time() - os.stat(watcher.state_path).st_mtime)
-        except OSError:
-            pass
-    if getattr(args, "json", False):
-        print(json.dumps({"board": config.board, "config": config.source, "state_file": watcher.state_path,
-                          "state_age_s": None if saved_age is None else round(saved_age, 1),
-                          "terminate_headroom_bytes": headroom, "messages": tell.messages, "watched": rows},
-                         indent=2, sort_keys=True, default=str))
-        return 0
-    print("guardian leaks  board %s (%s)" % (config.board, why))
-    print("state       %s%s" % (watcher.state_path or "none (memory only)",
-                                "" if saved_age is None else ", saved %s ago" % duration(saved_age)))
-    for message in tell.messages:
-        print("            %s" % message)
-    if headroom is not None:
-        print("headroom    %s above the terminate line" % _mib(headroom))
-    if not rows:
-        print("no process is watched: no [[critical]] entry has leak watch on%s" % (
-            "" if config.critical else " (the config has no [[critical]] entries)"))
-        return 0
-    print("%-16s %7s %10s %16s %6s %9s %10s %10s" % ("NAME", "PID", "RSS", "SLOPE", "CONF", "STATUS",
-                                                     "CEILING IN", "LINE IN"))
-    for r in rows:
-        pid = str(r["pid"]) if r["pid"] else "-"
-        if "slope_kib_min" not in r:
-            print("%-16s %7s %10s  %s" % (r["name"][:16], pid, _mib(r.get("rss_bytes")) if r["running"] else
-                                          "not running", r["why"]))
-            continue
-        print("%-16s %7s %10s %+9.1f KiB/min %5.1f%% %9s %10s %10s" % (
-            r["name"][:16], pid, _mib(r["rss_bytes"]) if r["running"] else "gone", r["slope_kib_min"],
-            100 * r["confidence"], r["status"], duration(r["eta_ceiling_s"]), duration(r["eta_terminate_s"])))
-        detail = "%d samples over %s of %s; %.0f%% of pairwise slopes agree; %s" % (
-            r["samples"], duration(r["span_s"]), duration(r["window_s"]), 100 * r["agree"], r["reason"])
-        print("    %s" % detail)
-        if r["restarts"]:
-            last = r["restarts"][-1]
-            print("    %d restart(s), the last %s ago: pid %s -> %s%s" % (
-                len(r["restarts"]), duration(last["ago_s"]), last["old_pid"], last["new_pid"],
-                " (by the guardian)" if last["planned"] else ""))
-        if r["last_leak_ago_s"] is not None:
-            print("    last leak event %s ago; on_leak again in %s at the earliest" % (
-                duration(r["last_leak_ago_s"]), duration(r["cooldown_left_s"])))
-        if r["grew"]:
-            print("    grew most over %s (pid %s), per /proc/PID/smaps:" % (duration(r["grew_over_s"]), r["grew_pid"]))
-            for g in r["grew"]:
-                print("      %10s  %-50s now %s" % ("+" + _kib(g["grew_bytes"]), g["mapping"], _kib(g["now_bytes"])))
-    return 0
