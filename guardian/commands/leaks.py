@@ -39,7 +39,7 @@ def report(watcher: LeakWatcher, now: float, procs: Sequence[ProcInfo], roles: M
     the projection and, where it grows, the mappings that grew. Changes nothing on disk."""
     present: Dict[str, ProcInfo] = {}
     for pid, role in roles.items():
-        if getattr(role, "kind", None) == "critical" and role.entry.name in watcher.watched:
+        if role is not None and role.kind == "critical" and role.entry.name in watcher.watched:
             p = next((q for q in procs if q.pid == pid), None)
             if p is None or p.kthread or p.rss <= 0:
                 continue

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guardian.core import policy
 from guardian.actions import reclaim as reclaim_actions
@@ -18,6 +18,7 @@ from guardian.config import MIB, Config
 from guardian.kernel.libc import libc
 from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
+from guardian.core.parts import Part, Tick
 from guardian.core.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Recent
 from guardian.core.reading import Reading
 from guardian.core.sense import Sensor
@@ -67,7 +68,7 @@ class Daemon:
     def __init__(self, config: Config, scope_dir: Optional[str] = None, proc_root: str = "/proc",
                  sys_root: str = "/sys", dry_run: bool = False, telemetry: Optional[Telemetry] = None,
                  reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = "",
-                 hotplug: str = "off", metrics: Any = None):
+                 hotplug: str = "off", metrics: Optional[Part] = None):
         self.config = config
         self.scope_dir = scope_dir
         self.proc_root = proc_root
@@ -92,7 +93,6 @@ class Daemon:
         self.last_proc_sample = float("-inf")
         self.sensor = Sensor(scope_dir, proc_root, sys_root)
         self.waiter: Optional[Waiter] = None
-        self.keeper: Any = None
         self._stop = False
         self._reload = False
         self._wake_r: Optional[int] = None
@@ -101,13 +101,11 @@ class Daemon:
         self._last_watchdog = 0.0
         self.last_plan: Optional[policy.Plan] = None
         self.kernel_oom_kills: Optional[int] = None  # the count when last read
-        self.leaks: Any = None
-        self.oom_watch: Any = None
-        self.hotplug: Any = None
+        self.parts: List[Part] = []  # in the order they were started
+        self.oom_watch: Optional[Part] = None  # when on, it reports kernel OOM kills in place of a count
         self.hotplug_mode = hotplug  # "auto", "on" or "off"
         self.metrics = metrics
         self._parent: Optional[Tuple[int, ...]] = None
-        self._critical: Optional[Dict[int, Any]] = None  # pid -> (starttime, role), last full table
         self.self_protection = "off"
         self._last_full_tick = float("-inf")
         self._last_total: Optional[int] = None
@@ -134,8 +132,7 @@ class Daemon:
             self._update_thresholds(first, policy.lines_for(first, Recent(), self.config))
         if signals:
             self._install_signals()
-        self._start_keeper()
-        self._start_watchers()
+        self._start_parts()
         self._apply_sysctls()
         z = self.sensor.last_zram
         zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
@@ -170,73 +167,65 @@ class Daemon:
         except OSError:
             pass
 
-    def _start_keeper(self) -> None:
-        try:
-            from guardian.core.parts.adj import AdjKeeper
-        except ImportError:
-            return
-        try:
-            self.keeper = AdjKeeper(self.config, self.proc_root, dry_run=self.dry_run)
-            procs = self.sensor.procs()
-            for line in self.keeper.apply(procs):
-                log.info("%s", line)
-            fd = self.keeper.fileno()
-            if fd is not None:
-                self.waiter.add(fd, self._keeper_events)
-        except Exception as exc:  # a protection helper must never take the guardian down
-            log.error("oom_score_adj keeper failed to start: %s", exc)
-            self.keeper = None
-
-    def _start_watchers(self) -> None:
-        """Leak watch, kernel OOM reports and hotplug: each optional, none may stop the loop."""
-        from guardian.core.parts.oomwatch import KernelOomWatcher
+    def _start_parts(self) -> None:
+        """The adj keeper, leak watch, kernel OOM reports, hotplug and metrics: each optional,
+        none may stop the loop."""
+        from guardian.core.parts.adj import AdjKeeper
         from guardian.core.parts.leakwatch import LeakWatcher
-        try:
-            self.leaks = LeakWatcher(self.config, self.proc_root, state_dir=self.config.leaks.state_dir,
-                                     tell=self.tell, dry_run=self.dry_run)
-        except Exception as exc:
-            log.error("leak watch failed to start: %s", exc)
-            self.leaks = None
-        try:
-            self.oom_watch = KernelOomWatcher(self.proc_root, sys_root=self.sys_root, scope_dir=self.scope_dir)
-        except Exception as exc:
-            log.error("kernel OOM reports unavailable: %s", exc)
-            self.oom_watch = None
+        from guardian.core.parts.oomwatch import KernelOomWatcher
+
+        keeper = self._start("oom_score_adj keeper",
+                             lambda: AdjKeeper(self.config, self.proc_root, dry_run=self.dry_run))
+        if keeper is not None:
+            self.guarded(keeper, keeper.on_table, self.sensor.procs())
+        self._start("leak watch", lambda: LeakWatcher(
+            self.config, self.proc_root, state_dir=self.config.leaks.state_dir, tell=self.tell, dry_run=self.dry_run))
+        self.oom_watch = self._start("kernel OOM reports", lambda: KernelOomWatcher(
+            self.proc_root, sys_root=self.sys_root, scope_dir=self.scope_dir, tell=self.tell))
         if self.hotplug_mode != "off":
             from guardian.core.parts.hotplug import HotplugWatcher
-            self.hotplug, reason = HotplugWatcher.open()
-            if self.hotplug is None and self.hotplug_mode == "on":
+            hotplug, reason = HotplugWatcher.open(tell=self.tell, on_change=self._totals_changed)
+            if hotplug is None and self.hotplug_mode == "on":
                 log.warning("hotplug asked for but unavailable: %s", reason)
-            if self.hotplug is not None and self.hotplug.fileno() is not None:
-                self.waiter.add(self.hotplug.fileno(), self._hotplug_events)
+            if hotplug is not None:
+                self._add_part(hotplug)
+        if self.metrics is not None:
+            self._add_part(self.metrics)
 
-    def _hotplug_events(self) -> None:
+    def _start(self, name: str, make: Callable[[], Part]) -> Optional[Part]:
         try:
-            changes = self.hotplug.on_readable()
-        except Exception as exc:
-            log.error("hotplug: %s", exc)
-            return
-        for change in changes:
-            self.tell.event("hotplug", change)
-        if changes:
-            # Totals and swap are re-read every tick; the fill rate before the change is no rate.
-            self.fill.reset_baseline()
-            self.fill_long.reset_baseline()
+            part = make()
+        except Exception as exc:  # an optional part must never take the guardian down
+            log.error("%s failed to start: %s", name, exc)
+            return None
+        self._add_part(part)
+        return part
 
-    def _keeper_events(self) -> None:
+    def _add_part(self, part: Part) -> None:
+        self.parts.append(part)
+        fd = part.fileno()
+        if fd is not None:
+            self.waiter.add(fd, lambda: self.guarded(part, part.on_readable))
+
+    @staticmethod
+    def guarded(part: Part, call: Callable[..., Any], *args: Any) -> Any:
+        """The one guard around every call into a part: its failure is logged, never raised."""
         try:
-            for line in self.keeper.on_readable():
-                log.info("%s", line)
+            return call(*args)
         except Exception as exc:
-            log.error("oom_score_adj keeper: %s", exc)
+            log.error("%s: %s", part.name, exc)
+            return None
+
+    def _totals_changed(self) -> None:
+        """Memory or swap was hot-plugged: totals and swap are re-read every tick, but the fill
+        rate before the change is no rate."""
+        self.fill.reset_baseline()
+        self.fill_long.reset_baseline()
 
     def _apply_sysctls(self) -> None:
         if not self.config.sysctl:
             return
-        try:
-            from guardian.board.sysctl import apply_sysctls
-        except ImportError:
-            return
+        from guardian.board.sysctl import apply_sysctls
         try:
             for result in apply_sysctls(self.config.sysctl, self.proc_root, dry_run=self.dry_run):
                 log.info("sysctl: %s", result)
@@ -246,23 +235,12 @@ class Daemon:
     def close(self) -> None:
         if self.waiter:
             self.waiter.close()
-        if self.keeper is not None:
-            try:
-                self.keeper.close()
-            except Exception:
-                pass
-        for part in (self.leaks, self.oom_watch, self.hotplug):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception as exc:
-                    log.error("closing %s: %s", type(part).__name__, exc)
+        for part in self.parts:
+            self.guarded(part, part.close)
         if self._pending_handle is not None:
             self._pending_handle.close()
         self.sensor.close()
         self.tell.remove_state()
-        if self.metrics is not None:
-            self.metrics.remove()
 
     # ----------------------------------------------------------------------------------------
     # The loop
@@ -279,7 +257,9 @@ class Daemon:
                 # MemAvailable (as earlyoom does): a third of a tick's cost.
                 while not self._stop and not self._reload:
                     woke = self.waiter.wait_for(timeout) if timeout > 0 else ["now"]
-                    self._keeper_poll()
+                    now = time.monotonic()
+                    for part in self.parts:
+                        self.guarded(part, part.on_wake, now)
                     glance = None if woke else self._glance(time.monotonic())
                     if glance is None:
                         break
@@ -297,9 +277,10 @@ class Daemon:
         least every max_timeout_s (PSI avg10, kernel OOM count, metrics, state)."""
         plan, wait = self.last_plan, self.config.wait
         if (self.scope_dir is not None or plan is None or plan.action != "none" or self.state.rung != NORMAL
-                or self.state.pending is not None or now < self._alert_until or now - self._last_full_tick >= wait.max_timeout_s
+                or self.state.pending is not None or now < self._alert_until
+                or now - self._last_full_tick >= wait.max_timeout_s
                 or now - self.last_proc_sample >= wait.proc_sample_interval_s
-                or (self.leaks is not None and self.leaks.due(now))):
+                or any(part.needs_tick(now) for part in self.parts)):
             return None
         watchdog = self.tell.watchdog_interval()
         if watchdog and now - self._last_watchdog >= watchdog:
@@ -317,21 +298,6 @@ class Daemon:
         timeout = adaptive_timeout(headroom - lines.kill, self.fill_long.peak(now), wait, self.waiter.armed)
         return self._bounded(min(timeout, self._last_full_tick + wait.max_timeout_s - now), now)
 
-    def _keeper_poll(self) -> None:
-        if self.keeper is None:
-            return
-        interval = self.keeper.poll_interval_s()
-        if interval is None:
-            return
-        now = time.monotonic()
-        if now - getattr(self, "_keeper_last", 0.0) >= interval:
-            self._keeper_last = now
-            try:
-                for line in self.keeper.poll():
-                    log.info("%s", line)
-            except Exception as exc:
-                log.error("oom_score_adj keeper: %s", exc)
-
     def reload(self) -> None:
         """SIGHUP: load the config again; a bad one is refused and the old stays in force."""
         if self.reload_fn is None:
@@ -345,21 +311,11 @@ class Daemon:
             self.tell.notify(READY="1")
             return
         self.config = new
-        self._critical = None
         self.dry_run = self.dry_run or new.actions.dry_run
         self.growth.window_s = new.victims.growth_window_s
-        if self.keeper is not None:
-            try:
-                for line in self.keeper.update_config(new):
-                    log.info("%s", line)
-            except Exception as exc:
-                log.error("oom_score_adj keeper reload: %s", exc)
         self.waiter.wait = new.wait
-        if self.leaks is not None:
-            try:
-                self.leaks.update_config(new)
-            except Exception as exc:
-                log.error("leak watch reload: %s", exc)
+        for part in self.parts:
+            self.guarded(part, part.reload, new)
         self._apply_sysctls()
         self.tell.event("reload", "config reloaded from %s" % new.source, ok=True, board=new.board)
         self.tell.notify(READY="1")
@@ -390,15 +346,14 @@ class Daemon:
             interval = min(interval, NEAR_LINE_SAMPLE_S)
         due = now - self.last_proc_sample >= interval
         # The kernel killed since the last table: a table now tells whom (a respawn of it is known).
-        kernel_moved = reading.oom_kills is not None and self._oom_noted is not None and reading.oom_kills > self._oom_noted
+        kernel_moved = (reading.oom_kills is not None and self._oom_noted is not None
+                        and reading.oom_kills > self._oom_noted)
         if due or kernel_moved or self.state.pending is not None or self.state.rung >= TERMINATE:
             reading = self._with_procs(reading, now, with_buddy=close_to_line)
         elif close_to_line:  # a reclaim decision wants to know whether compaction would help
             reading = replace(reading, high_order_free_percent=self.sensor.high_order_free_percent())
         recent = self._recent(now)
         roles = classify(reading.procs, cfg, self.proc_root) if reading.procs else {}
-        if reading.procs:
-            self._remember_critical(reading.procs, roles)
         plan = policy.decide(reading, recent, self.state, cfg, roles, self._scope_kind())
         if plan.needs_procs and reading.procs is None:
             reading = self._with_procs(reading, now, with_buddy=True)
@@ -423,11 +378,14 @@ class Daemon:
             self._forget_burst()
         acted = self._act(plan, reading, now)
         self._update_thresholds(reading, plan.lines)
-        self._watch_kernel_ooms(reading.oom_kills)
-        if self.leaks is not None and self.leaks.due(now):
-            self._sample_leaks(reading, plan, roles, now)
+        self._count_kernel_ooms(reading.oom_kills)
         self._report(reading, plan)
-        self._update_metrics(reading, plan, now)
+        tick = Tick(now=now, reading=reading, plan=plan, state=self.state, roles=roles,
+                    kernel_oom_kills=self.kernel_oom_kills,
+                    wait_mode=self.waiter.mode if self.waiter else "none", read_table=self.sensor.procs,
+                    classify=lambda procs: classify(procs, self.config, self.proc_root))
+        for part in self.parts:
+            self.guarded(part, part.on_tick, tick)
         if acted:
             return 0.0  # re-evaluate at once after every act
         return self._bounded(self._timeout(reading, plan, lines, now), now)
@@ -437,14 +395,12 @@ class Daemon:
         self.fill_long.add(now, available)
 
     def _bounded(self, timeout: float, now: float) -> float:
-        """A timeout cut short by whatever else falls due: a leak sample, the adj keeper's
-        poll, the systemd watchdog."""
-        if self.leaks is not None:
-            timeout = min(timeout, self.leaks.next_due(now))
-        if self.keeper is not None:
-            interval = self.keeper.poll_interval_s()
-            if interval is not None:  # no exec events: a restarted daemon is found by polling
-                timeout = min(timeout, interval)
+        """A timeout cut short by whatever else falls due: a part (a leak sample, the adj
+        keeper's poll), the systemd watchdog."""
+        for part in self.parts:
+            due = self.guarded(part, part.next_due, now)
+            if due is not None:
+                timeout = min(timeout, due)
         watchdog = self.tell.watchdog_interval()
         if watchdog:
             timeout = min(timeout, watchdog)
@@ -454,7 +410,8 @@ class Daemon:
         cfg = self.config
         if self.state.pending is not None:
             # Watch a graceful stop closely, and more closely still when memory runs fast.
-            fast = adaptive_timeout(reading.headroom - lines.kill, self.fill_long.peak(now), cfg.wait, self.waiter.armed)
+            fast = adaptive_timeout(reading.headroom - lines.kill, self.fill_long.peak(now), cfg.wait,
+                                    self.waiter.armed)
             return max(0.0, min(0.25, fast, self.state.pending.deadline - now))
         if now < self._alert_until:
             return cfg.wait.min_timeout_s
@@ -536,13 +493,8 @@ class Daemon:
         procs = self.sensor.procs()
         self.growth.add(now, procs, _uptime())
         self._last_table = {(p.pid, p.starttime): p for p in procs}
-        if self.keeper is not None:
-            # A safety net under the event path: whatever a full table shows gets its adj.
-            try:
-                for line in self.keeper.apply(procs):
-                    log.info("%s", line)
-            except Exception as exc:
-                log.error("oom_score_adj keeper: %s", exc)
+        for part in self.parts:  # the adj keeper's safety net: whatever a table shows gets its adj
+            self.guarded(part, part.on_table, procs)
         self.last_proc_sample = now
         self.sensor.refresh_slow()
         buddy = self.sensor.high_order_free_percent() if with_buddy else None
@@ -556,69 +508,6 @@ class Daemon:
         return replace(reading, procs=procs, high_order_free_percent=buddy, own_pids=self._own_pids(),
                        overcommit_mode=self.sensor.overcommit_mode if self.scope_dir is None else None,
                        oom_kills=oom_kills if oom_kills is not None else reading.oom_kills)
-
-    def _sample_leaks(self, reading: Reading, plan: policy.Plan, roles, now: float) -> None:
-        try:
-            procs = reading.procs
-            if procs is None:
-                procs, roles = self._critical_procs()
-            self.leaks.sample(now, procs, roles, reading.available - plan.lines.terminate)
-        except Exception as exc:
-            log.error("leak watch: %s", exc)
-
-    def _critical_procs(self) -> Tuple[Tuple[Any, ...], Dict[int, Any]]:
-        """The critical daemons for a leak sample, cheaply: re-read only the PIDs the last full
-        table named, and read the whole table only when one of them is gone (a restart) or
-        the board also watches every process above a size."""
-        from guardian.kernel.procs import read_proc
-        if self._critical is not None and not self.config.leaks.watch_above_mib:
-            procs = []
-            for pid, (starttime, _role) in self._critical.items():
-                p = read_proc(pid, self.proc_root)
-                if p is None or p.starttime != starttime or p.rss <= 0:  # gone, reused, or a zombie
-                    break
-                procs.append(p)
-            else:
-                return tuple(procs), {pid: role for pid, (_st, role) in self._critical.items()}
-        procs = self.sensor.procs()
-        roles = classify(procs, self.config, self.proc_root)
-        self._remember_critical(procs, roles)
-        return procs, roles
-
-    def _remember_critical(self, procs, roles) -> None:
-        self._critical = {p.pid: (p.starttime, roles[p.pid]) for p in procs
-                          if getattr(roles.get(p.pid), "kind", "") == "critical"}
-
-    def _watch_kernel_ooms(self, count: Optional[int]) -> None:
-        """Each tick: vmstat oom_kill (in the reading) is cheap; the kernel log is read only when
-        it moved."""
-        self._count_kernel_ooms(count)
-        if self.oom_watch is None:
-            return
-        try:
-            reports = self.oom_watch.check(self.kernel_oom_kills)
-        except Exception as exc:
-            log.error("kernel OOM report: %s", exc)
-            return
-        for report in reports:
-            summary = report.pop("summary", "the kernel OOM killer fired")
-            self.tell.event("kernel_oom", summary, **report)
-
-    def _update_metrics(self, reading: Reading, plan: policy.Plan, now: float) -> None:
-        if self.metrics is None:
-            return
-        try:
-            self.metrics.update(
-                mem_total_bytes=reading.total, mem_available_bytes=reading.available,
-                psi_some_avg10=reading.psi_some_avg10, psi_full_avg10=reading.psi_full_avg10,
-                rung=RUNG_NAMES[self.state.rung], wait_mode=self.waiter.mode if self.waiter else "none",
-                lines_bytes={"reclaim": plan.lines.reclaim, "terminate": plan.lines.terminate, "kill": plan.lines.kill},
-                tick_seconds=max(0.0, time.monotonic() - now))
-            if self.kernel_oom_kills is not None:
-                self.metrics.update(kernel_oom_kills=self.kernel_oom_kills)
-            self.metrics.write(now)
-        except Exception as exc:
-            log.error("metrics: %s", exc)
 
     def _count_kernel_ooms(self, count: Optional[int]) -> None:
         if count is not None:
@@ -695,7 +584,8 @@ class Daemon:
         message = "%s[%d] by %s: %s; chosen as %s%s" % (
             v.name, v.pid, how, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "")
         if self.dry_run:
-            self.tell.event("terminate", "dry run: would stop " + message, dry_run=True, **self._victim_fields(plan, reading))
+            self.tell.event("terminate", "dry run: would stop " + message, dry_run=True,
+                            **self._victim_fields(plan, reading))
             self.state = policy.after_dry_run(self.state, now + grace)
             return False
         handle = sig.open_process(v.pid, v.starttime, self.proc_root)
@@ -752,7 +642,8 @@ class Daemon:
             v.name, v.pid, plan.reason, v.why, "; spared %s" % v.runner_up if v.runner_up else "",
             "; SIGTERM first, SIGKILL after %.2f s" % plan.term_first_s if plan.term_first_s > 0 else "")
         if self.dry_run:
-            self.tell.event("kill", "dry run: would kill " + message, dry_run=True, **self._victim_fields(plan, reading))
+            self.tell.event("kill", "dry run: would kill " + message, dry_run=True,
+                            **self._victim_fields(plan, reading))
             self.state = policy.after_dry_run(self.state, time.monotonic() + act.grace_s)
             return False
         self._drop_pending()

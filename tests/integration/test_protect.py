@@ -91,7 +91,7 @@ def run_keeper_until(keeper, pid, wanted, timeout=2.0, last_poll=None):
         wait = min(0.05, max(0.0, next_poll - time.monotonic())) if interval is not None else 0.05
         if fd is not None:
             if select.select([fd], [], [], wait)[0]:
-                findings += keeper.on_readable()
+                findings += keeper.read_events()
         else:
             time.sleep(wait)
 
@@ -215,7 +215,7 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
         findings = []
         while keeper.mode != "netlink-batched" and time.monotonic() < deadline:
             if select.select([keeper.fileno()], [], [], 0.1)[0]:
-                findings += keeper.on_readable()
+                findings += keeper.read_events()
         assert keeper.mode == "netlink-batched", (background, findings)
         assert any(f.startswith("exec events at ") for f in findings)
         # events are dropped in the kernel now: the fd wakes once a second (its own timer),
@@ -225,7 +225,7 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
             while time.monotonic() < end:
                 if select.select([keeper.fileno()], [], [], max(0.0, end - time.monotonic()))[0]:
                     wakes += 1
-                    keeper.on_readable()
+                    keeper.read_events()
             assert 2 <= wakes <= 4, wakes
         else:
             assert keeper.poll_interval_s() == 1.0
@@ -247,7 +247,7 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
     while keeper.mode != "netlink" and time.monotonic() < deadline:
         if keeper.poll_interval_s() is None:
             if select.select([keeper.fileno()], [], [], 0.5)[0]:
-                findings += keeper.on_readable()
+                findings += keeper.read_events()
         else:
             time.sleep(keeper.poll_interval_s())
             findings += keeper.poll()

@@ -72,7 +72,7 @@ def child(mode, seconds, board):
                 next_poll = now + interval
             if select.select([keeper.fileno()], [], [], max(0.0, min(next_poll, deadline) - now))[0]:
                 wakes += 1
-                keeper.on_readable()
+                keeper.read_events()
             elif interval is not None and time.monotonic() >= next_poll:
                 wakes += 1
                 keeper.poll()

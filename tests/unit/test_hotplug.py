@@ -119,15 +119,15 @@ def test_on_readable_drains_and_filters():
                        FakeDevice("block", "remove", "zram0")])
     w = HotplugWatcher(mon, "kernel")
     assert w.fileno() == 99
-    assert w.on_readable() == ["memory block memory9 online", "zram device zram0 remove"]
-    assert w.on_readable() == []
+    assert w.drain() == ["memory block memory9 online", "zram device zram0 remove"]
+    assert w.drain() == []
     w.close()
-    assert mon.stopped and w.fileno() is None and w.on_readable() == []
+    assert mon.stopped and w.fileno() is None and w.drain() == []
 
 
 def test_on_readable_socket_overflow_still_asks_for_a_refresh():
     w = HotplugWatcher(FakeMonitor([], fail=OSError(105, "No buffer space available")), "kernel")
-    (change,) = w.on_readable()
+    (change,) = w.drain()
     assert "lost" in change
 
 

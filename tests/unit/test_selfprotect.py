@@ -94,7 +94,7 @@ def test_lock_memory_never_raises_and_describes(monkeypatch):
             ctypes.set_errno(22 if flags & onfault else 1)  # EINVAL for ONFAULT, then EPERM
             return -1
 
-    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: FakeLibc())
+    monkeypatch.setattr(selfprotect, "libc", lambda: FakeLibc())  # not the shared handle: others use it
     assert lock_memory() == "mlockall refused: %s" % os.strerror(1)
     assert len(calls) == 2 and calls[0] & onfault and not calls[1] & onfault
 

@@ -25,6 +25,7 @@ the wanted value, and leaves a lower one alone: OpenSSH and systemd's OOMScoreAd
 value). Each (pid, starttime) is handled once.
 """
 import errno
+import logging
 import os
 import select
 import socket
@@ -44,6 +45,9 @@ from guardian.kernel.connector import (
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_proc, read_procs
 from guardian.core.match import classify, regex
+from guardian.core.parts import NEVER, Part
+
+log = logging.getLogger("guardian")
 
 Entry = Union[Critical, LowPriority]
 
@@ -94,6 +98,11 @@ def _read_cmdline(pid: int, proc_root: str) -> Optional[str]:
     while args and args[-1] == "":
         args.pop()
     return " ".join(args)
+
+
+def _log_all(lines: List[str]) -> None:
+    for line in lines:
+        log.info("%s", line)
 
 
 class _Ticker:
@@ -167,8 +176,10 @@ def _describe(kind: str, entry: Entry) -> str:
     return "%s %r" % ("critical" if kind == "critical" else "low-priority", entry.name)
 
 
-class AdjKeeper:
+class AdjKeeper(Part):
     """Applies the board's oom_score_adj values. See the module docstring."""
+
+    name = "oom_score_adj keeper"
 
     POLL_INTERVAL_S = 1.0
     FRESH_POLLS = 2  # unmatched new PIDs are looked at again this many polls (late renames)
@@ -208,6 +219,7 @@ class AdjKeeper:
         self._window_start = time.monotonic()
         self._window_count = 0  # wakes (netlink) or new PIDs (batched) in this window
         self._window_forks = 0  # the fork counter when the batched window opened
+        self._polled = 0.0  # when poll() last ran from the loop's wakes
         self._set_config(config)
 
     # -------------------------------------------------------------------------------- config
@@ -302,6 +314,27 @@ class AdjKeeper:
         self._seen = None
         return "new processes at %.1f/s: back to exec events" % rate
 
+    # -------------------------------------------------------------------------------- the loop's part
+
+    def on_readable(self) -> None:
+        _log_all(self.read_events())
+
+    def next_due(self, now: float) -> float:
+        interval = self.poll_interval_s()  # None: exec events find a restarted daemon
+        return NEVER if interval is None else interval
+
+    def on_wake(self, now: float) -> None:
+        interval = self.poll_interval_s()
+        if interval is not None and now - self._polled >= interval:
+            self._polled = now
+            _log_all(self.poll())
+
+    def on_table(self, procs: Tuple[ProcInfo, ...]) -> None:
+        _log_all(self.apply(procs))
+
+    def reload(self, config: Config) -> None:
+        _log_all(self.update_config(config))
+
     def close(self) -> None:
         if self._sock is not None:
             close_proc_connector(self._sock)
@@ -370,7 +403,7 @@ class AdjKeeper:
                     pids.append(pid)
         return pids, overrun
 
-    def on_readable(self) -> List[str]:
+    def read_events(self) -> List[str]:
         """Drain the proc connector and handle each PID that exec'd or renamed itself (or,
         while batched, poll when the timer fires)."""
         if self._sock is None:

@@ -1,8 +1,8 @@
 """Hotplug: memory blocks going online/offline, zram and swap devices added or removed.
 
 With pyudev and libudev present, a netlink monitor on the `memory` and `block` subsystems;
-the daemon polls its descriptor and calls `on_readable()`, which returns one description per
-change that matters (so the daemon re-reads totals and moves its lines without a restart).
+the daemon polls its descriptor and calls `on_readable()`, which tells one `hotplug` event per
+change that matters and has the daemon restart its fill rate (totals are re-read every tick).
 Without them (BusyBox/mdev boards, a build without pyudev) `HotplugWatcher.open()` logs one line
 and returns None: the guardian reads MemTotal and SwapTotal every tick anyway, so nothing else
 depends on this - it only makes the refresh of what is read rarely (watermarks) immediate.
@@ -12,7 +12,9 @@ swap partition is recognised), else to the kernel's own uevents.
 """
 import logging
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
+
+from guardian.core.parts import Part
 
 log = logging.getLogger("guardian")
 
@@ -69,13 +71,18 @@ def libudev_present(root: str = "/") -> bool:
     return False
 
 
-class HotplugWatcher:
-    def __init__(self, monitor: Any, source: str):
+class HotplugWatcher(Part):
+    name = "hotplug"
+
+    def __init__(self, monitor: Any, source: str, tell: Any = None, on_change: Optional[Callable[[], None]] = None):
         self.monitor = monitor
         self.source = source
+        self.tell = tell  # where `hotplug` events go (a Telemetry)
+        self.on_change = on_change  # called after a batch of changes
 
     @classmethod
-    def open(cls, udev_run_dir: str = "/run/udev", root: str = "/") -> Tuple[Optional["HotplugWatcher"], str]:
+    def open(cls, udev_run_dir: str = "/run/udev", root: str = "/", tell: Any = None,
+             on_change: Optional[Callable[[], None]] = None) -> Tuple[Optional["HotplugWatcher"], str]:
         """(a watcher, what it watches) or (None, why not). Logs one line either way."""
         if not libudev_present(root):
             # Importing pyudev costs ~2 MiB and its library lookup runs ldconfig: not on a
@@ -83,6 +90,8 @@ class HotplugWatcher:
             watcher, reason = None, "no libudev on this system (BusyBox mdev?), no hotplug events"
         else:
             watcher, reason = cls._open(udev_run_dir)
+        if watcher is not None:
+            watcher.tell, watcher.on_change = tell, on_change
         if watcher is None:
             log.info("hotplug: %s; memory and swap totals are re-read every tick instead", reason)
         else:
@@ -112,7 +121,15 @@ class HotplugWatcher:
     def fileno(self) -> Optional[int]:
         return self.monitor.fileno() if self.monitor is not None else None
 
-    def on_readable(self) -> List[str]:
+    def on_readable(self) -> None:
+        changes = self.drain()
+        for change in changes:
+            if self.tell is not None:
+                self.tell.event("hotplug", change)
+        if changes and self.on_change is not None:
+            self.on_change()
+
+    def drain(self) -> List[str]:
         """Drain the pending uevents; one description per change that moves memory totals."""
         changes: List[str] = []
         if self.monitor is None:

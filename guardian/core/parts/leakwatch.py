@@ -36,9 +36,10 @@ from guardian import safefile
 from guardian.actions.run import run
 from guardian.analysis.trend import MIN_POINTS, Projection, Trend, duration, estimate, judge
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
-from guardian.core.parts import leakstate
+from guardian.core.match import Role
+from guardian.core.parts import Part, Tell, Tick, leakstate
 from guardian.core.parts.leakstate import MAX_STATE_BYTES, STATE_NAME, Series
-from guardian.kernel.procs import ProcInfo
+from guardian.kernel.procs import ProcInfo, read_proc
 from guardian.kernel.smaps import read_rollup, read_smaps, smaps_growth
 
 log = logging.getLogger("guardian")
@@ -154,18 +155,21 @@ def size_text(b: float) -> str:
 # The watcher
 
 
-class LeakWatcher:
+class LeakWatcher(Part):
     """Samples watched processes on their schedule, estimates, fires on_leak, persists.
 
-    `now` is time.monotonic() (the state file converts it to ages); the daemon calls
-    due(now)/next_due(now) to schedule, sample(...) when due, update_config on SIGHUP and
-    close() at exit. sample() saves the state itself when the save interval has passed."""
+    `now` is time.monotonic() (the state file converts it to ages). As the daemon's part it
+    asks for a full tick when a sample is due (needs_tick, next_due), samples in on_tick,
+    takes a new config on reload and saves at close. sample() saves the state itself when
+    the save interval has passed."""
+
+    name = "leak watch"
 
     def __init__(self, config: Config, proc_root: str = "/proc", state_dir: Optional[str] = "/var/lib/guardian",
-                 tell: Any = None, dry_run: bool = False, clock: Optional[Callable[[], float]] = None):
+                 tell: Optional[Tell] = None, dry_run: bool = False, clock: Optional[Callable[[], float]] = None):
         self.proc_root = proc_root
         self.state_dir = state_dir or None
-        self.tell = tell if tell is not None else _LogTell()
+        self.tell: Tell = tell if tell is not None else _LogTell()
         self.dry_run = dry_run
         self.clock = clock or time.monotonic  # the clock `now` is read from (tests give their own)
         self.series: Dict[str, Series] = {}
@@ -180,6 +184,8 @@ class LeakWatcher:
         self.bytes_written = 0
         self.config = config
         self.watched: Dict[str, Critical] = {}
+        # The critical daemons of the last full table: pid -> (starttime, role)
+        self._critical: Optional[Dict[int, Tuple[int, Role]]] = None
         self.update_config(config)
         self.loaded = self._load()
 
@@ -187,7 +193,7 @@ class LeakWatcher:
 
     @property
     def leaks(self) -> Leaks:
-        return getattr(self.config, "leaks", None) or Leaks()
+        return self.config.leaks
 
     def update_config(self, config: Config) -> None:
         """SIGHUP: new entries are watched from now on; series of entries still watched are
@@ -222,7 +228,51 @@ class LeakWatcher:
 
     # -- sampling --------------------------------------------------------------------------
 
-    def sample(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Any],
+    # -- the daemon's part -------------------------------------------------------------------
+
+    def needs_tick(self, now: float) -> bool:
+        return self.due(now)
+
+    def on_tick(self, tick: Tick) -> None:
+        procs: Optional[Sequence[ProcInfo]] = tick.reading.procs
+        roles = tick.roles
+        if procs is not None:
+            self._remember_critical(procs, roles)
+        if not self.due(tick.now):
+            return
+        if procs is None:
+            procs, roles = self._critical_procs(tick)
+        self.sample(tick.now, procs, roles, tick.reading.available - tick.plan.lines.terminate)
+
+    def reload(self, config: Config) -> None:
+        self._critical = None
+        self.update_config(config)
+
+    def _critical_procs(self, tick: Tick) -> Tuple[Sequence[ProcInfo], Mapping[int, Role]]:
+        """The critical daemons for a sample, cheaply: re-read only the PIDs the last full
+        table named, and read the whole table only when one of them is gone (a restart) or
+        the board also watches every process above a size."""
+        if self._critical is not None and not self.leaks.watch_above_mib:
+            procs = []
+            for pid, (starttime, _role) in self._critical.items():
+                p = read_proc(pid, self.proc_root)
+                if p is None or p.starttime != starttime or p.rss <= 0:  # gone, reused, or a zombie
+                    break
+                procs.append(p)
+            else:
+                return tuple(procs), {pid: role for pid, (_st, role) in self._critical.items()}
+        table = tick.read_table()
+        roles = tick.classify(table)
+        self._remember_critical(table, roles)
+        return table, roles
+
+    def _remember_critical(self, procs: Sequence[ProcInfo], roles: Mapping[int, Role]) -> None:
+        self._critical = {p.pid: (p.starttime, roles[p.pid]) for p in procs
+                          if p.pid in roles and roles[p.pid].kind == "critical"}
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def sample(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Role],
                terminate_headroom_bytes: Optional[int]) -> List[LeakFinding]:
         """Sample whatever is due, estimate, fire on_leak where called for; the findings of the
         processes sampled now. A watched process that is absent is skipped (its series waits).
@@ -238,7 +288,7 @@ class LeakWatcher:
             self._recompute_next()
         return findings
 
-    def _sample(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Any],
+    def _sample(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Role],
                 terminate_headroom_bytes: Optional[int], findings: List[LeakFinding]) -> None:
         self._collect_actions(now)
         due = [name for name in self.watched if self._next.get(name, -_INF) <= now]
@@ -246,7 +296,7 @@ class LeakWatcher:
         if due or self._actions:
             index: Dict[str, List[int]] = {}
             for pid, role in roles.items():
-                if getattr(role, "kind", None) == "critical":
+                if role is not None and role.kind == "critical":
                     index.setdefault(role.entry.name, []).append(pid)
             wanted = {pid for pids in index.values() for pid in pids}
             by_pid = {p.pid: p for p in procs if p.pid in wanted}
@@ -275,7 +325,7 @@ class LeakWatcher:
         """How processes watched by size are watched: the [leaks] interval, notify only."""
         return LeakWatch(interval_s=self.leaks.watch_interval_s, on_leak="notify")
 
-    def _sample_sizes(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Any],
+    def _sample_sizes(self, now: float, procs: Sequence[ProcInfo], roles: Mapping[int, Role],
                       headroom: Optional[int]) -> List[LeakFinding]:
         lk = self.leaks
         threshold = (lk.watch_above_mib or 0) * MIB
@@ -284,7 +334,7 @@ class LeakWatcher:
         known = {(s.pid, s.starttime) for s in self.series.values() if s.kind == "size"}
         big = [p for p in procs
                if not p.kthread and p.pid != me and p.rss > 0
-               and getattr(roles.get(p.pid), "kind", None) != "critical"
+               and (p.pid not in roles or roles[p.pid].kind != "critical")
                and (p.rss >= threshold or (p.pid, p.starttime) in known)]
         big.sort(key=lambda p: -p.rss)
         out = []

@@ -18,6 +18,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from guardian import safefile
+from guardian.core.parts import Part, Tick
 
 log = logging.getLogger("guardian")
 
@@ -58,7 +59,9 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-class Metrics:
+class Metrics(Part):
+    name = "metrics"
+
     def __init__(self, path: Optional[str], min_interval_s: float = 10.0):
         self.path = path or None
         self.min_interval_s = min_interval_s
@@ -205,3 +208,19 @@ class Metrics:
         """Remove the file (on a clean stop, so a dead guardian's numbers are not scraped)."""
         if self.path:
             safefile.remove(self.path)  # a link is removed, not followed
+
+    def on_tick(self, tick: Tick) -> None:
+        """The tick's numbers, and the file when it is due."""
+        lines = tick.plan.lines
+        self.update(
+            mem_total_bytes=tick.reading.total, mem_available_bytes=tick.reading.available,
+            psi_some_avg10=tick.reading.psi_some_avg10, psi_full_avg10=tick.reading.psi_full_avg10,
+            rung=RUNGS[tick.state.rung], wait_mode=tick.wait_mode,
+            lines_bytes={"reclaim": lines.reclaim, "terminate": lines.terminate, "kill": lines.kill},
+            tick_seconds=max(0.0, time.monotonic() - tick.now))
+        if tick.kernel_oom_kills is not None:
+            self.update(kernel_oom_kills=tick.kernel_oom_kills)
+        self.write(tick.now)
+
+    def close(self) -> None:
+        self.remove()
