@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from guardian.analysis import forensics
-from guardian.analysis.forensics import classify, cli_main, nodes_from_zoneinfo, red_flags, report_fields
-from guardian.core.parts.oomwatch import parse_log_text
+from guardian.analysis.forensics import classify, nodes_from_zoneinfo, red_flags, report_fields
+from guardian.analysis.oomreport import parse_log_text
+from guardian.commands.diagnose import cli_main
 from tests.unit import oom_samples as S
 
 
@@ -251,7 +252,7 @@ def test_diagnose_without_a_readable_kernel_log(tmp_path, capsys):
 
 
 def test_diagnose_reads_the_kernel_log_when_no_file_is_given(tmp_path, capsys, monkeypatch):
-    from guardian.core.parts.oomwatch import KmsgReader
+    from guardian.kernel.kmsg import KmsgReader
     records = [("4,%d,1000,-;%s\n" % (i, line)).encode() for i, line in enumerate(S.CGROUP_OWN_LIMIT.splitlines())]
 
     def fake_read(fd, size):

@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from guardian.core.parts import oomwatch as kmsg
-from guardian.core.parts.oomwatch import (KernelOomWatcher, KmsgReader, parse_log_text, parse_record,
-                           strip_prefix)
+from guardian.analysis.oomreport import parse_log_text, strip_prefix
+from guardian.core.parts.oomwatch import KernelOomWatcher
+from guardian.kernel import kmsg
+from guardian.kernel.kmsg import KmsgReader, parse_record
 from tests.unit import oom_samples as S
 
 
