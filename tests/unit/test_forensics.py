@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from guardian.analysis import forensics
-from guardian.analysis.forensics import classify, nodes_from_zoneinfo, red_flags, report_fields
+from guardian.analysis.audit import red_flags
+from guardian.analysis.forensics import classify, nodes_from_zoneinfo, report_fields
 from guardian.analysis.oomreport import parse_log_text
 from guardian.commands.diagnose import cli_main
 from tests.unit import oom_samples as S
@@ -195,6 +196,10 @@ def test_pid1_threshold_scales_with_memory(tmp_path):
     # 12 MiB is a lot on a 256 MiB board, ordinary on a 4 GiB one.
     assert "pid1_rss_anon" in flag_names(*fake_system(str(tmp_path / "a"), pid1_anon_kb=14000))
     assert "pid1_rss_anon" not in flag_names(*fake_system(str(tmp_path / "b"), total_kb=4 << 20, pid1_anon_kb=14000))
+
+
+def test_thp_always_is_a_red_flag_under_2_gib_only(tmp_path):
+    assert "thp_always" not in flag_names(*fake_system(str(tmp_path), total_kb=4 << 20, thp="[always] madvise never"))
 
 
 def test_red_flags_on_an_empty_tree(tmp_path):
