@@ -67,7 +67,7 @@ def cmd_leaks(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from guardian.analysis.forensics import cli_main
+    from guardian.commands.diagnose import cli_main
     return cli_main(args)
 
 

@@ -1,4 +1,4 @@
-"""Why did the kernel OOM killer fire? Classify a parsed report, advise, and audit this system.
+"""Why did the kernel OOM killer fire? Classify a parsed report and advise.
 
 Classes (the order they are tested in):
 - ``cgroup_limit``: a memory cgroup reached its own limit (constraint CONSTRAINT_MEMCG, the
@@ -12,19 +12,15 @@ Classes (the order they are tested in):
 - ``host_memory``: the whole host was short of memory;
 - ``unknown``: too little of the report reached the log (rate-limited or overwritten).
 
-`guardian diagnose` runs the same on a saved log (or what the kernel log still holds) and adds
-the current system's red flags.
+The daemon's watcher (guardian.core.parts.oomwatch) classifies each report it reads, importing
+this module at the first one; `guardian diagnose` (guardian.commands.diagnose) classifies the
+reports of a saved log or of what the kernel log still holds.
 """
-import json
-import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from guardian.core.parts.oomwatch import OomReport, parse_log_lines, read_kmsg_lines
-
-log = logging.getLogger("guardian")
+from guardian.analysis.oomreport import OomReport
 
 CAUSES = {
     "cgroup_limit": "a memory cgroup at its limit",
@@ -348,183 +344,3 @@ def report_fields(report: OomReport, proc_root: str = "/proc", live: bool = Fals
     fields.update(report.as_fields())
     fields["kills"] = len(report.victims)
     return fields
-
-
-# --------------------------------------------------------------------------------------------
-# Red flags of the system as it is now
-
-
-def _meminfo(proc_root: str) -> Dict[str, int]:
-    out = {}
-    text = _read(os.path.join(proc_root, "meminfo")) or ""
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts:
-            try:
-                out[key.strip()] = int(parts[0])
-            except ValueError:
-                pass
-    return out
-
-
-def _sysctl(proc_root: str, name: str) -> Optional[str]:
-    text = _read(os.path.join(proc_root, "sys", *name.split(".")))
-    return text.strip() if text is not None else None
-
-
-def red_flags(proc_root: str = "/proc", sys_root: str = "/sys") -> List[Dict[str, Any]]:
-    """What about this system makes OOM kills likely or hard to explain. Each flag: name,
-    detail (with the numbers), advice, numbers."""
-    flags: List[Dict[str, Any]] = []
-
-    def flag(name: str, detail: str, advice: str, **numbers: Any) -> None:
-        flags.append({"flag": name, "detail": detail, "advice": advice, "numbers": numbers})
-
-    mem = _meminfo(proc_root)
-    total = mem.get("MemTotal")
-    sunreclaim = mem.get("SUnreclaim")
-    if total and sunreclaim is not None and sunreclaim > total // 10:
-        flag("slab_unreclaimable", "SUnreclaim is %s, %.1f %% of MemTotal %s" % (
-            kib(sunreclaim), 100.0 * sunreclaim / total, kib(total)),
-            "kernel memory that cannot be reclaimed: a driver or kernel leak if it keeps growing; "
-            "see /proc/slabinfo (slabtop) for the cache that grows",
-            sunreclaim_kb=sunreclaim, mem_total_kb=total)
-
-    status = _read(os.path.join(proc_root, "1", "status")) or ""
-    rss_anon = None
-    for line in status.splitlines():
-        if line.startswith("RssAnon:"):
-            try:
-                rss_anon = int(line.split()[1])
-            except (IndexError, ValueError):
-                pass
-    if rss_anon is not None and total:
-        limit = min(32 * 1024, max(8 * 1024, total // 20))
-        if rss_anon > limit:
-            comm = (_read(os.path.join(proc_root, "1", "comm")) or "init").strip()
-            flag("pid1_rss_anon", "PID 1 (%s) holds %s of anonymous memory (more than %s)" % (
-                comm, kib(rss_anon), kib(limit)),
-                "init never gets killed, so what it holds is gone for everyone: a leak in PID 1 (too many "
-                "units, a journal kept in memory, a leaking init script interpreter) should be fixed or it "
-                "restarted by a re-exec (systemctl daemon-reexec)", rss_anon_kb=rss_anon, threshold_kb=limit)
-
-    thp = _read(os.path.join(sys_root, "kernel", "mm", "transparent_hugepage", "enabled"))
-    if thp is not None and "[always]" in thp:
-        flag("thp_always", "transparent hugepages are 'always'",
-             "every large anonymous mapping is backed by 2 MiB pages: processes hold more than they touch, and "
-             "the allocator needs order-9 blocks; 'madvise' is the safer setting on small boards "
-             "(echo madvise > /sys/kernel/mm/transparent_hugepage/enabled)", setting=thp.strip())
-
-    over = _sysctl(proc_root, "vm.overcommit_memory")
-    ratio = _sysctl(proc_root, "vm.overcommit_ratio")
-    swap_total = mem.get("SwapTotal")
-    if over == "1":
-        flag("overcommit_always", "vm.overcommit_memory is 1: every allocation succeeds, however large",
-             "nothing refuses memory up front, so running out ends in the OOM killer; 0 (heuristic) is safer, "
-             "2 (strict) makes allocations fail instead of processes dying", overcommit_memory=1)
-    elif over == "2" and ratio is not None and total:
-        limit = mem.get("CommitLimit")
-        if limit is not None and limit > total + (swap_total or 0):
-            flag("overcommit_ratio_high", "vm.overcommit_memory is 2 but CommitLimit %s exceeds RAM+swap %s "
-                 "(overcommit_ratio %s)" % (kib(limit), kib(total + (swap_total or 0)), ratio),
-                 "strict accounting that promises more than exists: lower vm.overcommit_ratio so CommitLimit "
-                 "fits RAM+swap", commit_limit_kb=limit, overcommit_ratio=ratio)
-    if _sysctl(proc_root, "vm.oom_kill_allocating_task") not in (None, "0"):
-        flag("oom_kill_allocating_task", "vm.oom_kill_allocating_task is set: the kernel kills whoever asked last",
-             "that is rarely the process that holds the memory; set it to 0", oom_kill_allocating_task=1)
-    panic = _sysctl(proc_root, "vm.panic_on_oom")
-    if panic not in (None, "0"):
-        flag("panic_on_oom", "vm.panic_on_oom is %s: an OOM reboots the board instead of killing a process" % panic,
-             "fine for a watchdog design; otherwise set it to 0 and let the guardian act first", panic_on_oom=panic)
-    if swap_total == 0:
-        flag("no_swap", "no swap or zram",
-             "anonymous memory cannot be reclaimed at all, so the only way out of a shortage is a kill; "
-             "a small zram device (compressed swap in RAM) gives room at a little CPU cost", swap_total_kb=0)
-    return flags
-
-
-# --------------------------------------------------------------------------------------------
-# guardian diagnose
-
-
-def diagnose(log_path: Optional[str], proc_root: str = "/proc", sys_root: str = "/sys",
-             kmsg_path: str = "/dev/kmsg") -> Dict[str, Any]:
-    """Reports in a saved log ('-' for standard input) or in the kernel log, classified, and
-    this system's red flags."""
-    out: Dict[str, Any] = {}
-    if log_path:
-        out["log"] = log_path
-        if log_path == "-":
-            reports = parse_log_lines(sys.stdin)
-        else:
-            with open(log_path, "r", encoding="utf-8", errors="replace") as f:
-                reports = parse_log_lines(f)
-        live = False
-    else:
-        out["log"] = kmsg_path
-        lines, error, lost = read_kmsg_lines(kmsg_path)
-        if error:
-            out["log_error"] = error
-        if lost:
-            out["records_lost"] = lost
-        from guardian.core.parts.oomwatch import OomReportParser
-        parser = OomReportParser()
-        reports = []
-        for message, ts in lines:
-            reports.extend(parser.feed(message, ts))
-        reports.extend(parser.finish())
-        live = True
-    out["reports"] = [report_fields(r, proc_root, live=live) for r in reports]
-    out["red_flags"] = red_flags(proc_root, sys_root)
-    return out
-
-
-def _print_text(out: Dict[str, Any]) -> None:
-    reports = out["reports"]
-    if out.get("log_error"):
-        print("kernel log: %s" % out["log_error"])
-    print("kernel OOM reports in %s: %d" % (out["log"], len(reports)))
-    for i, r in enumerate(reports, 1):
-        when = " at %.3f s after boot" % r["kernel_time_s"] if r.get("kernel_time_s") is not None else ""
-        print("\n#%d%s: %s" % (i, when, CAUSES[r["cause"]]))
-        if r.get("invoker") or r.get("gfp_mask"):
-            print("  invoked by %s%s: gfp_mask=%s, order=%s, oom_score_adj=%s" % (
-                r.get("invoker", "?"), "[%d]" % r["invoker_pid"] if r.get("invoker_pid") else "",
-                r.get("gfp_mask", "?"), r.get("order", "?"), r.get("invoker_oom_score_adj", "?")))
-        for v in r.get("victims", []):
-            print("  killed %s[%d]: anon-rss %s, file-rss %s, shmem-rss %s, oom_score_adj %s" % (
-                v["comm"], v["pid"], kib(v.get("anon_rss_kb")), kib(v.get("file_rss_kb")),
-                kib(v.get("shmem_rss_kb")), v.get("oom_score_adj", "?")))
-        print("  %s" % r["summary"])
-        for a in r["advice"]:
-            print("  - %s" % a)
-        if r.get("truncated"):
-            print("  (partial report: missing %s)" % ", ".join(r.get("missing", [])))
-    flags = out["red_flags"]
-    print("\nred flags of this system: %s" % (len(flags) or "none"))
-    for f in flags:
-        print("  ! %s" % f["detail"])
-        print("    %s" % f["advice"])
-
-
-def cli_main(args) -> int:
-    """`guardian diagnose [--log FILE] [--json]`. 0 when it ran (whatever it found), 1 when
-    the log could not be read."""
-    proc_root = getattr(args, "proc_root", "/proc") or "/proc"
-    sys_root = getattr(args, "sys_root", "/sys") or "/sys"
-    kmsg_path = getattr(args, "kmsg", None) or "/dev/kmsg"
-    try:
-        out = diagnose(getattr(args, "log", None), proc_root, sys_root, kmsg_path)
-    except OSError as exc:
-        print("guardian: diagnose: cannot read %s: %s" % (exc.filename or args.log, exc.strerror or exc), file=sys.stderr)
-        return 1
-    if getattr(args, "json", False):
-        print(json.dumps(out, indent=2, sort_keys=True))
-    else:
-        _print_text(out)
-    if out.get("log_error") and not out["reports"]:
-        if not getattr(args, "json", False):
-            print("guardian: diagnose: %s; give a saved log with --log FILE" % out["log_error"], file=sys.stderr)
-        return 1
-    return 0

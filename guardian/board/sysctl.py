@@ -9,6 +9,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
+from guardian.kernel import ParseError
+from guardian.kernel.meminfo import read_meminfo_kib
+from guardian.kernel.sysctl import read_sysctl
+
 # One line each, for `guardian check` and the docs.
 EXPLAIN: Dict[str, str] = {
     "vm.overcommit_memory": (
@@ -194,26 +198,13 @@ def _norm(value: str) -> str:
     return " ".join(value.split())
 
 
-def read_sysctl(key: str, proc_root: str = "/proc") -> Optional[str]:
+def _meminfo_kib(proc_root: str) -> Dict[str, int]:
+    """/proc/meminfo in KiB for the safety checks, {} when it cannot be read (they then let the
+    setting through, as they cannot tell)."""
     try:
-        with open(_path(key, proc_root)) as f:
-            return _norm(f.read())
-    except OSError:
-        return None
-
-
-def _meminfo_kb(proc_root: str) -> Dict[str, int]:
-    out: Dict[str, int] = {}
-    try:
-        with open(os.path.join(proc_root, "meminfo")) as f:
-            for line in f:
-                name, _, rest = line.partition(":")
-                parts = rest.split()
-                if parts and parts[0].isdigit():
-                    out[name] = int(parts[0])
-    except OSError:
-        pass
-    return out
+        return read_meminfo_kib(proc_root) or {}
+    except (OSError, ParseError):
+        return {}
 
 
 def commit_limit_kb(meminfo: Dict[str, int], ratio: int, kbytes: int) -> Optional[int]:
@@ -231,7 +222,7 @@ def commit_limit_kb(meminfo: Dict[str, int], ratio: int, kbytes: int) -> Optiona
 def _safety(key: str, wanted: str, settings: Dict[str, str], proc_root: str) -> Optional[str]:
     """Refuse settings that would hurt the running board at once."""
     if key == "vm.overcommit_memory" and wanted.strip() == "2":
-        mem = _meminfo_kb(proc_root)
+        mem = _meminfo_kib(proc_root)
         ratio = int(settings.get("vm.overcommit_ratio") or read_sysctl("vm.overcommit_ratio", proc_root) or 50)
         kbytes = int(settings.get("vm.overcommit_kbytes") or read_sysctl("vm.overcommit_kbytes", proc_root) or 0)
         limit = commit_limit_kb(mem, ratio, kbytes)
@@ -245,7 +236,7 @@ def _safety(key: str, wanted: str, settings: Dict[str, str], proc_root: str) -> 
                 % (committed // 1024, limit // 1024, need)
             )
     if key == "vm.min_free_kbytes":
-        total = _meminfo_kb(proc_root).get("MemTotal")
+        total = _meminfo_kib(proc_root).get("MemTotal")
         if total and int(wanted) > total // 10:
             return "refused: %s KiB is more than 10%% of MemTotal (%d KiB)" % (wanted, total)
     return None

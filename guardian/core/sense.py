@@ -14,7 +14,7 @@ from guardian.kernel.cgroup import CgroupMemory, cgroup_pids, read_cgroup_memory
 from guardian.kernel.meminfo import MemInfo, parse_meminfo
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
-from guardian.kernel.zoneinfo import read_sysctl
+from guardian.kernel.sysctl import read_sysctl
 from guardian.core.reading import Reading
 
 log = logging.getLogger("guardian")

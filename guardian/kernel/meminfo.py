@@ -3,7 +3,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from guardian.kernel import ParseError, read_text
+from guardian.kernel import ParseError, read_optional_text, read_text
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ WANTED = frozenset(("MemTotal", "MemFree", "MemAvailable", "Cached", "Buffers", 
                     "SwapFree", "Committed_AS", "CommitLimit", "SUnreclaim", "Active(file)", "Inactive(file)"))
 
 
-def _parse_fields(text: str, path: str, wanted: Optional[frozenset] = None) -> Dict[str, int]:
-    """Every "Key:   123 kB" line (of `wanted`, or all) as {Key: bytes}. Unit-less lines
-    (HugePages_Total: 0) are counts and kept as they are."""
+def _parse_fields(text: str, path: str, wanted: Optional[frozenset] = None, in_kib: bool = False) -> Dict[str, int]:
+    """Every "Key:   123 kB" line (of `wanted`, or all) as {Key: bytes}, or KiB (`in_kib`).
+    Unit-less lines (HugePages_Total: 0) are counts and kept as they are."""
     fields = {}
     for line in text.splitlines():
         key, sep, rest = line.partition(":")
@@ -57,6 +57,8 @@ def _parse_fields(text: str, path: str, wanted: Optional[frozenset] = None) -> D
             if scale is None:
                 raise ParseError(path, key, "expected unit kB, got %r" % parts[1])
             value *= scale
+            if in_kib:
+                value //= 1024
         fields[key] = value
     return fields
 
@@ -103,3 +105,17 @@ def read_meminfo(proc_root: str = "/proc") -> MemInfo:
     the guardian can work without it) and ParseError when it is garbled."""
     path = os.path.join(proc_root, "meminfo")
     return parse_meminfo(read_text(path), path)
+
+
+def parse_meminfo_kib(text: str, path: str = "/proc/meminfo") -> Dict[str, int]:
+    """Every field of /proc/meminfo in KiB, as the kernel prints them (unit-less lines such as
+    HugePages_Total are counts): for callers that want fields MemInfo leaves out (Hugetlb) or
+    sizes in KiB. Raises ParseError on a garbled line, as parse_meminfo does."""
+    return _parse_fields(text, path, None, in_kib=True)
+
+
+def read_meminfo_kib(proc_root: str = "/proc") -> Optional[Dict[str, int]]:
+    """parse_meminfo_kib of <proc>/meminfo; None when the file does not exist."""
+    path = os.path.join(proc_root, "meminfo")
+    text = read_optional_text(path)
+    return None if text is None else parse_meminfo_kib(text, path)

@@ -1,4 +1,4 @@
-"""/proc/zoneinfo watermarks and /proc/sys/vm knobs that place the kill line."""
+"""/proc/zoneinfo: the watermarks that place the kill line."""
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -68,10 +68,3 @@ def read_watermarks(proc_root: str = "/proc") -> Optional[Watermarks]:
     text = read_optional_text(path, bufsize=65536)
     return None if text is None else parse_zoneinfo(text, path, page_size())
 
-
-def read_sysctl(name: str, proc_root: str = "/proc") -> Optional[str]:
-    """read_sysctl("vm.overcommit_memory") -> "0"; None when absent. The name may be
-    dotted or slashed ("vm/overcommit_memory")."""
-    path = os.path.join(proc_root, "sys", *name.replace(".", "/").split("/"))
-    text = read_optional_text(path)
-    return None if text is None else text.strip()

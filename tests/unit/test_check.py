@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from guardian.analysis import audit
 from guardian.commands import check
 from guardian.board.boards import shipped_boards
 from tests.unit import fakeproc
@@ -71,8 +72,8 @@ def system(tmp_path, monkeypatch):
     fakeproc.write(os.path.join(sys_root, "block", "zram0", "disksize"), "0\n")
     for script in ("S45connman", "S50lighttpd"):
         fakeproc.write(str(tmp_path / "fs" / "etc" / "init.d" / script), "#!/bin/sh\n")
-    monkeypatch.setattr(check, "_is_procfs", lambda path: True)
-    monkeypatch.setattr(check, "try_trigger", lambda path, text: None)
+    monkeypatch.setattr(audit, "_is_procfs", lambda path: True)
+    monkeypatch.setattr(audit, "try_trigger", lambda path, text: None)
     return proc_root, sys_root
 
 
@@ -91,7 +92,7 @@ def lines(text, level=None, topic=None):
     out = []
     for line in text.splitlines():
         parts = line.split(None, 1)
-        if len(parts) == 2 and parts[0] in check.LEVELS and (level is None or parts[0] == level):
+        if len(parts) == 2 and parts[0] in audit.LEVELS and (level is None or parts[0] == level):
             if topic is None or parts[1].startswith(topic + ":"):
                 out.append(line)
     return out
@@ -169,14 +170,14 @@ def test_missing_capability_is_a_warning(system, tmp_path):
 ])
 def test_psi_trigger_forms(system, tmp_path, monkeypatch, first, second, level, expected):
     answers = {b"some 150000 1000000\0": first, b"some 500000 2000000\0": second}
-    monkeypatch.setattr(check, "try_trigger", lambda path, text: answers[text])
+    monkeypatch.setattr(audit, "try_trigger", lambda path, text: answers[text])
     code, text = run(write_config(tmp_path), *system)
     found = lines(text, None, "psi-trigger")
     assert len(found) == 1 and found[0].startswith("%-5s psi-trigger: %s" % (level, expected)), found
 
 
 def test_sub_second_window_that_will_be_widened_is_a_warning(system, tmp_path, monkeypatch):
-    monkeypatch.setattr(check, "try_trigger", lambda path, text: errno.EINVAL if b"150000" in text else None)
+    monkeypatch.setattr(audit, "try_trigger", lambda path, text: errno.EINVAL if b"150000" in text else None)
     config = write_config(tmp_path, BOARD.replace("psi_window_us = 2000000", "psi_window_us = 500000"))
     code, text = run(config, *system)
     assert code == 1
@@ -188,7 +189,7 @@ def test_psi_absent_and_disabled(system, tmp_path, monkeypatch):
     def disabled(path):
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
-    monkeypatch.setattr(check, "_read_psi_text", disabled)
+    monkeypatch.setattr(audit, "_read_psi_text", disabled)
     code, text = run(write_config(tmp_path), proc_root, sys_root)
     assert "warn  psi: present but disabled (the kernel is built with CONFIG_PSI_DEFAULT_DISABLED): add psi=1" in text
     fakeproc.write(os.path.join(proc_root, "cmdline"), "console=ttyS0 psi=0\n")
@@ -207,6 +208,24 @@ def test_swap_and_panic_findings(system, tmp_path):
     code, text = run(write_config(tmp_path), proc_root, sys_root)
     assert "info  swap: swap on /dev/zram0 (zram, 128 MiB, 1 MiB used); the guardian's swap lines are active" in text
     assert "warn  panic: vm.panic_on_oom = 1 with kernel.panic = None: an OOM hangs the board" in text
+
+
+def test_the_red_flags_of_diagnose_are_check_findings_too(system, tmp_path):
+    proc_root, sys_root = system
+    fakeproc.write(os.path.join(proc_root, "sys", "vm", "oom_kill_allocating_task"), "1\n")
+    code, text = run(write_config(tmp_path), proc_root, sys_root)
+    assert code == 1
+    assert lines(text, "warn", "oom-killer")[0].startswith(
+        "warn  oom-killer: vm.oom_kill_allocating_task is set: the kernel kills whoever asked last -- ")
+
+
+def test_thp_always_is_only_a_warning_under_2_gib(system, tmp_path):
+    proc_root, sys_root = system
+    fakeproc.meminfo(proc_root, total_mib=4096, avail_mib=3000)
+    fakeproc.write(os.path.join(sys_root, "kernel", "mm", "transparent_hugepage", "enabled"),
+                   "[always] madvise never\n")
+    code, text = run(write_config(tmp_path), proc_root, sys_root)
+    assert "info  thp: transparent huge pages: always" in text
 
 
 def test_wrong_board_for_this_much_ram(system, tmp_path):

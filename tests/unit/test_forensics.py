@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from guardian.analysis import forensics
-from guardian.analysis.forensics import classify, cli_main, nodes_from_zoneinfo, red_flags, report_fields
-from guardian.core.parts.oomwatch import parse_log_text
+from guardian.analysis.audit import red_flags
+from guardian.analysis.forensics import classify, nodes_from_zoneinfo, report_fields
+from guardian.analysis.oomreport import parse_log_text
+from guardian.commands.diagnose import cli_main
 from tests.unit import oom_samples as S
 
 
@@ -196,6 +198,10 @@ def test_pid1_threshold_scales_with_memory(tmp_path):
     assert "pid1_rss_anon" not in flag_names(*fake_system(str(tmp_path / "b"), total_kb=4 << 20, pid1_anon_kb=14000))
 
 
+def test_thp_always_is_a_red_flag_under_2_gib_only(tmp_path):
+    assert "thp_always" not in flag_names(*fake_system(str(tmp_path), total_kb=4 << 20, thp="[always] madvise never"))
+
+
 def test_red_flags_on_an_empty_tree(tmp_path):
     assert red_flags(str(tmp_path / "proc"), str(tmp_path / "sys")) == []
 
@@ -251,7 +257,7 @@ def test_diagnose_without_a_readable_kernel_log(tmp_path, capsys):
 
 
 def test_diagnose_reads_the_kernel_log_when_no_file_is_given(tmp_path, capsys, monkeypatch):
-    from guardian.core.parts.oomwatch import KmsgReader
+    from guardian.kernel.kmsg import KmsgReader
     records = [("4,%d,1000,-;%s\n" % (i, line)).encode() for i, line in enumerate(S.CGROUP_OWN_LIMIT.splitlines())]
 
     def fake_read(fd, size):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from guardian.kernel import ParseError, buddyinfo, meminfo, psi, vmstat, zoneinfo
+from guardian.kernel import ParseError, buddyinfo, meminfo, psi, sysctl, vmstat, zoneinfo
 
 KB = 1024
 
@@ -472,6 +472,6 @@ def test_zoneinfo_garbled_value():
 def test_sysctl(tmp_path):
     write(tmp_path, "sys/vm/overcommit_memory", "2\n")
     write(tmp_path, "sys/vm/min_free_kbytes", "  3798\n")
-    assert zoneinfo.read_sysctl("vm.overcommit_memory", str(tmp_path)) == "2"
-    assert zoneinfo.read_sysctl("vm/min_free_kbytes", str(tmp_path)) == "3798"
-    assert zoneinfo.read_sysctl("vm.panic_on_oom", str(tmp_path)) is None
+    assert sysctl.read_sysctl("vm.overcommit_memory", str(tmp_path)) == "2"
+    assert sysctl.read_sysctl("vm/min_free_kbytes", str(tmp_path)) == "3798"
+    assert sysctl.read_sysctl("vm.panic_on_oom", str(tmp_path)) is None

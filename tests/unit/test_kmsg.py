@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from guardian.core.parts import oomwatch as kmsg
-from guardian.core.parts.oomwatch import (KernelOomWatcher, KmsgReader, parse_log_text, parse_record,
-                           strip_prefix)
+from guardian.analysis.oomreport import parse_log_text, strip_prefix
+from guardian.core.parts.oomwatch import KernelOomWatcher
+from guardian.kernel import kmsg
+from guardian.kernel.kmsg import KmsgReader, parse_record
 from tests.unit import oom_samples as S
 
 
@@ -370,7 +371,7 @@ def test_watcher_reports_kills_the_log_does_not_explain(watcher, ring):
 
 def test_watcher_without_kmsg_reports_counts_at_once(tmp_path):
     w = KernelOomWatcher(proc_root=str(tmp_path), kmsg_path=str(tmp_path / "nope"))
-    assert w.fileno() is None and not w.available
+    assert not w.available
     w.check(1)
     (report,) = w.check(2)
     assert report["source"] == "vmstat" and "nope" in report["summary"]
@@ -380,7 +381,7 @@ def test_watcher_without_kmsg_reports_counts_at_once(tmp_path):
 def test_watcher_polled_reports_are_not_repeated_when_the_count_catches_up(watcher, ring):
     watcher.check(7)
     ring.add_text(S.FRAGMENTED)
-    (report,) = watcher.on_readable()
+    (report,) = watcher.drain_reports()
     assert report["cause"] == "fragmentation"
     watcher.clock_.t += 3
     assert watcher.check(8) == []

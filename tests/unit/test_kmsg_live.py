@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def test_a_real_cgroup_oom_kill_is_reported_and_classified():
     watcher = KernelOomWatcher()
-    if watcher.fileno() is None:
+    if not watcher.available:
         pytest.skip("cannot read /dev/kmsg: %s" % watcher.reader.error)
     counters = read_vmstat()
     if not counters or "oom_kill" not in counters:
