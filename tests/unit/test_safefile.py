@@ -1,7 +1,5 @@
-"""guardian.safefile as any user (the directories here are the test user's own), the leak
-state's refusal of NaN/inf and of wrong shapes, and `status` on a state file of the wrong shape.
-The attacks by another user, as root, are in tests/integration/test_security_files.py."""
-import json
+"""guardian.safefile as any user (the directories here are the test user's own). The attacks by
+another user, as root, are in tests/integration/test_safefile.py."""
 import os
 import stat
 import time
@@ -9,15 +7,8 @@ import time
 import pytest
 
 from guardian import safefile
-from guardian.commands import status
-from guardian.config import Config, Critical, LeakWatch, Leaks, Match
 from guardian.core.parts.leakstate import STATE_NAME
-from guardian.core.parts.leakwatch import LeakWatcher
 
-BOOT = "0a1b2c3d-0000-4000-8000-000000000001"
-
-
-# ------------------------------------------------------------------------------ safefile
 
 def test_write_atomic_uses_a_fresh_random_temp_and_leaves_nothing(tmp_path):
     path = str(tmp_path / "d" / "state.json")
@@ -114,120 +105,3 @@ def test_a_file_where_a_directory_should_be_is_named(tmp_path):
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(safefile.UnsafePath, match="refused: %s is a regular file, not a directory" % (tmp_path / "f")):
         safefile.write_atomic(str(tmp_path / "f" / "x"), b"")
-
-
-# ------------------------------------------------------------------------------ leaks.json
-
-class Tell:
-    def __init__(self):
-        self.messages = []
-
-    def event(self, kind, message, **fields):
-        self.messages.append(message)
-
-
-def fake_proc(tmp_path):
-    d = tmp_path / "proc" / "sys" / "kernel" / "random"
-    d.mkdir(parents=True)
-    (d / "boot_id").write_text(BOOT + "\n")
-    return str(tmp_path / "proc")
-
-
-def state_doc(mono="100.0", wall="1700000000.0", series=None):
-    if series is None:
-        series = ('[{"key": "svc", "name": "svc", "kind": "critical", "pid": 5, "start": 1, "segment": 0,'
-                  ' "age": [0], "rss": [20480], "file": [0], "seg": [[0, 0]]}]')
-    return ('{"format": 1, "boot_id": "%s", "mono": %s, "wall": %s, "series": %s}'
-            % (BOOT, mono, wall, series)).encode()
-
-
-def watcher(tmp_path, data):
-    state_dir = tmp_path / "state"
-    state_dir.mkdir(exist_ok=True)
-    (state_dir / STATE_NAME).write_bytes(data)
-    tell = Tell()
-    cfg = Config(critical=(Critical("svc", Match(comm="svc"), leak=LeakWatch(enabled=True, max_rss_mib=64.0)),),
-                 leaks=Leaks(state_dir=str(state_dir)))
-    w = LeakWatcher(cfg, fake_proc(tmp_path) if not (tmp_path / "proc").exists() else str(tmp_path / "proc"),
-                    state_dir=str(state_dir), tell=tell, clock=lambda: 200.0)
-    return w, tell
-
-
-def test_a_good_state_file_loads(tmp_path):
-    w, tell = watcher(tmp_path, state_doc())
-    assert w.loaded, tell.messages
-    assert len(w.series["svc"].t) == 1
-
-
-@pytest.mark.parametrize("where,value", [("mono", "NaN"), ("mono", "Infinity"), ("mono", "-Infinity"),
-                                         ("mono", "1e999"), ("wall", "NaN")])
-def test_nan_and_inf_are_refused_on_load_and_saving_goes_on(tmp_path, where, value):
-    w, tell = watcher(tmp_path, state_doc(**{where: value}))
-    assert not w.loaded and w.series == {}
-    assert len(tell.messages) == 1
-    message = tell.messages[0]
-    assert message.startswith("ignored %s (torn or garbled: " % (tmp_path / "state" / STATE_NAME)), message
-    assert ("is not a number this file holds" in message or "is not a finite number" in message), message
-    assert "\n" not in message
-    w._dirty = True
-    assert w.save(300.0, force=True)  # no value from the file left to break encode
-    assert json.loads((tmp_path / "state" / STATE_NAME).read_text())["format"] == 1
-
-
-@pytest.mark.parametrize("doc,why", [
-    (b"[1, 2]", "not format 1"),
-    (b'{"format": 1, "series": {"a": 1}}', "no list of series"),
-    (state_doc(series='[{"key": "svc"}]'), "field 'name' missing"),
-    (state_doc(series='[{"key": "svc", "name": "svc", "kind": "critical", "pid": 5, "start": 1, "segment": 0,'
-                      ' "age": [0], "rss": [20480], "file": [0], "seg": 5}]'),
-     "wrong shape: 'int' object is not iterable"),
-    (state_doc(series='[{"key": "svc", "name": "svc", "kind": "critical", "pid": 5, "start": 1, "segment": 0,'
-                      ' "age": "x", "rss": [20480], "file": [0], "seg": []}]'), "not an integer: 'x'"),
-    (state_doc(mono='"soon"'), "could not convert string to float"),
-    (b"[" * 100000 + b"]" * 100000, "nested too deep"),
-])
-def test_a_state_file_of_the_wrong_shape_is_named_in_one_line(tmp_path, doc, why):
-    w, tell = watcher(tmp_path, doc)
-    assert not w.loaded
-    assert len(tell.messages) == 1 and why in tell.messages[0] and "\n" not in tell.messages[0], tell.messages
-
-
-def test_a_value_that_cannot_be_encoded_is_reported_once_not_raised(tmp_path):
-    w, tell = watcher(tmp_path, state_doc())
-    assert w.loaded
-    w.series["svc"].t[0] = float("nan")  # however it got there
-    for i in range(3):
-        w._dirty = True
-        assert not w.save(300.0 + i, force=True)
-    problems = [m for m in tell.messages if "cannot encode" in m]
-    assert len(problems) == 1 and "trend state is kept in memory only" in problems[0], tell.messages
-
-
-# ------------------------------------------------------------------------------ status
-
-@pytest.mark.parametrize("text,why", [
-    ('{"pid": %(pid)d}', "field 'wait_mode' missing"),
-    ('[%(pid)d]', "not a JSON object"),
-    ('{"pid": "%(pid)d", "wait_mode": "poll", "rung": "normal"}', "field 'pid' is not a valid int"),
-    ('{"pid": 1e400, "wait_mode": "poll", "rung": "normal"}', "field 'pid' is not a valid int"),
-    ('{"pid": 99999999999999999999, "wait_mode": "poll", "rung": "normal"}', "field 'pid' is not a valid int"),
-    ('{"pid": 0, "wait_mode": "poll", "rung": "normal"}', "field 'pid' is not a valid int"),
-    ('{"pid": %(pid)d, "wait_mode": "poll", "rung": "normal", "kills": "3"}', "field 'kills' is not a valid int"),
-    ('{"pid": %(pid)d, "wait_mode": "poll", "rung": ["normal"]}', "field 'rung' is not a valid str"),
-    ('{"pid": NaN}', "not JSON (NaN is not allowed)"),
-    ('{"pid": ', "not JSON ("),
-])
-def test_status_names_a_wrong_state_file_in_one_line(tmp_path, text, why):
-    path = tmp_path / "state.json"
-    path.write_text(text % {"pid": os.getpid()})
-    problems = []
-    assert status._daemon_state(str(path), problems) is None
-    assert problems == ["ignored %s: %s" % (path, problems[0].split(": ", 1)[1])] and why in problems[0], problems
-
-
-def test_status_takes_a_good_state_file(tmp_path):
-    path = tmp_path / "state.json"
-    path.write_text(json.dumps({"pid": os.getpid(), "wait_mode": "poll", "rung": "normal", "kills": 2}))
-    problems = []
-    assert status._daemon_state(str(path), problems)["kills"] == 2 and problems == []
-    assert status._daemon_state(str(tmp_path / "none.json"), problems) is None and problems == []

@@ -1,0 +1,211 @@
+"""The loop against a fake /proc: it decides, survives garbled and vanishing files, and keeps
+what it knew. (Behaviour with real processes is in
+tests/integration/core/test_daemon.py.)"""
+import json
+import os
+import shutil
+
+import pytest
+
+from guardian.config import Config
+from guardian.core.daemon import Daemon
+from guardian.core.telemetry import Telemetry
+from tests.support import fakeproc
+
+
+def make_daemon(basic_tree, tmp_path, **kw):
+    events = str(tmp_path / "events.jsonl")
+    d = Daemon(kw.pop("config", Config()), proc_root=basic_tree, sys_root=str(tmp_path / "sys"),
+               dry_run=kw.pop("dry_run", True),
+               telemetry=Telemetry(state_file=str(tmp_path / "state.json"), events_file=events),
+               protect_self=False, **kw)
+    d.setup(signals=False)
+    return d, events
+
+
+def read_events(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_idle_then_shortage_picks_the_culprit_in_dry_run(basic_tree, tmp_path):
+    d, events = make_daemon(basic_tree, tmp_path)
+    try:
+        assert d.tick(0.0) > 0.1
+        assert d.last_plan.action == "none"
+        # the hog grows by 600 MiB, memory runs short
+        fakeproc.process(basic_tree, 100, "hog", 700, oom_score=800)
+        fakeproc.meminfo(basic_tree, avail_mib=30)
+        d.tick(1.0)
+        assert d.last_plan.action == "kill" and d.last_plan.victim.pid == 100
+        kill = [e for e in read_events(events) if e["event"] == "kill"]
+        assert kill and kill[0]["dry_run"] and "culprit" in kill[0]["why"] and "webui" in kill[0]["runner_up"]
+        with open(str(tmp_path / "state.json")) as f:
+            state = json.load(f)
+        assert state["rung"] == "kill" and state["wait_mode"] in ("psi-trigger", "psi-trigger-2s", "poll")
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("garble", [
+    "MemTotal: lots kB\n",
+    "",
+    "MemTotal:       1048576 kB\nMemFr",
+    "\x00\x01\x02 garbage\n",
+])
+def test_garbled_meminfo_keeps_the_last_reading(basic_tree, tmp_path, garble):
+    d, _ = make_daemon(basic_tree, tmp_path)
+    try:
+        d.tick(0.0)
+        good = d.sensor.last_meminfo
+        fakeproc.write(os.path.join(basic_tree, "meminfo"), garble)
+        d.tick(1.0)
+        assert d.sensor.last_meminfo == good
+        assert d.last_plan.action == "none"
+    finally:
+        d.close()
+
+
+def test_missing_files_degrade_without_a_crash(basic_tree, tmp_path):
+    os.remove(os.path.join(basic_tree, "pressure", "memory"))
+    os.remove(os.path.join(basic_tree, "buddyinfo"))
+    d, _ = make_daemon(basic_tree, tmp_path)
+    try:
+        assert d.waiter.mode == "poll"
+        fakeproc.meminfo(basic_tree, avail_mib=30)
+        d.tick(0.0)
+        assert d.last_plan.action in ("kill", "terminate")
+        os.remove(os.path.join(basic_tree, "meminfo"))
+        d.tick(1.0)  # no meminfo at all: the last reading stands, nothing raised
+    finally:
+        d.close()
+
+
+def test_a_victim_vanishing_mid_read_is_normal(basic_tree, tmp_path):
+    d, _ = make_daemon(basic_tree, tmp_path, dry_run=False)
+    try:
+        fakeproc.meminfo(basic_tree, avail_mib=30)
+        # the hog's stat is there but the rest of its directory is gone
+        for name in ("status", "cmdline", "oom_score", "oom_score_adj", "cgroup"):
+            os.remove(os.path.join(basic_tree, "100", name))
+        shutil.rmtree(os.path.join(basic_tree, "200"))
+        d.tick(0.0)
+        # nothing left that may be ended (init, a kernel thread): said, not crashed
+        assert d.last_plan.action == "none" and "no process" in d.last_plan.reason
+    finally:
+        d.close()
+
+
+def test_reload_refused_keeps_the_old_config(basic_tree, tmp_path):
+    calls = []
+
+    def bad():
+        calls.append(1)
+        raise ValueError("board.toml: thresholds.kil: unknown key (did you mean 'kill'?)")
+
+    d, events = make_daemon(basic_tree, tmp_path, reload=bad)
+    try:
+        old = d.config
+        d.tick(0.0)
+        d.growth.add(0.5, ())
+        d.reload()
+        assert calls and d.config is old
+        refused = [e for e in read_events(events) if e["event"] == "reload"]
+        assert refused and refused[0]["ok"] is False and "kil" in refused[0]["message"]
+        assert d.growth.last_time() == 0.5  # what it knew is kept
+    finally:
+        d.close()
+
+
+def test_once_a_stopped_victim_is_gone_the_lines_return_to_the_boards_own(basic_tree, tmp_path):
+    """The burst a stopped runaway made raised every line by its fill rate; once it exits within
+    its grace the raised lines would stop a bystander at idle (seen on an 80 MiB VM)."""
+    from guardian.core import policy
+
+    d, _ = make_daemon(basic_tree, tmp_path, dry_run=False)
+    try:
+        d.tick(0.0)
+        base = d.last_plan.lines
+        d.fill.add(0.5, 800 * 1024 * 1024)
+        d.fill.add(1.0, 700 * 1024 * 1024)  # 200 MiB/s
+        assert d.fill.peak(1.0) > 0
+        d.state = policy.after_terminate(d.state, policy.Victim(
+            pid=100, starttime=0, pgid=100, name="hog", rss=0, oom_score=0, growth=0, score=0, why="",
+            runner_up=""), 1.0, 5.0)
+        shutil.rmtree(os.path.join(basic_tree, "100"))
+        d.tick(1.5)
+        assert d.state.pending is None and "stopped" in d.last_plan.reason
+        assert d.fill.peak(1.5) == 0.0
+        d.tick(2.0)
+        assert d.last_plan.lines == base
+    finally:
+        d.close()
+
+
+def test_a_quiet_wake_only_glances_at_memavailable_until_something_calls_for_a_tick(basic_tree, tmp_path):
+    d, _ = make_daemon(basic_tree, tmp_path)
+    try:
+        d.tick(0.0)
+        assert d.last_plan.action == "none"
+        reads = []
+        real = d.sensor.read
+        d.sensor.read = lambda *a, **k: reads.append(1) or real(*a, **k)
+        timeout = d._glance(1.0)
+        assert timeout is not None and 0 < timeout <= d.config.wait.max_timeout_s and not reads
+        # a garbled meminfo keeps the last reading: that is no news, so a full tick decides
+        fakeproc.write(os.path.join(basic_tree, "meminfo"), "MemTotal: lots kB\n")
+        assert d._glance(1.5) is None
+        fakeproc.meminfo(basic_tree, avail_mib=800)
+        assert d._glance(2.0) is not None
+        # memory near the reclaim line: a full tick decides
+        fakeproc.meminfo(basic_tree, avail_mib=150)
+        assert d._glance(3.0) is None
+        fakeproc.meminfo(basic_tree, avail_mib=800)
+        assert d._glance(4.0) is not None
+        # no full tick for max_timeout_s: one is due whatever memory says
+        assert d._glance(0.0 + d.config.wait.max_timeout_s) is None
+        d.tick(6.0)
+        assert d._glance(6.5) is not None
+        # not at ease (a shortage episode, an act in progress): always a full tick
+        fakeproc.meminfo(basic_tree, avail_mib=30)
+        d.tick(7.0)
+        fakeproc.meminfo(basic_tree, avail_mib=800)
+        assert d._glance(7.5) is None
+    finally:
+        d.close()
+
+
+def test_after_the_kernel_oom_killer_ended_the_runaway_the_lines_return_to_the_boards_own(basic_tree, tmp_path):
+    """Seen on an 80 MiB VM: the guardian waited out the kernel's kill, then stopped the
+    low-priority service on lines still raised by the dead runaway's fill rate."""
+    fakeproc.write(os.path.join(basic_tree, "vmstat"), "nr_free_pages 100\noom_kill 3\n")
+    d, _ = make_daemon(basic_tree, tmp_path)
+    try:
+        d.tick(0.0)
+        base = d.last_plan.lines
+        d.fill.add(0.5, 800 * 1024 * 1024)
+        d.fill.add(1.0, 700 * 1024 * 1024)  # 200 MiB/s
+        fakeproc.write(os.path.join(basic_tree, "vmstat"), "nr_free_pages 100\noom_kill 4\n")
+        fakeproc.meminfo(basic_tree, avail_mib=800)
+        d.tick(1.2)
+        assert d.last_plan.action == "none"
+        assert d.fill.peak(1.2) == 0.0
+        d.tick(2.0)
+        assert d.last_plan.lines == base
+    finally:
+        d.close()
+
+
+def test_after_a_kernel_oom_kill_a_reading_still_short_is_acted_on_in_the_same_tick(basic_tree, tmp_path):
+    """A load generator respawns what the kernel killed: the guardian must not stand aside."""
+    fakeproc.write(os.path.join(basic_tree, "vmstat"), "nr_free_pages 100\noom_kill 3\n")
+    d, _ = make_daemon(basic_tree, tmp_path)
+    try:
+        d.tick(0.0)
+        fakeproc.write(os.path.join(basic_tree, "vmstat"), "nr_free_pages 100\noom_kill 4\n")
+        fakeproc.meminfo(basic_tree, avail_mib=30)
+        d.tick(1.2)
+        assert d.last_plan.action in ("terminate", "kill"), d.last_plan.reason
+        assert "kernel OOM killer ended 1" in d.last_plan.reason
+    finally:
+        d.close()

@@ -1,0 +1,65 @@
+"""Fill rate and growth history: pure, fed with times."""
+from guardian.core.history import FillRate, Growth
+from guardian.config import MIB
+from tests.support.fakes import procinfo
+
+
+def test_fill_rate_measures_over_a_minimum_interval():
+    f = FillRate(half_life_s=10.0, min_interval_s=0.2)
+    f.add(0.0, 500 * MIB)
+    f.add(0.001, 499 * MIB)  # 1 MiB in 1 ms would read as 1 GiB/s: ignored
+    assert f.peak(0.001) == 0.0
+    f.add(0.5, 490 * MIB)  # 10 MiB in 0.5 s
+    assert abs(f.peak(0.5) - 20 * MIB) < 1
+
+
+def test_fill_rate_peak_decays_and_memory_coming_back_is_no_rate():
+    f = FillRate(half_life_s=10.0)
+    f.add(0.0, 500 * MIB)
+    f.add(1.0, 400 * MIB)
+    assert abs(f.peak(1.0) - 100 * MIB) < 1
+    assert abs(f.peak(11.0) - 50 * MIB) < 1
+    f.add(12.0, 600 * MIB)
+    assert f.current < 0 and abs(f.peak(12.0) - 100 * MIB * 0.5 ** 1.1) < MIB
+
+
+def test_growth_over_the_window_and_newborns_count_whole():
+    g = Growth(window_s=30.0)
+    g.add(0.0, [procinfo(10, rss_mib=100), procinfo(11, rss_mib=50)])
+    g.add(10.0, [procinfo(10, rss_mib=300), procinfo(11, rss_mib=40), procinfo(12, rss_mib=70)])
+    grown = g.growth()
+    assert grown[10] == 200 * MIB and grown[11] == -10 * MIB and grown[12] == 70 * MIB
+    assert g.span_s() == 10.0
+
+
+def test_growth_forgets_samples_older_than_the_window_and_pid_reuse():
+    g = Growth(window_s=30.0)
+    g.add(0.0, [procinfo(10, rss_mib=100, starttime=1)])
+    g.add(20.0, [procinfo(10, rss_mib=150, starttime=1)])
+    g.add(50.0, [procinfo(10, rss_mib=160, starttime=1)])
+    assert g.growth()[10] == 10 * MIB  # since t=20, the oldest sample inside the window
+    g.add(55.0, [procinfo(10, rss_mib=5, starttime=2)])  # a new process under the same PID
+    assert g.growth()[10] == 5 * MIB
+
+
+def test_reset_peak_after_a_kill_returns_the_lines_to_the_boards_own():
+    f = FillRate(half_life_s=10.0)
+    f.add(0.0, 500 * MIB)
+    f.add(1.0, 300 * MIB)
+    assert f.peak(1.0) > 0
+    f.reset_peak()
+    f.reset_baseline()
+    assert f.peak(1.0) == 0.0
+    f.add(2.0, 600 * MIB)  # memory came back: no rate
+    assert f.peak(2.0) == 0.0
+
+
+def test_a_newborn_counts_whole_from_the_first_sample():
+    # Boot clock 1000 s, 100 ticks/s: pid 12 was born 2 s ago, pid 10 at boot.
+    g = Growth(window_s=30.0, clock_ticks=100)
+    g.add(5.0, [procinfo(10, rss_mib=15, starttime=100), procinfo(12, rss_mib=6, starttime=99800)], uptime_s=1000.0)
+    assert g.growth() == {12: 6 * MIB}
+    # Without a boot clock, one sample says nothing about growth.
+    g = Growth(window_s=30.0)
+    g.add(5.0, [procinfo(12, rss_mib=6, starttime=99800)])
+    assert g.growth() == {}

@@ -1,0 +1,144 @@
+"""Telemetry: event lines to the event log and syslog, metrics fed from the events, and
+sd_notify datagrams to $NOTIFY_SOCKET (silent without it)."""
+import logging
+import os
+import socket
+import time
+
+import pytest
+
+from guardian.core import eventlog
+from guardian.core.eventlog import read_events
+from guardian.core.telemetry import Telemetry
+
+
+def test_telemetry_event_line(tmp_path, fake_devlog, monkeypatch):
+    path, server = fake_devlog
+    monkeypatch.setattr(eventlog, "SYSLOG_PATH", path)
+    tell = Telemetry(state_file=None, events_file=str(tmp_path / "ev.jsonl"), syslog=True)
+    tell.eventlog.syslog.path = path
+    tell.event("kill", "hog[100]: memory short", pid=100, name="hog", freed_bytes=1 << 20, time=5, event="x")
+    tell.close()
+    (record,) = list(read_events(str(tmp_path / "ev.jsonl")))
+    assert record["event"] == "kill" and record["message"] == "hog[100]: memory short"
+    assert abs(record["time"] - time.time()) < 60
+    assert record["field_time"] == 5 and record["field_event"] == "x"  # never overwrite the event's own
+    assert record["pid"] == 100 and record["freed_bytes"] == 1 << 20
+    assert server.recv(4096).decode().endswith("kill: hog[100]: memory short")
+    assert tell.counts == {"kill": 1}
+
+
+def test_telemetry_without_events_file_keeps_old_behaviour(tmp_path):
+    tell = Telemetry(state_file=None)
+    assert tell.eventlog is None
+    tell.event("start", "x")
+    tell.close()
+
+
+def test_telemetry_feeds_metrics(tmp_path):
+    from guardian.core.parts.metrics import Metrics
+    m = Metrics(None)
+    tell = Telemetry(state_file=None, metrics=m)
+    tell.event("kill", "x", name="hog")
+    tell.event("kill", "dry", name="hog", dry_run=True)
+    tell.event("kernel_oom", "y", cause="fragmentation")
+    assert m.actions["kill"] == 1 and m.kills == {"hog": 1} and m.kernel_oom_causes == {"fragmentation": 1}
+
+
+@pytest.fixture
+def notify_socket(tmp_path, monkeypatch):
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(2.0)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    yield sock
+    sock.close()
+
+
+def test_ready_status_watchdog_reload(notify_socket):
+    tell = Telemetry(state_file=None)
+    tell.notify(READY="1", STATUS="watching, wait mode psi-trigger")
+    assert notify_socket.recv(4096) == b"READY=1\nSTATUS=watching, wait mode psi-trigger"
+    tell.notify(STATUS="reclaim, 31 MiB available")
+    assert notify_socket.recv(4096) == b"STATUS=reclaim, 31 MiB available"
+    tell.notify(RELOADING="1", MONOTONIC_USEC="123")
+    assert notify_socket.recv(4096) == b"RELOADING=1\nMONOTONIC_USEC=123"
+    tell.notify(WATCHDOG="1")
+    assert notify_socket.recv(4096) == b"WATCHDOG=1"
+
+
+def test_abstract_socket(monkeypatch):
+    name = "guardian-test-%d" % os.getpid()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(2.0)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    try:
+        Telemetry(state_file=None).notify(READY="1")
+        assert sock.recv(4096) == b"READY=1"
+    finally:
+        sock.close()
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_silent_without_notify_socket(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    tell = Telemetry(state_file=None)
+    made = []
+    real_socket = socket.socket
+
+    def recording_socket(*args, **kwargs):
+        made.append(args)
+        return real_socket(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "socket", recording_socket)
+    before = open_fds()
+    tell.notify(READY="1")  # nothing to send to: no socket made, nothing raised
+    tell.notify(STATUS="watching")
+    assert made == []
+    assert open_fds() == before
+
+
+def test_a_gone_manager_is_not_an_error(tmp_path, monkeypatch, caplog):
+    path = str(tmp_path / "gone")
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    caplog.set_level(logging.DEBUG, logger="guardian")
+    tell = Telemetry(state_file=None)
+    started = time.monotonic()
+    tell.notify(READY="1")
+    after_first = open_fds()
+    for i in range(50):
+        tell.notify(STATUS="tick %d" % i)
+    assert time.monotonic() - started < 1.0  # never waits for the missing manager
+    assert open_fds() == after_first  # one socket, reused: none left behind per call
+    # Said at debug level only: the daemon runs on as if unsupervised.
+    failed = [r for r in caplog.records if "sd_notify to %s failed" % path in r.getMessage()]
+    assert failed and all(r.levelno == logging.DEBUG for r in failed)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # The manager back at that address: the next notification reaches it, and none of those
+    # sent while it was gone were kept for it.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+        sock.settimeout(2.0)
+        tell.notify(STATUS="back")
+        assert sock.recv(4096) == b"STATUS=back"
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(4096)
+    finally:
+        sock.close()
+
+
+def test_watchdog_interval(monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "20000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert Telemetry(state_file=None).watchdog_interval() == 10.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
+    assert Telemetry(state_file=None).watchdog_interval() is None
+    monkeypatch.delenv("WATCHDOG_USEC")
+    assert Telemetry(state_file=None).watchdog_interval() is None
