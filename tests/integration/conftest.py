@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-HOG = os.path.join(HERE, "hog.py")
+from tests.support import REPO
+from tests.support.processes import HOG
+
 V1_ROOT = "/sys/fs/cgroup/memory"
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import REPO
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,5 @@
 """The daemon's kernel OOM watcher against a fake ring buffer (the `ring` fixture): when
 it reads the log, what it reports and when, and that the idle watcher does not load the diagnosis."""
-import os
-
 import pytest
 
 from guardian.analysis.oomreport import strip_prefix
@@ -170,15 +168,3 @@ def test_watcher_guarding_a_cgroup_leaves_out_other_cgroups_reports(watcher, rin
     watcher.scope_cgroup = "/jobs"
     ring.add_text(S.INTERLEAVED)
     assert len(watcher.check(2)) == 2
-
-
-def test_kernel_cgroup_path():
-    from guardian.core.parts.oomwatch import kernel_cgroup_path
-    for mount in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup"):
-        if os.path.isdir(mount) and os.stat(mount).st_dev != os.stat(os.path.dirname(mount)).st_dev:
-            assert kernel_cgroup_path(mount) == "/"
-            sub = [d for d in sorted(os.listdir(mount)) if os.path.isdir(os.path.join(mount, d))]
-            if sub:
-                assert kernel_cgroup_path(os.path.join(mount, sub[0])) == "/" + sub[0]
-            return
-    pytest.skip("no cgroup hierarchy mounted here")

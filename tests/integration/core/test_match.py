@@ -1,6 +1,7 @@
 """Issue 12: a name is not an identity. Each attack runs for real: the hostile processes run as
 `nobody` (uid 65534) inside a real memory cgroup, rename themselves with prctl(PR_SET_NAME), and
-the guardian (root) must see through them."""
+the guardian (root) must see through them: the identity checks of guardian.core.match, wherever
+the guardian names processes (`guardian run`, `check`, `status`)."""
 import json
 import os
 import signal
@@ -10,7 +11,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import REPO
+from tests.support import REPO
+
 
 pytestmark = pytest.mark.integration
 

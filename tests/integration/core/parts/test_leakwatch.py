@@ -3,7 +3,6 @@ slope, its on_leak restart runs, and the restarted daemon continues the same ser
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -12,39 +11,14 @@ import pytest
 
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks, Match
 from guardian.kernel.procs import read_procs
-from guardian.actions.run import run
 from guardian.core.parts.leakwatch import LeakWatcher
 from guardian.kernel.smaps import read_rollup
 from guardian.core.match import classify
+from tests.support.fakes import Tell
+from tests.support.processes import LEAK_RESTART, LEAKER_RATE_KIB_S, leaker_argv, start_ready
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-LEAKER = os.path.join(HERE, "leaker.py")
-RESTART = os.path.join(HERE, "leak_restart.py")
-RATE_KIB_S = 2048  # 2 MiB/s
+
 KIB = 1024
-
-pytestmark = pytest.mark.integration
-
-
-class Tell:
-    def __init__(self):
-        self.events = []
-
-    def event(self, kind, message, **fields):
-        self.events.append((kind, message, fields))
-
-    def kinds(self, kind):
-        return [e for e in self.events if e[0] == kind]
-
-
-def leaker_argv(token, max_mib=120):
-    return [sys.executable, LEAKER, str(RATE_KIB_S), str(max_mib), token]
-
-
-def start(argv):
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert p.stdout.readline().strip() == b"ready"
-    return p
 
 
 def watch_config(token, **leak):
@@ -72,7 +46,7 @@ def drive(w, config, stop, timeout):
 
 def test_a_real_leak_is_detected_with_its_slope(capsys):
     token = "guardian-leaktest-%s" % uuid.uuid4().hex[:8]
-    child = start(leaker_argv(token))
+    child = start_ready(leaker_argv(token))
     try:
         start_rss = read_rollup(child.pid).rss
         config = watch_config(token, max_rss_mib=start_rss / MIB + 80, on_leak="notify")
@@ -86,17 +60,17 @@ def test_a_real_leak_is_detected_with_its_slope(capsys):
         more = drive(w, config, lambda fs: fs and fs[-1].trend.span_s >= 12, 20)
         with capsys.disabled():
             print("\nreal leak at %d KiB/s: confirmed after %.1f s with %.0f KiB/s (%d samples), "
-                  "%.0f KiB/s over %.0f s" % (RATE_KIB_S, after, detected.trend.slope / KIB, detected.trend.n,
+                  "%.0f KiB/s over %.0f s" % (LEAKER_RATE_KIB_S, after, detected.trend.slope / KIB, detected.trend.n,
                                              more[-1].trend.slope / KIB, more[-1].trend.span_s))
         assert detected.pid == child.pid and detected.name == "leaky"
-        assert detected.trend.slope == pytest.approx(RATE_KIB_S * KIB, rel=0.10)
-        assert more[-1].trend.slope == pytest.approx(RATE_KIB_S * KIB, rel=0.10)
+        assert detected.trend.slope == pytest.approx(LEAKER_RATE_KIB_S * KIB, rel=0.10)
+        assert more[-1].trend.slope == pytest.approx(LEAKER_RATE_KIB_S * KIB, rel=0.10)
         assert after < 10
         (_, message, fields), = tell.kinds("leak")
         assert fields["action"] == "notify" and fields["pid"] == child.pid
-        assert fields["slope_kib_min"] == pytest.approx(RATE_KIB_S * 60, rel=0.10)
+        assert fields["slope_kib_min"] == pytest.approx(LEAKER_RATE_KIB_S * 60, rel=0.10)
         assert fields["pss_bytes"] and fields["anon_bytes"]
-        assert fields["anon_slope_kib_min"] == pytest.approx(RATE_KIB_S * 60, rel=0.15)
+        assert fields["anon_slope_kib_min"] == pytest.approx(LEAKER_RATE_KIB_S * 60, rel=0.15)
         # the growth was seen, so smaps was read; at the event the diff names the anonymous memory
         grew = {g["mapping"] for g in fields["grew"]}
         assert grew and any(m == "[heap]" or m.startswith("anon") or "anonymous" in m for m in grew), grew
@@ -108,7 +82,7 @@ def test_a_real_leak_is_detected_with_its_slope(capsys):
 def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, capsys):
     token = "guardian-leaktest-%s" % uuid.uuid4().hex[:8]
     argv = leaker_argv(token)
-    child = start(argv)
+    child = start_ready(argv)
     pidfile = str(tmp_path / "leaker.pid")
     with open(pidfile, "w") as f:
         f.write(str(child.pid))
@@ -117,7 +91,7 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
     new_pid = None
     try:
         start_rss = read_rollup(child.pid).rss
-        command = [sys.executable, RESTART, pidfile, "500"]
+        command = [sys.executable, LEAK_RESTART, pidfile, "500"]
         config = watch_config(token, max_rss_mib=start_rss / MIB + 40, on_leak="restart", command=command,
                               cooldown_s=600)
         tell = Tell()
@@ -130,7 +104,7 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
         child.wait(5)  # the restart killed it; reap the zombie
         (_, _, leak), = tell.kinds("leak")
         assert leak["action"] == "restart" and leak["command"] == command and leak["pid"] == child.pid
-        assert leak["slope_kib_min"] == pytest.approx(RATE_KIB_S * 60, rel=0.10)
+        assert leak["slope_kib_min"] == pytest.approx(LEAKER_RATE_KIB_S * 60, rel=0.10)
         (_, _, act), = tell.kinds("leak_action")
         assert act["ok"], act
         (_, message, res), = tell.kinds("leak_result")
@@ -150,7 +124,7 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
         with capsys.disabled():
             print("\nrestart: leak event, command and result within %.1f s; after the restart the series has "
                   "%d samples in %d segments, slope %.0f KiB/s" % (took, tr.n, tr.segments, tr.slope / KIB))
-        assert tr.segments == 2 and tr.slope == pytest.approx(RATE_KIB_S * KIB, rel=0.10)
+        assert tr.segments == 2 and tr.slope == pytest.approx(LEAKER_RATE_KIB_S * KIB, rel=0.10)
         assert len(tell.kinds("leak")) == 1  # cooldown: no second restart
     finally:
         if child.poll() is None:
@@ -167,24 +141,3 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
                 os.kill(new_pid, 9)
             except ProcessLookupError:
                 pass
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="lowering oom_score_adj needs root")
-def test_the_command_does_not_inherit_the_guardians_oom_score_adj(tmp_path):
-    out = tmp_path / "adj"
-    code = ("import os, sys; open('/proc/self/oom_score_adj', 'w').write('-1000');"
-            "from guardian.actions.run import run;"
-            "print(run([sys.executable, '-c', 'import sys; open(sys.argv[1], \"w\").write("
-            "open(\"/proc/self/oom_score_adj\").read())', sys.argv[1]], 10, may_start_service=True))")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))
-    subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=30)
-    assert out.read_text().strip() == "0"
-
-
-def test_command_problems_are_words_not_exceptions():
-    outcome = run(["/nonexistent/guardian-restart"], 5, may_start_service=True)
-    assert outcome.returncode is None and "not found" in outcome.problem
-    outcome = run("systemctl restart x", 5, may_start_service=True)
-    assert outcome.returncode is None and "argv list" in outcome.problem
-    outcome = run([sys.executable, "-c", "import time; time.sleep(30)"], 0.5, may_start_service=True)
-    assert outcome.timed_out and "timed out" in outcome.problem and outcome.seconds < 10

@@ -12,9 +12,10 @@ import pytest
 from guardian.config import Config, Critical, Leaks, Match
 from guardian.core.parts.leakstate import STATE_NAME
 from guardian.core.parts.leakwatch import LeakWatcher
+from tests.support import REPO
+from tests.support.fakes import Tell
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+
 SERIES = 40
 
 pytestmark = pytest.mark.integration
@@ -62,14 +63,6 @@ while True:
     w._dirty = True
     w.save(now, force=True)
 """.replace("%(series)d", str(SERIES))
-
-
-class Tell:
-    def __init__(self):
-        self.events = []
-
-    def event(self, kind, message, **fields):
-        self.events.append((kind, message, fields))
 
 
 def config(state_dir):

@@ -20,12 +20,11 @@ from guardian.kernel.procs import read_procs
 from guardian.core.parts.adj import AdjKeeper
 from guardian.core.selfprotect import capabilities
 
+
 pytestmark = pytest.mark.integration
 
 HAVE_SYS_RESOURCE = capabilities().get("CAP_SYS_RESOURCE", False)
 START_ADJ, WANTED_ADJ = (0, -900) if HAVE_SYS_RESOURCE else (600, 200)
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def read_adj(pid):

@@ -7,7 +7,7 @@ root-only files must be untouched, nothing may block, the log must name the path
 only the feature that needed the file stops.
 
 To see the attacks succeed against another source tree (e.g. the code before this test):
-GUARDIAN_TEST_TREE=/path/to/tree python3 -m pytest tests/integration/test_security_files.py
+GUARDIAN_TEST_TREE=/path/to/tree python3 -m pytest tests/integration/test_safefile.py
 """
 import errno
 import json
@@ -30,10 +30,10 @@ from guardian.core.parts.leakstate import STATE_NAME
 from guardian.core.parts.leakwatch import LeakWatcher
 from guardian.core.parts.metrics import Metrics
 from guardian.core.telemetry import Telemetry
+from tests.support import REPO
+
 
 pytestmark = pytest.mark.integration
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TREE = os.environ.get("GUARDIAN_TEST_TREE") or REPO
 NOBODY = 65534
 SECRET = b"root only: must never change\n"

@@ -3,7 +3,7 @@ the keeper's loop (netlink proc connector, or the /proc polling fallback) next t
 runs no keeper at all. The keeper's wake-ups follow the system's exec rate (netlink) or the
 clock (poll), so the exec rate seen during each run is reported with it.
 
-    python3 tests/integration/test_protect_idle.py [--seconds 30] [--board rpi3b] [--execs-per-s 0]
+    python3 tests/integration/core/parts/test_adj_idle.py [--seconds 30] [--board rpi3b] [--execs-per-s 0]
 
 prints one line per mode. The pytest test runs a short version and checks the shape only
 (the machine's own exec rate decides the netlink numbers).
@@ -18,8 +18,10 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+
+# The checkout, four levels up: found from here, since this file also runs as a script (and as
+# its own child), without the tests package on the path.
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", ".."))
 MODES = ("nothing", "netlink", "poll")
 
 

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from guardian.core.eventlog import EventLog, read_events_counted
-from tests.integration.conftest import REPO
+from tests.support import REPO
+
 
 pytestmark = pytest.mark.integration
 

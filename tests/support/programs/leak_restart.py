@@ -1,4 +1,4 @@
-"""The on_leak restart command of tests/integration/test_leaks.py: what a service's restart
+"""The on_leak restart command of the leak watch's integration tests: what a service's restart
 does. Kills the leaker named in PIDFILE, starts a new one (from the argv in PIDFILE.argv),
 gives it oom_score_adj ADJ (as a service manager would), writes the new PID to PIDFILE.
 

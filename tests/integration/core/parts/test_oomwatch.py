@@ -1,26 +1,38 @@
-"""A real kernel OOM kill in a real memory cgroup, found through vmstat and read from the real
-/dev/kmsg by the daemon's watcher (skipped, with the reason, where no cgroup can be made)."""
+"""The daemon's kernel OOM watcher on this machine: the kernel's name of a cgroup directory,
+and a real kernel OOM kill in a real memory cgroup, found through vmstat and read from the
+real /dev/kmsg (skipped, with the reason, where no cgroup can be made)."""
 import os
 import sys
 import time
 
 import pytest
 
+from guardian.core.parts.oomwatch import KernelOomWatcher, kernel_cgroup_path
 from guardian.kernel.vmstat import read_vmstat
-from guardian.core.parts.oomwatch import KernelOomWatcher
-from tests.integration.conftest import HOG, make_cgroup
+from tests.support.processes import HOG
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_real_cgroup_oom_kill_is_reported_and_classified():
+def test_kernel_cgroup_path():
+    for mount in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup"):
+        if os.path.isdir(mount) and os.stat(mount).st_dev != os.stat(os.path.dirname(mount)).st_dev:
+            assert kernel_cgroup_path(mount) == "/"
+            sub = [d for d in sorted(os.listdir(mount)) if os.path.isdir(os.path.join(mount, d))]
+            if sub:
+                assert kernel_cgroup_path(os.path.join(mount, sub[0])) == "/" + sub[0]
+            return
+    pytest.skip("no cgroup hierarchy mounted here")
+
+
+def test_a_real_cgroup_oom_kill_is_reported_and_classified(memcg):
     watcher = KernelOomWatcher()
     if not watcher.available:
         pytest.skip("cannot read /dev/kmsg: %s" % watcher.reader.error)
     counters = read_vmstat()
     if not counters or "oom_kill" not in counters:
         pytest.skip("no oom_kill in /proc/vmstat (kernel < 4.13)")
-    cg = make_cgroup()
+    cg = memcg
     try:
         cg.set_limit(32 << 20)
         watcher.check(read_vmstat()["oom_kill"])
@@ -47,4 +59,3 @@ def test_a_real_cgroup_oom_kill_is_reported_and_classified():
         inside.close()
     finally:
         watcher.close()
-        cg.destroy()
