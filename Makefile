@@ -45,9 +45,11 @@ test: lint
 test-fast: lint
 	$(PY) -m pytest -ra tests
 
+# Unit tests: fake trees and pure code (tests/unit, and the VM suite's judge, which boots no VM).
 unit: test-deps
-	$(PY) -m pytest -ra tests/unit
+	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py
 
+# Integration tests: this machine's kernel, real processes and cgroups (most need root).
 integration: test-deps
 	$(PY) -m pytest -ra tests/integration
 

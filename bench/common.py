@@ -1,24 +1,29 @@
-"""Helpers shared by the bench phases: /proc accounting of a process tree, memory cgroups,
-machine and version facts, and small statistics.
+"""Helpers shared by the bench phases: /proc accounting of a process tree, memory cgroups (the
+tests' MemCgroup, tests/support/cgroups.py), machine and version facts, and small statistics.
 
 Nothing here writes outside the bench's own temporary directory and the cgroups it creates.
 """
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import time
-import uuid
 from typing import Dict, Iterable, List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CGROUP_FS = "/sys/fs/cgroup"  # the kernel's interface, not a file of this machine's setup
+
+# Memory cgroups and stopping a process: the tests' own helpers (tests/support), imported from the
+# checkout the way guardian_version imports guardian. The phases take them from here.
+sys.path.insert(0, REPO)
+try:
+    from tests.support.cgroups import CGROUP_FS, MemCgroup  # noqa: E402
+    from tests.support.processes import stop_process  # noqa: E402,F401
+finally:
+    sys.path.pop(0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,93 +147,8 @@ def memory_snapshot(pids: Iterable[int]) -> Dict[str, float]:
     return out
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> Optional[int]:
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
 # ----------------------------------------------------------------------------------------------
 # Memory cgroups
-
-
-class MemCgroup:
-    """A fresh memory cgroup: v2 where the unified tree has the memory controller, else v1."""
-
-    def __init__(self, prefix: str = "guardian-bench"):
-        name = "%s-%s" % (prefix, uuid.uuid4().hex[:8])
-        self.name = name
-        controllers = read_file(os.path.join(CGROUP_FS, "cgroup.controllers"))
-        if controllers is not None and "memory" in controllers.split():
-            self.version, self.path = 2, os.path.join(CGROUP_FS, name)
-        elif os.path.isdir(os.path.join(CGROUP_FS, "memory")):
-            self.version, self.path = 1, os.path.join(CGROUP_FS, "memory", name)
-        else:
-            raise RuntimeError("no memory cgroup controller (neither cgroup v2 with memory nor v1 memory)")
-        os.mkdir(self.path)
-        self.usage_name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
-
-    def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
-
-    def set_limit(self, nbytes: int) -> None:
-        with open(self.file("memory.limit_in_bytes" if self.version == 1 else "memory.max"), "w") as f:
-            f.write(str(nbytes))
-
-    def usage(self) -> int:
-        return int(read_file(self.file(self.usage_name)) or 0)
-
-    def peak(self) -> Optional[int]:
-        text = read_file(self.file("memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"))
-        return int(text) if text else None
-
-    def reclaimable(self) -> int:
-        stat = {}
-        for line in (read_file(self.file("memory.stat")) or "").splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                stat[parts[0]] = int(parts[1])
-        if self.version == 1:
-            return stat.get("total_inactive_file", 0) + stat.get("total_active_file", 0)
-        return stat.get("inactive_file", 0) + stat.get("active_file", 0)
-
-    def oom_kills(self) -> int:
-        text = read_file(self.file("memory.oom_control" if self.version == 1 else "memory.events")) or ""
-        for line in text.splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-        return 0
-
-    def join_fn(self):
-        procs = self.file("cgroup.procs")
-
-        def join():
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-        return join
-
-    def pids(self) -> List[int]:
-        return [int(x) for x in (read_file(self.file("cgroup.procs")) or "").split()]
-
-    def destroy(self) -> None:
-        for _ in range(100):
-            for pid in self.pids():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                os.rmdir(self.path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.05)
 
 
 def memory_cgroup_available() -> Optional[str]:

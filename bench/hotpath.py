@@ -100,7 +100,7 @@ def idle_and_pressure(config, log=print) -> List[Dict]:
 
     # Under pressure: a real cgroup past its kill line.
     try:
-        cg = MemCgroup()
+        cg = MemCgroup("guardian-bench")
     except (OSError, RuntimeError) as exc:
         rows.append(dict(case="pressure (cgroup scope)", skip="no memory cgroup: %s" % exc))
         return rows

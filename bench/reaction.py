@@ -76,7 +76,7 @@ def nominal_lines(fill_bytes_s: float) -> policy.Lines:
 
 def one_run(workdir: str, tag: str, rate: float, ignore_term: bool, frozen: bool = False,
             poll_s: float = 0.0002, timeout: float = 30.0) -> Dict:
-    cg = MemCgroup()
+    cg = MemCgroup("guardian-bench")
     events_file = os.path.join(workdir, "reaction-%s-events.jsonl" % tag)
     log_path = os.path.join(workdir, "reaction-%s.log" % tag)
     result: Dict = {"rate_mib_s": rate, "hog": "ignores SIGTERM" if ignore_term else "default",

@@ -1,110 +1,26 @@
-"""Real memory cgroups and a real guardian process for integration tests."""
+"""Fixtures of the integration tests: a real memory cgroup (memcg), and the guardian run as a
+real process (guardian_factory)."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from tests.support import REPO
-from tests.support.processes import HOG
-
-V1_ROOT = "/sys/fs/cgroup/memory"
-
-
-class MemCgroup:
-    """A cgroup v1 (or v2 where it has the memory controller) with a memory limit."""
-
-    def __init__(self, path, version):
-        self.path = path
-        self.version = version
-        self.children = []
-
-    def set_limit(self, nbytes):
-        name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
-        with open(os.path.join(self.path, name), "w") as f:
-            f.write(str(nbytes))
-
-    def oom_kills(self):
-        if self.version == 1:
-            with open(os.path.join(self.path, "memory.oom_control")) as f:
-                for line in f:
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
-            return 0
-        with open(os.path.join(self.path, "memory.events")) as f:
-            for line in f:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-        return 0
-
-    def spawn(self, argv, **kw):
-        procs_file = os.path.join(self.path, "cgroup.procs")
-
-        def join():
-            with open(procs_file, "w") as f:
-                f.write(str(os.getpid()))
-
-        child = subprocess.Popen(argv, preexec_fn=join, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-        self.children.append(child)
-        return child
-
-    def hog(self, rate_mib_s, max_mib, *flags):
-        child = self.spawn([sys.executable, HOG, str(rate_mib_s), str(max_mib)] + list(flags))
-        assert child.stdout.readline().strip() == b"ready"
-        return child
-
-    def pids(self):
-        with open(os.path.join(self.path, "cgroup.procs")) as f:
-            return [int(x) for x in f.read().split()]
-
-    def destroy(self):
-        for child in self.children:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
-        for _ in range(50):
-            for pid in self.pids():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                os.rmdir(self.path)
-                return
-            except OSError:
-                time.sleep(0.1)
-
-
-def make_cgroup():
-    """A fresh memory cgroup, or a skip that says why none can be made."""
-    name = "guardian-test-%s" % uuid.uuid4().hex[:8]
-    unified = "/sys/fs/cgroup"
-    if os.path.exists(os.path.join(unified, "cgroup.controllers")):
-        with open(os.path.join(unified, "cgroup.controllers")) as f:
-            if "memory" in f.read().split():
-                path = os.path.join(unified, name)
-                try:
-                    os.mkdir(path)
-                    return MemCgroup(path, 2)
-                except OSError as exc:
-                    pytest.skip("cannot create a cgroup v2 at %s: %s" % (path, exc))
-    if os.path.isdir(V1_ROOT):
-        path = os.path.join(V1_ROOT, name)
-        try:
-            os.mkdir(path)
-            return MemCgroup(path, 1)
-        except OSError as exc:
-            pytest.skip("cannot create a cgroup v1 at %s: %s" % (path, exc))
-    pytest.skip("no memory cgroup controller on this machine (neither v2 with memory nor %s)" % V1_ROOT)
+from tests.support.cgroups import MemCgroup
+from tests.support.processes import stop_process
 
 
 @pytest.fixture
 def memcg():
-    cg = make_cgroup()
+    """A fresh memory cgroup (tests.support.cgroups), removed afterwards; or a skip that says why
+    none can be made."""
+    try:
+        cg = MemCgroup("guardian-test")
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
     try:
         yield cg
     finally:
@@ -112,6 +28,8 @@ def memcg():
 
 
 class GuardianProcess:
+    """`python -m guardian run` of this checkout, its events and log in tmp_path."""
+
     def __init__(self, args, tmp_path):
         self.events_file = str(tmp_path / "events.jsonl")
         self.log_file = str(tmp_path / "guardian.log")
@@ -146,19 +64,15 @@ class GuardianProcess:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         self._log.close()
         return self.proc.returncode
 
 
 @pytest.fixture
 def guardian_factory(tmp_path):
+    """start(*args): a GuardianProcess with those `run` arguments, once it has told its start;
+    each one is stopped at teardown."""
     started = []
 
     def start(*args):

@@ -1,37 +1,11 @@
-"""Fixtures for the packaging tests: the repo, tools that may be missing, the frozen binary."""
+"""Fixtures for the packaging tests: the frozen binary, built when missing or stale. (The tools a
+test needs, or a skip: tests/support/tools.py.)"""
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# What installs each tool these tests use (Debian package or pip requirement).
-TOOLS = {
-    "shellcheck": "apt-get install shellcheck",
-    "busybox": "apt-get install busybox-static",
-    "systemd-analyze": "apt-get install systemd",
-    "unshare": "apt-get install util-linux",
-    "oelint-adv": "pip install oelint-adv",
-}
-
-
-def need(tool):
-    """The tool's path, or skip the test saying how to install it."""
-    path = shutil.which(tool)
-    if path is None and tool == "oelint-adv":
-        candidate = os.path.join(os.path.dirname(sys.executable), "oelint-adv")
-        path = candidate if os.access(candidate, os.X_OK) else None
-    if path is None:
-        pytest.skip("%s not found (%s)" % (tool, TOOLS.get(tool, "install it")))
-    return path
-
-
-def need_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (chroot, mount namespaces)")
+from tests.support import REPO
 
 
 def _newest_source_mtime():

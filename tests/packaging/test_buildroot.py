@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.packaging.conftest import REPO
+from tests.support import REPO
 
 BR = os.path.join(REPO, "buildroot")
 PKG = os.path.join(BR, "package", "guardian")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.packaging.conftest import REPO
+from tests.support import REPO
 
 sys.path.insert(0, os.path.join(REPO, "packaging"))
 from frozen_excludes import EXCLUDES, PROBED  # noqa: E402

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import textwrap
 
-from tests.packaging.conftest import REPO, need, need_root
+from tests.support import REPO
+from tests.support.tools import need, need_root
 
 SCRIPT = os.path.join(REPO, "init", "S03guardian")
 DEFAULTS = os.path.join(REPO, "init", "guardian.default")

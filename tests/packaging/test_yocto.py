@@ -4,7 +4,8 @@ import os
 import re
 import subprocess
 
-from tests.packaging.conftest import REPO, need
+from tests.support import REPO
+from tests.support.tools import need
 
 LAYER = os.path.join(REPO, "yocto", "meta-guardian")
 RECIPE = os.path.join(LAYER, "recipes-support", "guardian", "guardian_git.bb")

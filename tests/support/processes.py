@@ -1,10 +1,11 @@
 """Real child processes, for the integration tests: the programs in programs/ and how they are
-started, a process's state and start time read from /proc, waiting for one to die, and a pidfd
-handle on a child.
+started, a process's state and start time read from /proc, waiting for one to die, a pidfd
+handle on a child, and stopping one.
 
-No pytest here (see tests/support/__init__.py)."""
+No pytest here: the bench (bench/) stops its processes with stop_process."""
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -117,3 +118,15 @@ def child_handle(p, handles):
     h = handles(open_process(p.pid, starttime_of(p.pid)))
     assert h is not None
     return h
+
+
+def stop_process(proc, timeout=10.0):
+    """SIGTERM, then SIGKILL if it has not exited within timeout seconds; its exit status."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

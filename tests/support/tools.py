@@ -1,0 +1,33 @@
+"""The programs a test needs from this machine (shellcheck, busybox, ...), or a skip that says how
+to install the missing one; and root, or a skip. (This module uses pytest: the bench does not
+import it.)"""
+import os
+import shutil
+import sys
+
+import pytest
+
+# What installs each tool these tests use (Debian package or pip requirement).
+TOOLS = {
+    "shellcheck": "apt-get install shellcheck",
+    "busybox": "apt-get install busybox-static",
+    "systemd-analyze": "apt-get install systemd",
+    "unshare": "apt-get install util-linux",
+    "oelint-adv": "pip install oelint-adv",
+}
+
+
+def need(tool):
+    """The tool's path, or skip the test saying how to install it."""
+    path = shutil.which(tool)
+    if path is None and tool == "oelint-adv":
+        candidate = os.path.join(os.path.dirname(sys.executable), "oelint-adv")
+        path = candidate if os.access(candidate, os.X_OK) else None
+    if path is None:
+        pytest.skip("%s not found (%s)" % (tool, TOOLS.get(tool, "install it")))
+    return path
+
+
+def need_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (chroot, mount namespaces)")
