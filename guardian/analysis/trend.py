@@ -30,7 +30,7 @@ Cost: pairs are quadratic, so a window of more than MAX_POINTS samples is thinne
 MAX_POINTS groups of consecutive samples (median value, mean time) within each segment; the
 median also takes out some noise. At 64 points that is at most 2016 pairs: about 0.3 ms per
 estimate of a full 180-sample window on a 2 GHz x86 core in CPython (all 16110 pairs: 2.4 ms;
-tests/unit/test_trend.py measures it), perhaps ten to twenty times that on a small ARM core,
+tests/unit/analysis/test_trend.py measures it), perhaps ten to twenty times that on a small ARM core,
 once per sample interval per watched process.
 """
 import math
