@@ -32,7 +32,6 @@ from guardian.core.parts.metrics import Metrics
 from guardian.core.telemetry import Telemetry
 from tests.support import REPO
 
-
 pytestmark = pytest.mark.integration
 TREE = os.environ.get("GUARDIAN_TEST_TREE") or REPO
 NOBODY = 65534

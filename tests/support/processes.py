@@ -88,6 +88,12 @@ def stat_fields(pid):
     return rest[0].decode(), int(rest[19])
 
 
+def read_adj(pid):
+    """pid's oom_score_adj."""
+    with open("/proc/%d/oom_score_adj" % pid) as f:
+        return int(f.read())
+
+
 def starttime_of(pid):
     return stat_fields(pid)[1]
 

@@ -6,7 +6,6 @@ import pytest
 
 from guardian.actions.reclaim import cgroup_reclaim, compact_memory, drop_caches
 
-
 pytestmark = pytest.mark.integration
 
 IS_ROOT = os.geteuid() == 0

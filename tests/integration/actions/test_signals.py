@@ -20,7 +20,6 @@ from guardian.actions.signals import (
 from guardian.actions.stop import graceful_stop
 from tests.support.processes import TERM_TRAPPER, child_handle, read_line, stat_fields, starttime_of, wait_dead
 
-
 pytestmark = pytest.mark.integration
 
 SLEEPER = "import time; print('ready', flush=True); time.sleep(120)"

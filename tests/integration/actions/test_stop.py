@@ -6,15 +6,10 @@ import time
 
 import pytest
 
-from guardian.actions.signals import (
-    kill,
-    open_process,
-    wait_exit,
-)
+from guardian.actions.signals import kill, open_process, wait_exit
 from guardian.actions.run import OUTPUT_LIMIT
 from guardian.actions.stop import graceful_stop
 from tests.support.processes import TERM_TRAPPER, child_handle, stat_fields, starttime_of, wait_dead
-
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ import pytest
 from guardian.core.eventlog import EventLog, read_events_counted
 from tests.support import REPO
 
-
 pytestmark = pytest.mark.integration
 
 # The guardian's own event path (Telemetry -> EventLog, fsync on), as fast as it goes, with

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.support import REPO
-
+from tests.support.processes import read_adj
 
 pytestmark = pytest.mark.integration
 
@@ -81,11 +81,6 @@ def board(tmp_path, text):
     return str(path)
 
 
-def adj(pid):
-    with open("/proc/%d/oom_score_adj" % pid) as f:
-        return int(f.read())
-
-
 def test_a_name_buys_no_immunity(memcg, guardian_factory, tmp_path):
     """A `nobody` hog renamed `watchdog` was never chosen (a 60 MiB bystander was stopped
     instead) and the adj keeper tried to give it -1000."""
@@ -98,7 +93,7 @@ def test_a_name_buys_no_immunity(memcg, guardian_factory, tmp_path):
     g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", cfg)
     hog = spawn(memcg, "watchdog", 40, 1024, uid=NOBODY)
     time.sleep(1.0)
-    assert adj(hog.pid) != -1000, "the keeper gave the impostor the critical daemon's adj"
+    assert read_adj(hog.pid) != -1000, "the keeper gave the impostor the critical daemon's adj"
     code = hog.wait(60)
     assert code in (-signal.SIGTERM, -signal.SIGKILL), code
     assert bystander.poll() is None, "the bystander was ended instead of the impostor:\n" + g.log()

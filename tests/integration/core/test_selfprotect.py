@@ -15,9 +15,9 @@ from guardian.core.selfprotect import (
     set_oom_score_adj,
 )
 from tests.support import REPO
+from tests.support.processes import read_adj
 
 pytestmark = pytest.mark.integration
-
 
 IS_ROOT = os.geteuid() == 0
 SETPRIV = shutil.which("setpriv")
@@ -92,11 +92,6 @@ def sleeper():
     finally:
         p.kill()
         p.wait(timeout=10)
-
-
-def read_adj(pid):
-    with open("/proc/%d/oom_score_adj" % pid) as f:
-        return int(f.read())
 
 
 def test_set_oom_score_adj_of_a_child(sleeper):

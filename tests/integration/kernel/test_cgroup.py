@@ -11,10 +11,7 @@ from tests.support.processes import allocate, reap, start_allocator
 
 pytestmark = pytest.mark.integration
 
-
 MiB = 1024 * 1024
-
-
 V1_BASE = "/sys/fs/cgroup/memory"
 
 

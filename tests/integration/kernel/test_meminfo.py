@@ -7,7 +7,6 @@ from guardian.kernel import meminfo
 
 pytestmark = pytest.mark.integration
 
-
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 

@@ -12,7 +12,6 @@ from tests.support.processes import allocate, reap, start_allocator
 
 pytestmark = pytest.mark.integration
 
-
 MiB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -12,6 +12,10 @@ from guardian.board.errors import ConfigError
 from guardian.board.load import load_file
 from tests.support.boardfiles import LOW_PRIORITY_BOARD, error_of, load, write
 
+NOBODY = 65534
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+EVIL = LOW_PRIORITY_BOARD.replace('/bin/true', '/bin/sh", "-c", "touch /tmp/pwned')
+
 
 def test_not_utf8(tmp_path):
     path = os.path.join(str(tmp_path), "b.toml")
@@ -68,10 +72,6 @@ def test_sticky_world_writable_directory_is_accepted(tmp_path):
     os.chmod(str(d), 0o1777)
     path = write(d, "b.toml", "[wait]\nuse_psi = true\n")
     assert load(path).config.wait.use_psi
-
-NOBODY = 65534
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
-EVIL = LOW_PRIORITY_BOARD.replace('/bin/true', '/bin/sh", "-c", "touch /tmp/pwned')
 
 
 @root_only

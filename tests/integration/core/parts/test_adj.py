@@ -19,17 +19,12 @@ from guardian.config import Config, Critical, Match
 from guardian.kernel.procs import read_procs
 from guardian.core.parts.adj import AdjKeeper
 from guardian.core.selfprotect import capabilities
-
+from tests.support.processes import read_adj
 
 pytestmark = pytest.mark.integration
 
 HAVE_SYS_RESOURCE = capabilities().get("CAP_SYS_RESOURCE", False)
 START_ADJ, WANTED_ADJ = (0, -900) if HAVE_SYS_RESOURCE else (600, 200)
-
-
-def read_adj(pid):
-    with open("/proc/%d/oom_score_adj" % pid) as f:
-        return int(f.read())
 
 
 class Daemonish:
