@@ -57,6 +57,7 @@ def run(argv: Sequence[str], timeout_s: float, what: str = "command", may_start_
     import subprocess  # costs RAM: only when a command runs
 
     started = time.monotonic()
+    problem: Optional[str]
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL,

@@ -82,7 +82,8 @@ def cli_main(args) -> int:
     try:
         out = diagnose(getattr(args, "log", None), proc_root, sys_root, kmsg_path)
     except OSError as exc:
-        print("guardian: diagnose: cannot read %s: %s" % (exc.filename or args.log, exc.strerror or exc), file=sys.stderr)
+        print("guardian: diagnose: cannot read %s: %s" % (exc.filename or args.log, exc.strerror or exc),
+              file=sys.stderr)
         return 1
     if getattr(args, "json", False):
         print(json.dumps(out, indent=2, sort_keys=True))
