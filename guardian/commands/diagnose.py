@@ -2,13 +2,13 @@
 
 The OOM reports of a saved log ('-' for standard input), or of all the kernel log still holds,
 each parsed (guardian.analysis.oomreport) and classified with advice
-(guardian.analysis.forensics), then this system's red flags (guardian.analysis.audit).
+(guardian.analysis.forensics), then this system's red flags (guardian.commands.audit).
 """
 import json
 import sys
 from typing import Any, Dict, Optional
 
-from guardian.analysis.audit import red_flags
+from guardian.commands.audit import red_flags
 from guardian.analysis.forensics import CAUSES, kib, report_fields
 from guardian.analysis.oomreport import OomReportParser, parse_log_lines
 from guardian.kernel.kmsg import KMSG_PATH, read_kmsg_lines

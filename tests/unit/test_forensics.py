@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from guardian.analysis import forensics
-from guardian.analysis.audit import red_flags
+from guardian.commands.audit import red_flags
 from guardian.analysis.forensics import classify, nodes_from_zoneinfo, report_fields
 from guardian.analysis.oomreport import parse_log_text
 from guardian.commands.diagnose import cli_main
