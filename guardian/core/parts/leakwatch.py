@@ -79,9 +79,10 @@ class _Action:
         def work() -> None:
             try:
                 outcome = run(self.argv, timeout_s, what="command", may_start_service=True)
-                self.returncode, self.problem, self.seconds = outcome.returncode, outcome.problem, outcome.seconds
-                if outcome.timed_out and outcome.returncode is not None:
-                    self.problem += " (killed)"  # the command alone: its group may hold the service
+                problem = outcome.problem
+                if problem is not None and outcome.timed_out and outcome.returncode is not None:
+                    problem += " (killed)"  # the command alone: its group may hold the service
+                self.returncode, self.problem, self.seconds = outcome.returncode, problem, outcome.seconds
             except Exception as exc:  # never let a thread die silently
                 self.problem = "command failed: %s" % exc
             self.done = True
