@@ -1,7 +1,7 @@
 """The settings the daemon runs with, and their defaults.
 
 These dataclasses are the one place defaults live; the README's table mirrors them. Loading
-them from TOML (boards, includes, validation) lives in guardian/boardconfig.py.
+them from TOML (boards, includes, validation) lives in guardian/board/.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -134,7 +134,7 @@ class LeakWatch:
 
 @dataclass(frozen=True)
 class Leaks:
-    """The [leaks] table: what leak watching shares across entries (guardian/leaks.py)."""
+    """The [leaks] table: what leak watching shares across entries (guardian/core/parts/leakwatch.py)."""
 
     # Trend state survives a guardian restart in <state_dir>/leaks.json; "" keeps it in RAM only.
     state_dir: str = "/var/lib/guardian"

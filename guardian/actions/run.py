@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from guardian.core.selfprotect import reset_child_oom_score_adj
 
 __all__ = ["Outcome", "run", "COMMAND_ENV", "OUTPUT_LIMIT"]
 
@@ -49,6 +48,20 @@ class Outcome:
     seconds: float
 
 
+def _reset_oom_score_adj() -> None:
+    """preexec_fn for commands the guardian runs: the guardian holds oom_score_adj -1000 and
+    children inherit it, so a service a command starts must not be exempt from the kernel's
+    OOM killer because of us. Only async-signal-safe calls (runs between fork and exec)."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
 def run(argv: Sequence[str], timeout_s: float, what: str = "command", may_start_service: bool = False) -> Outcome:
     """Run argv (a list, never a string for a shell) for at most timeout_s; `what` names the
     command in the words for one that cannot be started. Never raises for the command's sake."""
@@ -57,12 +70,13 @@ def run(argv: Sequence[str], timeout_s: float, what: str = "command", may_start_
     import subprocess  # costs RAM: only when a command runs
 
     started = time.monotonic()
+    problem: Optional[str]
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if may_start_service else subprocess.PIPE,
             stderr=subprocess.DEVNULL if may_start_service else subprocess.STDOUT,
-            close_fds=True, start_new_session=True, preexec_fn=reset_child_oom_score_adj,
+            close_fds=True, start_new_session=True, preexec_fn=_reset_oom_score_adj,
             env=dict(COMMAND_ENV), cwd="/",
         )
     except FileNotFoundError:

@@ -87,7 +87,8 @@ def _nodes(report: OomReport) -> Dict[int, Dict[str, int]]:
     for z in report.zones:
         if z.free_kb is None or z.low_kb is None:
             continue
-        n = nodes.setdefault(z.node if z.node is not None else 0, {"free_kb": 0, "min_kb": 0, "low_kb": 0, "high_kb": 0})
+        n = nodes.setdefault(z.node if z.node is not None else 0,
+                             {"free_kb": 0, "min_kb": 0, "low_kb": 0, "high_kb": 0})
         n["free_kb"] += z.free_kb
         n["min_kb"] += z.min_kb or 0
         n["low_kb"] += z.low_kb
@@ -286,7 +287,9 @@ def _classify_numa(r: OomReport, victim: str, nodes, short, roomy, nodes_now) ->
         r.cpuset or "?", r.mems_allowed or "?")
     policy_advice = ("the memory policy binds it to node(s) %s: prefer 'numactl --preferred' or '--interleave' to "
                      "'--membind' so allocations can fall back to other nodes" % (allowed or "?"))
-    advice = [policy_advice, cpuset_advice] if r.constraint == "CONSTRAINT_MEMORY_POLICY" else [cpuset_advice, policy_advice]
+    advice = [cpuset_advice, policy_advice]
+    if r.constraint == "CONSTRAINT_MEMORY_POLICY":
+        advice.reverse()
     return Diagnosis("numa_node", summary, advice, numbers)
 
 

@@ -144,7 +144,8 @@ class OomReport(_Record):
         for name in ("invoker", "invoker_pid", "gfp_mask", "order", "invoker_oom_score_adj", "nodemask",
                      "constraint", "cpuset", "mems_allowed", "global_oom", "oom_memcg", "task_memcg",
                      "memcg_usage_kb", "memcg_limit_kb", "memcg_failcnt", "memcg_swap_usage_kb",
-                     "memcg_swap_limit_kb", "memcg_memsw_usage_kb", "memcg_memsw_limit_kb", "oom_group", "swap_free_kb", "swap_total_kb",
+                     "memcg_swap_limit_kb", "memcg_memsw_usage_kb", "memcg_memsw_limit_kb", "oom_group",
+                     "swap_free_kb", "swap_total_kb",
                      "slab_unreclaimable_kb", "kernel_time_s"):
             value = getattr(self, name)
             if value is not None:

@@ -1,7 +1,7 @@
 """`guardian check`: validate a board config and audit the running system against it.
 
 One line per finding, `LEVEL topic: message`, levels ok / info / warn / error; the findings
-about the running system come from guardian.analysis.audit (which `guardian diagnose` shares
+about the running system come from guardian.commands.audit (which `guardian diagnose` shares
 for its red flags). Exit status: 0 all well, 1 warnings, 2 the config is invalid.
 
 Offline (`--root DIR`, a target rootfs at image build time): the config alone is checked,
@@ -14,7 +14,7 @@ import os
 import sys
 from typing import IO, List, Optional, Sequence, Tuple
 
-from guardian.analysis.audit import Finding, audit, audit_commands
+from guardian.commands.audit import Finding, audit, audit_commands
 from guardian.board.boards import LOCAL_BOARDS_DIRS, available_boards
 from guardian.board.errors import ConfigError
 from guardian.board.load import LoadedConfig, load_config, load_file

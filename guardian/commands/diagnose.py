@@ -2,13 +2,13 @@
 
 The OOM reports of a saved log ('-' for standard input), or of all the kernel log still holds,
 each parsed (guardian.analysis.oomreport) and classified with advice
-(guardian.analysis.forensics), then this system's red flags (guardian.analysis.audit).
+(guardian.analysis.forensics), then this system's red flags (guardian.commands.audit).
 """
 import json
 import sys
 from typing import Any, Dict, Optional
 
-from guardian.analysis.audit import red_flags
+from guardian.commands.audit import red_flags
 from guardian.analysis.forensics import CAUSES, kib, report_fields
 from guardian.analysis.oomreport import OomReportParser, parse_log_lines
 from guardian.kernel.kmsg import KMSG_PATH, read_kmsg_lines
@@ -82,7 +82,8 @@ def cli_main(args) -> int:
     try:
         out = diagnose(getattr(args, "log", None), proc_root, sys_root, kmsg_path)
     except OSError as exc:
-        print("guardian: diagnose: cannot read %s: %s" % (exc.filename or args.log, exc.strerror or exc), file=sys.stderr)
+        print("guardian: diagnose: cannot read %s: %s" % (exc.filename or args.log, exc.strerror or exc),
+              file=sys.stderr)
         return 1
     if getattr(args, "json", False):
         print(json.dumps(out, indent=2, sort_keys=True))

@@ -196,5 +196,6 @@ def cli_main(args: Any) -> int:
         if r["grew"]:
             print("    grew most over %s (pid %s), per /proc/PID/smaps:" % (duration(r["grew_over_s"]), r["grew_pid"]))
             for g in r["grew"]:
-                print("      %10s  %-50s now %s" % ("+" + size_text(g["grew_bytes"]), g["mapping"], size_text(g["now_bytes"])))
+                print("      %10s  %-50s now %s" % (
+                    "+" + size_text(g["grew_bytes"]), g["mapping"], size_text(g["now_bytes"])))
     return 0

@@ -16,6 +16,7 @@ from guardian.actions import reclaim as reclaim_actions
 from guardian.actions import signals as sig
 from guardian.config import MIB, Config
 from guardian.kernel.libc import libc
+from guardian.kernel.procs import ProcInfo
 from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
 from guardian.core.parts import Part, Tick
@@ -86,7 +87,7 @@ class Daemon:
         self.fill_long = FillRate(half_life_s=300.0)
         self.growth = Growth(config.victims.growth_window_s, clock_ticks=os.sysconf("SC_CLK_TCK"))
         self.ended: Tuple[Ended, ...] = ()  # recent ends, ours and the kernel's (respawns)
-        self._last_table: Dict[Tuple[int, int], Any] = {}  # (pid, starttime) -> ProcInfo
+        self._last_table: Dict[Tuple[int, int], ProcInfo] = {}
         self._oom_noted: Optional[int] = None  # the kernel's kill count when victims were last noted
         self._kernel_took_respawn = False  # the kernel's last victim was a respawning runaway
         self._alert_until = float("-inf")  # wake often until then: a respawn may come
@@ -469,7 +470,8 @@ class Daemon:
         self._add_fill(fresh.time, fresh.headroom)
         return replace(fresh, oom_settled=True)
 
-    def _note_kernel_victims(self, before: Dict[Tuple[int, int], Any], procs, killed: int, now: float) -> bool:
+    def _note_kernel_victims(self, before: Dict[Tuple[int, int], ProcInfo], procs: Tuple[ProcInfo, ...], killed: int,
+                            now: float) -> bool:
         """Who the kernel took: of the processes in the table before that are gone now, those
         with the highest oom_score (the kernel's own measure), one per kill. True when one of
         them was itself a respawn of an earlier end."""

@@ -120,17 +120,3 @@ STILL_WORKS = ("still works: watching memory and PSI, status, dry-run decisions,
 def missing_capability_report(caps: Dict[str, bool]) -> List[str]:
     """One line per missing capability (in CAPABILITIES order): what does not work without it."""
     return ["%s missing: %s" % (name, _CONSEQUENCES[name]) for name in CAPABILITIES if not caps.get(name)]
-
-
-def reset_child_oom_score_adj() -> None:
-    """preexec_fn for commands the guardian runs: the guardian holds oom_score_adj -1000 and
-    children inherit it, so a service a command starts must not be exempt from the kernel's
-    OOM killer because of us. Only async-signal-safe calls (runs between fork and exec)."""
-    try:
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
-    except OSError:
-        pass

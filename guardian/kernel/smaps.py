@@ -103,7 +103,8 @@ def read_smaps(pid: int, proc_root: str = "/proc") -> Optional[Dict[str, int]]:
         return None
 
 
-def smaps_growth(before: Mapping[str, int], after: Mapping[str, int], top: int = GREW_KEPT) -> List[Tuple[str, int, int]]:
+def smaps_growth(before: Mapping[str, int], after: Mapping[str, int],
+                 top: int = GREW_KEPT) -> List[Tuple[str, int, int]]:
     """The mappings that grew most: [(mapping, bytes grown, bytes now)], largest growth first,
     with all anonymous regions together as one more row (regions come and go)."""
     rows = []

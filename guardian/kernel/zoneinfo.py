@@ -1,7 +1,7 @@
 """/proc/zoneinfo: the watermarks that place the kill line."""
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Set
 
 from guardian.kernel import ParseError, read_optional_text
 
@@ -23,7 +23,7 @@ def parse_zoneinfo(text: str, path: str = "/proc/zoneinfo", page_size: int = 409
     is not a number."""
     sums = {"min": 0, "low": 0, "high": 0}
     zone = None  # name of the current zone
-    seen = set()
+    seen: Set[str] = set()
     zones = 0
 
     def close_zone():

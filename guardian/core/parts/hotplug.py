@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any, Callable, List, Optional, Tuple
 
-from guardian.core.parts import Part
+from guardian.core.parts import Part, Tell
 
 log = logging.getLogger("guardian")
 
@@ -74,14 +74,15 @@ def libudev_present(root: str = "/") -> bool:
 class HotplugWatcher(Part):
     name = "hotplug"
 
-    def __init__(self, monitor: Any, source: str, tell: Any = None, on_change: Optional[Callable[[], None]] = None):
+    def __init__(self, monitor: Any, source: str, tell: Optional[Tell] = None,
+                 on_change: Optional[Callable[[], None]] = None):
         self.monitor = monitor
         self.source = source
         self.tell = tell  # where `hotplug` events go (a Telemetry)
         self.on_change = on_change  # called after a batch of changes
 
     @classmethod
-    def open(cls, udev_run_dir: str = "/run/udev", root: str = "/", tell: Any = None,
+    def open(cls, udev_run_dir: str = "/run/udev", root: str = "/", tell: Optional[Tell] = None,
              on_change: Optional[Callable[[], None]] = None) -> Tuple[Optional["HotplugWatcher"], str]:
         """(a watcher, what it watches) or (None, why not). Logs one line either way."""
         if not libudev_present(root):
@@ -101,7 +102,7 @@ class HotplugWatcher(Part):
     @classmethod
     def _open(cls, udev_run_dir: str) -> Tuple[Optional["HotplugWatcher"], str]:
         try:
-            import pyudev  # optional: pip install pyudev (guardian[udev])
+            import pyudev  # type: ignore[import-untyped]  # optional: pip install pyudev (guardian[udev])
         except ImportError:
             return None, "pyudev is not installed, no hotplug events"
         try:

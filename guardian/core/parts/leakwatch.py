@@ -79,9 +79,10 @@ class _Action:
         def work() -> None:
             try:
                 outcome = run(self.argv, timeout_s, what="command", may_start_service=True)
-                self.returncode, self.problem, self.seconds = outcome.returncode, outcome.problem, outcome.seconds
-                if outcome.timed_out and outcome.returncode is not None:
-                    self.problem += " (killed)"  # the command alone: its group may hold the service
+                problem = outcome.problem
+                if problem is not None and outcome.timed_out and outcome.returncode is not None:
+                    problem += " (killed)"  # the command alone: its group may hold the service
+                self.returncode, self.problem, self.seconds = outcome.returncode, problem, outcome.seconds
             except Exception as exc:  # never let a thread die silently
                 self.problem = "command failed: %s" % exc
             self.done = True
@@ -303,7 +304,8 @@ class LeakWatcher(Part):
             for name, pids in index.items():
                 if name not in self.watched:
                     continue
-                cands = [by_pid[pid] for pid in pids if pid in by_pid and not by_pid[pid].kthread and by_pid[pid].rss > 0]
+                cands = [by_pid[pid] for pid in pids
+                         if pid in by_pid and not by_pid[pid].kthread and by_pid[pid].rss > 0]
                 if cands:
                     present[name] = min(cands, key=lambda p: (p.starttime, p.pid))  # the oldest: the daemon itself
         for name in due:
@@ -366,7 +368,8 @@ class LeakWatcher(Part):
             self._busy = True
         if restart is not None and restart[1] is not None:
             self.tell.event("leak_restart", "%s came back as pid %d (was %s)%s: its series continues, the restart "
-                            "marked" % (name, proc.pid, restart[1], ", restarted by the guardian" if restart[3] else ""),
+                            "marked" % (name, proc.pid, restart[1],
+                                        ", restarted by the guardian" if restart[3] else ""),
                             name=name, pid=proc.pid, old_pid=restart[1], planned=restart[3])
         max_samples = int(watch.window_s / max(watch.interval_s, 0.01) * 1.5) + 16
         s.prune(now, watch.window_s, max_samples)
@@ -447,7 +450,8 @@ class LeakWatcher(Part):
                       ", ceiling %s" % mib_text(ceiling) if ceiling else "", pr.reason,
                       "; grew most: %s" % grew if grew else "") + "; " + doing
         self.tell.event(
-            "leak", message, name=s.name, watched_as=s.kind, pid=proc.pid, rss_bytes=rss, anon_bytes=anon, pss_bytes=pss,
+            "leak", message, name=s.name, watched_as=s.kind, pid=proc.pid, rss_bytes=rss, anon_bytes=anon,
+            pss_bytes=pss,
             slope_kib_min=round(tr.slope * 60 / KIB, 2), anon_slope_kib_min=round(anon_tr.slope * 60 / KIB, 2),
             confidence=round(tr.confidence, 4), p=tr.p, tau=round(tr.tau, 3), agree=round(tr.agree, 3),
             steady=tr.steady, samples=tr.n, span_s=round(tr.span_s, 1), window_s=watch.window_s,

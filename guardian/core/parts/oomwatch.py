@@ -182,7 +182,8 @@ class KernelOomWatcher(Part):
         return fields
 
     def _count_only(self, new: int) -> Dict[str, Any]:
-        why = self.reader.error or "its report was not found in the kernel log (overwritten, or logged at a level not kept)"
+        why = self.reader.error or ("its report was not found in the kernel log (overwritten, or logged at a level "
+                                    "not kept)")
         return {
             "summary": "the kernel OOM killer fired %d time(s); no details: %s" % (new, why),
             "cause": "unknown",

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from guardian.analysis import audit
+from guardian.commands import audit
 from guardian.commands import check
 from guardian.board.boards import shipped_boards
 from tests.support import fakeproc

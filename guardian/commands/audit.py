@@ -170,7 +170,8 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
         fake.append(Finding("warn", kind, "impostor? pid %d %s (uid %d, exe %s) is named like %s but %s: no role, "
                             "an ordinary candidate" % (i.proc.pid, i.proc.comm, i.proc.uid, printable(i.exe or "?"),
                                                        i.entry.name, i.why),
-                            {"name": i.entry.name, "pid": i.proc.pid, "uid": i.proc.uid, "exe": i.exe, "impostor": True}))
+                            {"name": i.entry.name, "pid": i.proc.pid, "uid": i.proc.uid, "exe": i.exe,
+                             "impostor": True}))
     by_entry: Dict[Tuple[str, str], List[Any]] = {}
     by_pid = {p.pid: p for p in procs}
     for pid, role in sorted(roles.items()):

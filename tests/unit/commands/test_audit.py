@@ -1,7 +1,7 @@
 """The red flags of a system (audit.red_flags) against fake /proc and /sys trees."""
 import pytest
 
-from guardian.analysis.audit import red_flags
+from guardian.commands.audit import red_flags
 from tests.support.fakeproc import red_flag_system
 
 
