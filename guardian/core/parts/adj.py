@@ -44,7 +44,7 @@ from guardian.kernel.connector import (
 )
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_proc, read_procs
-from guardian.core.match import classify, regex
+from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
 
 log = logging.getLogger("guardian")
@@ -77,19 +77,27 @@ def _read_comm(pid: int, proc_root: str) -> Optional[str]:
     return None
 
 
+# Enough bytes for MAX_MATCH_CHARS characters of UTF-8 (4 bytes at most each).
+_CMDLINE_BYTES = 4 * MAX_MATCH_CHARS
+
+
 def _read_cmdline(pid: int, proc_root: str) -> Optional[str]:
-    """The command line joined by spaces, as guardian.core.match sees it."""
+    """The command line joined by spaces, as guardian.core.match sees it: its first
+    MAX_MATCH_CHARS characters. Whoever starts a process chooses it (up to megabytes), and this
+    runs at every exec the proc connector reports."""
     try:
         fd = os.open("%s/%d/cmdline" % (proc_root, pid), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
+        left = _CMDLINE_BYTES
+        while left > 0:
+            chunk = os.read(fd, left)
             if not chunk:
                 break
             chunks.append(chunk)
+            left -= len(chunk)
     except OSError:
         return None
     finally:
@@ -97,7 +105,7 @@ def _read_cmdline(pid: int, proc_root: str) -> Optional[str]:
     args = b"".join(chunks).decode("utf-8", "replace").split("\0")
     while args and args[-1] == "":
         args.pop()
-    return " ".join(args)
+    return " ".join(args)[:MAX_MATCH_CHARS]
 
 
 def _log_all(lines: List[str]) -> None:

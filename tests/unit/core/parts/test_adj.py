@@ -194,3 +194,24 @@ def test_nothing_to_keep_means_no_polling(tree):
     assert k.apply(read_procs(tree)) == []
     k.update_config(CONFIG)
     assert k.poll_interval_s() == 1.0
+
+
+def test_the_prefilter_sees_the_cmdline_as_matching_does(tmp_path):
+    """Whoever starts a process chooses its command line, up to megabytes: the keeper reads and
+    searches the first MAX_MATCH_CHARS characters, as match.matches does, and no more."""
+    from guardian.core.match import MAX_MATCH_CHARS
+    root = str(tmp_path / "proc")
+    fakeproc.process(root, 1, "init", 1)
+    padding = "x" * (MAX_MATCH_CHARS + 1000)
+    fakeproc.process(root, 400, "app", 2, cmdline=["/usr/bin/app", padding, "--role=vital"])
+    fakeproc.process(root, 401, "app", 2, cmdline=["/usr/bin/app", "--role=vital", padding])
+    config = Config(critical=(Critical("vital", Match(comm="app", cmdline=r"--role=vital"), oom_score_adj=-800),))
+    k = AdjKeeper(config, root)
+    try:
+        assert len(protect._read_cmdline(400, root)) == MAX_MATCH_CHARS
+        assert k._could_match(400) is False  # past the window: neither the prefilter nor matching sees it
+        assert k._could_match(401) is True
+        k.apply(read_procs(root))
+        assert adj(root, 400) == 0 and adj(root, 401) == -800
+    finally:
+        k.close()
