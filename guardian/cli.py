@@ -7,37 +7,54 @@ import sys
 from typing import List, Optional
 
 from guardian import __version__
-from guardian.core.eventlog import DEFAULT_EVENTS_FILE
+from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place
 
 log = logging.getLogger("guardian")
-
-
-def _config_error(exc: Exception) -> int:
-    print("guardian: %s" % exc, file=sys.stderr)
-    return 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from guardian.commands.options import load_config_for, scope_dir_for
     from guardian.core.daemon import Daemon
+    from guardian.core.parts.metrics import Metrics
     from guardian.core.telemetry import Telemetry
 
-    try:
-        config, why, again = load_config_for(args)
-    except ValueError as exc:
-        return _config_error(exc)
-    scope = scope_dir_for(args.scope, args.sys_root)
-    _warn_capabilities()
-    log.info("config: %s (%s)", config.source, why)
-    from guardian.core.parts.metrics import Metrics
     metrics = Metrics(args.metrics_file) if args.metrics_file else None
     syslog = {"auto": "auto", "on": True, "off": False}[args.syslog]
-    telemetry = Telemetry(state_file=args.state_file or None, events_file=args.events_file or None,
-                          syslog=syslog, metrics=metrics)
-    daemon = Daemon(config, scope, args.proc_root, args.sys_root, dry_run=args.dry_run,
-                    telemetry=telemetry, reload=again, why=why, protect_self=not args.no_self_protection,
-                    hotplug=args.hotplug, metrics=metrics)
-    return daemon.run()
+    # First, so that every line below reaches syslog too where there is no journal (under
+    # BusyBox start-stop-daemon --background, stderr is /dev/null).
+    telemetry = Telemetry(state_file=args.state_file or None, syslog=syslog, metrics=metrics)
+    try:
+        try:
+            config, why, again = load_config_for(args)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
+        place = _events_place(args.events_file, config.leaks.state_dir)
+        telemetry.use_events(place)
+        if place.note:
+            log.log(logging.WARNING if place.in_ram else logging.INFO, "%s", place.note)
+        scope = scope_dir_for(args.scope, args.sys_root)
+        _warn_capabilities()
+        log.info("config: %s (%s)", config.source, why)
+        daemon = Daemon(config, scope, args.proc_root, args.sys_root, dry_run=args.dry_run,
+                        telemetry=telemetry, reload=again, why=why, protect_self=not args.no_self_protection,
+                        hotplug=args.hotplug, metrics=metrics)
+        return daemon.run()
+    finally:
+        telemetry.close()
+
+
+def _events_place(asked: Optional[str], state_dir: Optional[str]) -> Place:
+    """Where the events go: --events-file, else the default unless it is RAM (eventlog.choose_place)."""
+    from guardian.kernel import ParseError
+    from guardian.kernel.mounts import fstype_of, read_mounts
+
+    try:
+        mounts = read_mounts()
+    except ParseError as exc:
+        log.warning("%s: cannot tell whether the event log is in RAM", exc)
+        mounts = None
+    return choose_place(asked, state_dir, lambda path: fstype_of(path, mounts))
 
 
 def _warn_capabilities() -> None:
@@ -112,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="watch memory and act (foreground)")
     common(run)
     run.add_argument("--dry-run", action="store_true", help="decide and log, but do not act")
-    run.add_argument("--events-file", metavar="PATH", default=DEFAULT_EVENTS_FILE,
-                     help="append one JSON line per event ('' for none; default %(default)s)")
+    run.add_argument("--events-file", metavar="PATH", default=None,
+                     help="append one JSON line per event ('' for none; default %s, or beside the leak state "
+                          "when that is in RAM)" % DEFAULT_EVENTS_FILE)
     run.add_argument("--syslog", choices=["auto", "on", "off"], default="auto",
                      help="events to syslog (/dev/log); auto: not under systemd, whose journal has stderr")
     run.add_argument("--metrics-file", metavar="PATH",

@@ -470,6 +470,23 @@ def _audit_pid1(proc_root: str, total: Optional[int]) -> List[Finding]:
 
 # ------------------------------------------------------------------------------ the whole audit
 
+def audit_events(config: Config, proc_root: str) -> List[Finding]:
+    """Where `guardian run` will keep its events (without --events-file): not in RAM if a
+    persistent place exists (eventlog.choose_place)."""
+    from guardian.core.eventlog import choose_place
+    from guardian.kernel.mounts import fstype_of, read_mounts
+
+    try:
+        mounts = read_mounts(proc_root)
+    except ParseError as exc:
+        return [Finding("warn", "events", "%s: cannot tell whether the event log would be in RAM" % exc)]
+    place = choose_place(None, config.leaks.state_dir, lambda path: fstype_of(path, mounts))
+    data = {"path": place.path, "in_ram": place.in_ram, "ram_bytes": place.ram_bytes if place.in_ram else 0}
+    if place.in_ram:
+        return [Finding("warn", "events", place.note or "", data)]
+    return [Finding("info" if place.note else "ok", "events", place.note or "%s (not in RAM)" % place.path, data)]
+
+
 def audit(config: Config, proc_root: str = "/proc", sys_root: str = "/sys", fs_root: str = "/") -> List[Finding]:
     """Every finding about the running system against a valid config (`guardian check`)."""
     out = audit_psi(config, proc_root)
@@ -478,6 +495,7 @@ def audit(config: Config, proc_root: str = "/proc", sys_root: str = "/sys", fs_r
     out += audit_commands(config, fs_root)
     out += audit_sysctls(config, proc_root)
     out += audit_memory(config, proc_root, sys_root)
+    out += audit_events(config, proc_root)
     return out
 
 

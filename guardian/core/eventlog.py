@@ -9,11 +9,20 @@ hundreds of milliseconds, and the guardian must not stall while memory runs out)
 helper thread and the act goes ahead at once. `guardian.core.eventlog.measure_fsync(dir)` measures the
 cost on a board.
 
+Where: /var/log/guardian/events.jsonl, unless that is RAM (tmpfs, ramfs: on Buildroot's skeleton
+/var/log is a link into /tmp), where the fdatasync promise means nothing and the log occupies
+the memory the guardian guards. Then (choose_place) the events go beside the leak state (the
+board's [leaks] state_dir, /var/lib/guardian) when that is on a persistent filesystem, and
+otherwise stay in RAM as a small ring (RAM_MAX_BYTES and RAM_BACKUPS rotation), said at start.
+
 A torn last line (power cut in mid-write) is skipped by `read_events`; the next writer starts on
 a fresh line, so the torn piece stays one bad line and never spoils a good one.
 
 Syslog: a datagram to /dev/log (RFC 3164 "<PRI>guardian[PID]: text"), never blocking. Under
 systemd (JOURNAL_STREAM set) stderr already is the journal, so nothing is sent to /dev/log.
+Events go there with their severity, and so do the log lines (SyslogHandler): on a BusyBox
+board started by start-stop-daemon --background, stderr is /dev/null, and `logread` is where
+an operator reads why the guardian chose its board, lacks a capability or failed a command.
 """
 import errno
 import json
@@ -22,7 +31,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from guardian import safefile
 from guardian.kernel import close_quietly
@@ -33,9 +43,68 @@ DEFAULT_EVENTS_FILE = "/var/log/guardian/events.jsonl"
 DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_BACKUPS = 2
 DEFAULT_FSYNC_BUDGET_S = 0.02
+# The ring the events keep when nowhere but RAM holds them: 256 KiB and one rotation.
+RAM_MAX_BYTES = 256 << 10
+RAM_BACKUPS = 1
+EVENTS_NAME = "events.jsonl"
 SYSLOG_PATH = "/dev/log"
 LOG_DAEMON = 3
 LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 3, 4, 5, 6
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the events go, how much is kept, and what to say about it (None: nothing)."""
+
+    path: Optional[str]
+    max_bytes: int = DEFAULT_MAX_BYTES
+    backups: int = DEFAULT_BACKUPS
+    in_ram: bool = False
+    note: Optional[str] = None
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.max_bytes * (1 + self.backups)
+
+
+def _size(nbytes: int) -> str:
+    return "%d MiB" % (nbytes >> 20) if nbytes % (1 << 20) == 0 else "%d KiB" % (nbytes >> 10)
+
+
+def choose_place(asked: Optional[str], state_dir: Optional[str],
+                 fstype_of: Callable[[str], Optional[str]]) -> Place:
+    """Where the events go. `asked`: --events-file ('' none, None the default); `state_dir`:
+    the board's leak state directory; `fstype_of(path)`: the type of the filesystem that holds
+    path (None: unknown, taken as persistent). RAM is tmpfs or ramfs."""
+    if asked == "":
+        return Place(None)
+
+    def in_ram(path: str) -> Optional[str]:
+        fstype = fstype_of(path)
+        return fstype if fstype in ("tmpfs", "ramfs") else None
+
+    if asked is not None:
+        fs = in_ram(os.path.dirname(os.path.abspath(asked)) or "/")
+        if fs is None:
+            return Place(asked)
+        place = Place(asked, in_ram=True)
+        return Place(asked, in_ram=True, note=(
+            "the event log %s is on %s (RAM): events are lost at a reboot or power cut, and they hold up "
+            "to %s of RAM (%s and %d rotations)" % (asked, fs, _size(place.ram_bytes), _size(place.max_bytes),
+                                                    place.backups)))
+    fs = in_ram(os.path.dirname(DEFAULT_EVENTS_FILE))
+    if fs is None:
+        return Place(DEFAULT_EVENTS_FILE)
+    if state_dir and in_ram(state_dir) is None:
+        path = os.path.join(state_dir, EVENTS_NAME)
+        return Place(path, note="%s is on %s (RAM): events go to %s, which survives a reboot" % (
+            os.path.dirname(DEFAULT_EVENTS_FILE), fs, path))
+    place = Place(DEFAULT_EVENTS_FILE, RAM_MAX_BYTES, RAM_BACKUPS, in_ram=True)
+    return Place(place.path, place.max_bytes, place.backups, True, note=(
+        "%s is on %s (RAM) and so is the state directory %s: events stay in RAM, at most %s (%s and %d "
+        "rotation), lost at a reboot; --events-file on a data partition keeps them" % (
+            os.path.dirname(DEFAULT_EVENTS_FILE), fs, state_dir or "(none)", _size(place.ram_bytes),
+            _size(place.max_bytes), place.backups)))
 
 
 class EventLog:
@@ -241,6 +310,31 @@ class _Syncer:
         self.stopping = True
         self.wanted.set()
         self.thread.join(timeout=5.0)
+
+
+# A log record's level -> its syslog severity.
+_SEVERITY = ((logging.ERROR, LOG_ERR), (logging.WARNING, LOG_WARNING), (logging.INFO, LOG_INFO))
+LOG_DEBUG = 7
+
+
+class SyslogHandler(logging.Handler):
+    """Log lines to syslog with their level's severity, through the event log's sender (never
+    blocking). A record marked `syslog_sent` (an event, sent with its own severity) is not
+    sent twice."""
+
+    def __init__(self, sender: "_Syslog"):
+        super().__init__()
+        self.sender = sender
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "syslog_sent", False):
+            return
+        severity = next((sev for level, sev in _SEVERITY if record.levelno >= level), LOG_DEBUG)
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string in a log call: the line, not the guardian
+            text = str(record.msg)
+        self.sender.send(text, severity)
 
 
 def _want_syslog(setting: Union[bool, str]) -> bool:

@@ -8,7 +8,8 @@ import time
 from typing import Any, Dict, Optional, Union
 
 from guardian import safefile
-from guardian.core.eventlog import DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog
+from guardian.core.eventlog import (DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog, Place,
+                                    SyslogHandler)
 from guardian.core.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
 
 log = logging.getLogger("guardian")
@@ -24,7 +25,8 @@ _RESERVED = ("time", "event", "message")
 class Telemetry:
     """`events_file`: the JSON-lines log (None: none; DEFAULT_EVENTS_FILE is the usual place).
     `syslog`: True, False or "auto" (on when /dev/log exists and not under systemd, whose
-    journal already has stderr). `metrics`: a guardian.core.parts.metrics.Metrics fed with every event."""
+    journal already has stderr): events, and every log line of the "guardian" logger while this
+    Telemetry is open. `metrics`: a guardian.core.parts.metrics.Metrics fed with every event."""
 
     def __init__(self, state_file: Optional[str] = DEFAULT_STATE_FILE, events_file: Optional[str] = None,
                  syslog: Union[bool, str] = False, events_max_bytes: int = DEFAULT_MAX_BYTES,
@@ -36,9 +38,23 @@ class Telemetry:
         self.counts: Dict[str, int] = {}
         self.metrics = metrics
         self.eventlog: Optional[EventLog] = None
+        self._syslog_handler: Optional[SyslogHandler] = None
         if events_file or syslog:
             self.eventlog = EventLog(events_file or None, max_bytes=events_max_bytes, backups=events_backups,
                                      syslog=syslog)
+            if self.eventlog.syslog is not None:
+                self._syslog_handler = SyslogHandler(self.eventlog.syslog)
+                log.addHandler(self._syslog_handler)
+
+    def use_events(self, place: Place) -> None:
+        """Where the event log goes, once the board's config says where its state lives."""
+        self.events_file = place.path
+        if self.eventlog is None:
+            if place.path is None:
+                return
+            self.eventlog = EventLog(place.path, max_bytes=place.max_bytes, backups=place.backups)
+            return
+        self.eventlog.path, self.eventlog.max_bytes, self.eventlog.backups = place.path, place.max_bytes, place.backups
 
     def event(self, kind: str, message: str, **fields: Any) -> None:
         """One decision that acts, or a change worth knowing: a log line, a syslog line, and
@@ -53,7 +69,8 @@ class Telemetry:
             level, severity = logging.INFO, LOG_NOTICE
         else:
             level, severity = logging.INFO, LOG_INFO
-        log.log(level, "%s: %s", kind, message)
+        sent = self.eventlog is not None and self.eventlog.syslog is not None
+        log.log(level, "%s: %s", kind, message, extra={"syslog_sent": sent})
         if self.eventlog is not None:
             record: Dict[str, Any] = {"time": round(time.time(), 3), "event": kind, "message": message}
             for key, value in fields.items():
@@ -68,6 +85,9 @@ class Telemetry:
 
     def close(self) -> None:
         """Sync and close the event log (the daemon's last act)."""
+        if self._syslog_handler is not None:
+            log.removeHandler(self._syslog_handler)
+            self._syslog_handler = None
         if self.eventlog is not None:
             self.eventlog.close()
 

@@ -162,6 +162,14 @@ def _board_root(root, frozen_binary):
 SESSION = textwrap.dedent("""\
     set -u
     export PATH=/bin
+    unset JOURNAL_STREAM  # a BusyBox board has no journal: what the guardian says goes to syslogd
+    syslogd -n -C64 & syslogd=$!
+    wait_log() {  # wait_log PATTERN: up to 10 s for a line in syslogd's buffer
+        n=100
+        while ! logread 2>/dev/null | grep -q "$1"; do
+            n=$((n - 1)); [ "$n" -gt 0 ] || return 1; sleep 0.1
+        done
+    }
     S=/etc/init.d/S03guardian
     step() { echo "== $*"; }
     events() { cat /var/lib/events.jsonl 2>/dev/null; }
@@ -180,6 +188,9 @@ SESSION = textwrap.dedent("""\
     echo "unpacked=$(ls /var/lib/guardian)"
     # Not the unpacker's (on a board the daemon's leaks.json is there): its cleanups leave it.
     : >/var/lib/guardian/not-unpacked
+    # stderr is /dev/null under start-stop-daemon --background: the log lines are in logread
+    wait_log "guardian.*config: " || echo "NO CONFIG LINE IN SYSLOG"
+    step syslog; logread | grep ' guardian' | head -20
     step status; sh $S status; echo "rc=$?"
     step start-again; sh $S start; echo "rc=$?"
     step guardian-status; /usr/bin/guardian status --json | grep -c '"daemon": {'
@@ -196,6 +207,7 @@ SESSION = textwrap.dedent("""\
     step stop-again; sh $S stop; echo "rc=$?"
     step status-stopped; sh $S status; echo "rc=$?"
     step events; events
+    kill $syslogd
     """)
 
 
@@ -209,8 +221,12 @@ def test_sysv_script_under_busybox(tmp_path, frozen_binary):
     with open(os.path.join(root, "session.sh"), "w") as f:
         f.write(SESSION)
     # A mount namespace of its own: /proc, /sys and /dev for the chroot, gone afterwards.
-    outer = ("mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && "
-             "mount --rbind /dev {r}/dev && exec chroot {r} /bin/sh /session.sh").format(r=root)
+    # /dev of its own (a tmpfs with the host's null, zero, random, urandom and kmsg bound in):
+    # the session's syslogd creates /dev/log, which must not replace the host's.
+    nodes = " && ".join("{{ [ ! -e /dev/{n} ] || {{ touch {{r}}/dev/{n} && mount --bind /dev/{n} {{r}}/dev/{n}; }}; }}"
+                        .format(n=n) for n in ("null", "zero", "random", "urandom", "kmsg"))
+    outer = ("mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && mount -t tmpfs tmpfs {r}/dev && "
+             + nodes + " && exec chroot {r} /bin/sh /session.sh").format(r=root)
     proc = subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", outer],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=300)
@@ -223,6 +239,10 @@ def test_sysv_script_under_busybox(tmp_path, frozen_binary):
     # onefile: the unpacker and the guardian, unpacked into GUARDIAN_UNPACK_DIR
     assert re.search(r"children=\d+", steps["start"]), out
     assert re.search(r"unpacked=_MEI\w+", steps["start"]), out
+    # Log lines (not only events) reach syslog, with their level: logread shows the board chosen.
+    assert "NO CONFIG LINE IN SYSLOG" not in out, out
+    assert re.search(r"daemon\.info guardian\[\d+\]: config: ", steps["syslog"]), out
+    assert re.search(r"daemon\.notice guardian\[\d+\]: start: ", steps["syslog"]), out
     assert "is running" in steps["status"] and "rc=0" in steps["status"], out
     assert "already running" in steps["start-again"], out
     assert steps["guardian-status"].strip() == "1", out

@@ -142,3 +142,44 @@ def test_watchdog_interval(monkeypatch):
     assert Telemetry(state_file=None).watchdog_interval() is None
     monkeypatch.delenv("WATCHDOG_USEC")
     assert Telemetry(state_file=None).watchdog_interval() is None
+
+
+def test_log_lines_reach_syslog_with_their_severity_and_events_only_once(tmp_path, fake_devlog):
+    """Where there is no journal (BusyBox: stderr is /dev/null under start-stop-daemon -b),
+    the log lines go to syslog too, each with its level's severity; an event goes once, with
+    its own severity; after close nothing more is sent."""
+    path, server = fake_devlog
+    tell = Telemetry(state_file=None, syslog=True)
+    tell.eventlog.syslog.path = path
+    log = logging.getLogger("guardian")
+    before = log.level
+    log.setLevel(logging.INFO)
+    try:
+        log.warning("running without some capabilities (uid %d)", 0)
+        log.info("config: %s", "generic.toml")
+        log.debug("not at this level")
+        tell.event("start", "guardian armed")
+        tell.event("kill", "hog[100]: memory short")
+        tell.close()
+        log.error("after close")
+    finally:
+        log.setLevel(before)
+    server.settimeout(0.2)
+    got = []
+    try:
+        while True:
+            got.append(server.recv(4096).decode())
+    except socket.timeout:
+        pass
+    # <PRI> = facility daemon (3) * 8 + severity
+    assert [g.split(">", 1)[0] for g in got] == ["<28", "<30", "<29", "<28"], got
+    assert got[0].endswith("running without some capabilities (uid 0)")
+    assert got[1].endswith("config: generic.toml")
+    assert got[2].endswith("start: guardian armed") and got[3].endswith("kill: hog[100]: memory short")
+
+
+def test_no_syslog_handler_without_syslog(tmp_path):
+    before = list(logging.getLogger("guardian").handlers)
+    tell = Telemetry(state_file=None, events_file=str(tmp_path / "ev.jsonl"), syslog=False)
+    assert logging.getLogger("guardian").handlers == before
+    tell.close()
