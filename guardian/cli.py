@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-file", metavar="PATH",
                      help="Prometheus textfile for node_exporter (off unless given; put it on tmpfs)")
     run.add_argument("--hotplug", choices=["auto", "on", "off"], default="auto",
-                     help="watch memory and zram/swap hotplug through pyudev where installed")
+                     help="watch the kernel's memory and zram hotplug events (auto: where the kernel allows)")
     run.add_argument("--no-self-protection", action="store_true",
                      help="skip mlockall and the guardian's own oom_score_adj (for measurements)")
     run.add_argument("--state-dir", metavar="DIR", default=None,
