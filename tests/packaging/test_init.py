@@ -223,10 +223,10 @@ def test_sysv_script_under_busybox(tmp_path, frozen_binary):
     # A mount namespace of its own: /proc, /sys and /dev for the chroot, gone afterwards.
     # /dev of its own (a tmpfs with the host's null, zero, random, urandom and kmsg bound in):
     # the session's syslogd creates /dev/log, which must not replace the host's.
-    nodes = " && ".join("{{ [ ! -e /dev/{n} ] || {{ touch {{r}}/dev/{n} && mount --bind /dev/{n} {{r}}/dev/{n}; }}; }}"
-                        .format(n=n) for n in ("null", "zero", "random", "urandom", "kmsg"))
-    outer = ("mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && mount -t tmpfs tmpfs {r}/dev && "
-             + nodes + " && exec chroot {r} /bin/sh /session.sh").format(r=root)
+    nodes = " && ".join("{ [ ! -e /dev/@N ] || { touch @R/dev/@N && mount --bind /dev/@N @R/dev/@N; }; }"
+                        .replace("@N", n) for n in ("null", "zero", "random", "urandom", "kmsg"))
+    outer = ("mount -t proc proc @R/proc && mount --rbind /sys @R/sys && mount -t tmpfs tmpfs @R/dev && "
+             + nodes + " && exec chroot @R /bin/sh /session.sh").replace("@R", root)
     proc = subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", outer],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=300)
