@@ -39,10 +39,10 @@ OUT=$TOP/dist
 
 # What the build root needs. libpython3.11 because Debian's python3.11 binary is linked
 # statically and PyInstaller bundles the shared library; armhf also builds PyInstaller's
-# bootloader and psutil from source.
+# bootloader from source (C and zlib; it needs no Python headers).
 PACKAGES=python3,python3-venv,python3-pip,binutils,libpython3.11,ca-certificates
 if [ "$ARCH" = armhf ]; then
-	PACKAGES=$PACKAGES,gcc,libc6-dev,python3-dev,zlib1g-dev
+	PACKAGES=$PACKAGES,gcc,libc6-dev,zlib1g-dev
 fi
 
 say() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$ARCH" "$*" >&2; }

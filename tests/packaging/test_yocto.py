@@ -26,7 +26,6 @@ PYTHON3_PACKAGE = {
     "ctypes": "ctypes", "difflib": "difflib", "json": "json", "logging": "logging",
     "socket": "io", "io": "core", "tempfile": "io", "tomllib": "tomllib", "datetime": "datetime",
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
-    "psutil": "psutil",
     # optional: tomli only before Python 3.11; pyudev through PACKAGECONFIG[udev]
     "tomli": None, "pyudev": None,
 }
@@ -64,8 +63,15 @@ def test_rdepends_cover_what_the_guardian_imports():
     assert needed <= rdepends, "missing from RDEPENDS: %s" % sorted(needed - rdepends)
     # only what it uses: not the whole of python3
     assert "python3" not in rdepends and "python3-modules" not in rdepends
-    # pyproject's dependencies are runtime dependencies even before the code imports them
-    assert rdepends - needed <= {"python3-core", "python3-psutil"}, sorted(rdepends - needed)
+    # and nothing it does not import, but the interpreter
+    assert rdepends - needed <= {"python3-core"}, sorted(rdepends - needed)
+
+
+def test_no_psutil():
+    """The guardian reads /proc itself: psutil (a C extension, MiBs at rest) is neither imported
+    nor pulled onto the board."""
+    assert "psutil" not in _guardian_imports()
+    assert not any("psutil" in r for r in _rdepends())
 
 
 def test_recipe_installs_init_by_distro_features():

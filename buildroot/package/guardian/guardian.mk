@@ -14,7 +14,9 @@ GUARDIAN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 # pyproject.toml: build-backend = "setuptools.build_meta"
 GUARDIAN_SETUP_TYPE = setuptools
 GUARDIAN_LICENSE = MIT
-GUARDIAN_DEPENDENCIES = python-psutil
+GUARDIAN_LICENSE_FILES = LICENSE
+# Runtime: python3 (the Kconfig dependency) and, when there is a libudev, pyudev for
+# hotplug events. No psutil: the guardian reads /proc itself.
 ifeq ($(BR2_PACKAGE_PYTHON_PYUDEV),y)
 GUARDIAN_DEPENDENCIES += python-pyudev
 endif
@@ -54,6 +56,20 @@ endef
 define GUARDIAN_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/init/guardian.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/guardian.service
+endef
+
+# What the guardian uses from the kernel; without each it still runs, with
+# less: PSI, on without psi=1 on the command line (else it wakes on
+# timeouts only); the proc connector (else a restarted critical daemon
+# gets its oom_score_adj from a /proc poll, up to a second later); memory
+# cgroups (else no cgroup scope). Applied when Buildroot builds the kernel.
+define GUARDIAN_LINUX_CONFIG_FIXUPS
+	$(call KCONFIG_ENABLE_OPT,CONFIG_PSI)
+	$(call KCONFIG_DISABLE_OPT,CONFIG_PSI_DEFAULT_DISABLED)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_CONNECTOR)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_PROC_EVENTS)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_CGROUPS)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_MEMCG)
 endef
 
 $(eval $(python-package))

@@ -81,6 +81,5 @@ RDEPENDS:${PN} = "\
     python3-io \
     python3-json \
     python3-logging \
-    python3-psutil \
     python3-tomllib \
 "
