@@ -34,6 +34,7 @@ def test_no_psutil_nor_unused_test_plugins():
     extras = _pyproject()["optional-dependencies"]
     for extra, requirements in extras.items():
         assert "psutil" not in [_name(r) for r in requirements], extra
+        assert "pyudev" not in [_name(r) for r in requirements], extra
     # declared once and never used: a plugin pytest would load into every run
     assert "pytest-benchmark" not in [_name(r) for r in extras["test"]]
 
@@ -41,5 +42,5 @@ def test_no_psutil_nor_unused_test_plugins():
 def test_frozen_build_requirements():
     with open(os.path.join(REPO, "packaging", "requirements-frozen.txt")) as f:
         names = [_name(line) for line in f if line.strip() and not line.startswith("#")]
-    assert "psutil" not in names
+    assert "psutil" not in names and "pyudev" not in names  # hotplug: the kernel's uevent socket
     assert "pyinstaller" in names

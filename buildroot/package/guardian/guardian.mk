@@ -15,11 +15,8 @@ GUARDIAN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 GUARDIAN_SETUP_TYPE = setuptools
 GUARDIAN_LICENSE = MIT
 GUARDIAN_LICENSE_FILES = LICENSE
-# Runtime: python3 (the Kconfig dependency) and, when there is a libudev, pyudev for
-# hotplug events. No psutil: the guardian reads /proc itself.
-ifeq ($(BR2_PACKAGE_PYTHON_PYUDEV),y)
-GUARDIAN_DEPENDENCIES += python-pyudev
-endif
+# Runtime: python3 only (the Kconfig dependency). No psutil: the guardian reads /proc
+# itself; no pyudev: hotplug events come from the kernel's own uevent socket.
 
 ifeq ($(BR2_PACKAGE_GUARDIAN_BOARD_CUSTOM),y)
 GUARDIAN_CUSTOM_CONFIG = $(call qstrip,$(BR2_PACKAGE_GUARDIAN_CUSTOM_CONFIG))
