@@ -242,3 +242,54 @@ def read_procs(proc_root: str = "/proc", pids: Optional[Iterable[int]] = None) -
         if info is not None:
             append(info)
     return tuple(out)
+
+
+def read_comm(pid: int, proc_root: str = "/proc") -> Optional[str]:
+    """/proc/PID/comm (one small read), or the comm field of stat where there is no comm
+    file (kernels before 2.6.33, fake trees). None when the process is gone."""
+    for name in ("comm", "stat"):
+        try:
+            fd = os.open("%s/%d/%s" % (proc_root, pid, name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        try:
+            data = os.read(fd, 512)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if name == "comm":
+            return data.decode("utf-8", "replace").rstrip("\n")
+        try:
+            return data[data.index(b"(") + 1:data.rindex(b")")].decode("utf-8", "replace")
+        except ValueError:
+            return None
+    return None
+
+
+def read_cmdline_text(pid: int, proc_root: str = "/proc", max_chars: int = 512) -> Optional[str]:
+    """The command line joined by spaces (as cmdline matching sees it), its first max_chars
+    characters only: whoever starts a process chooses it, up to megabytes. None when gone."""
+    try:
+        fd = os.open("%s/%d/cmdline" % (proc_root, pid), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        left = 4 * max_chars  # UTF-8: at most 4 bytes a character
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    args = b"".join(chunks).decode("utf-8", "replace").split("\0")
+    while args and args[-1] == "":
+        args.pop()
+    return " ".join(args)[:max_chars]

@@ -43,69 +43,13 @@ from guardian.kernel.connector import (
     parse_events,
 )
 from guardian.kernel.libc import libc
-from guardian.kernel.procs import ProcInfo, list_pids, read_proc, read_procs
+from guardian.kernel.procs import ProcInfo, list_pids, read_cmdline_text, read_comm, read_proc, read_procs
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
 
 log = logging.getLogger("guardian")
 
 Entry = Union[Critical, LowPriority]
-
-
-def _read_comm(pid: int, proc_root: str) -> Optional[str]:
-    """/proc/PID/comm (one small read), or the comm field of stat where there is no comm
-    file (kernels before 2.6.33, fake trees). None when the process is gone."""
-    for name in ("comm", "stat"):
-        try:
-            fd = os.open("%s/%d/%s" % (proc_root, pid, name), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return None
-        try:
-            data = os.read(fd, 512)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        if name == "comm":
-            return data.decode("utf-8", "replace").rstrip("\n")
-        try:
-            return data[data.index(b"(") + 1:data.rindex(b")")].decode("utf-8", "replace")
-        except ValueError:
-            return None
-    return None
-
-
-# Enough bytes for MAX_MATCH_CHARS characters of UTF-8 (4 bytes at most each).
-_CMDLINE_BYTES = 4 * MAX_MATCH_CHARS
-
-
-def _read_cmdline(pid: int, proc_root: str) -> Optional[str]:
-    """The command line joined by spaces, as guardian.core.match sees it: its first
-    MAX_MATCH_CHARS characters. Whoever starts a process chooses it (up to megabytes), and this
-    runs at every exec the proc connector reports."""
-    try:
-        fd = os.open("%s/%d/cmdline" % (proc_root, pid), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        left = _CMDLINE_BYTES
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    args = b"".join(chunks).decode("utf-8", "replace").split("\0")
-    while args and args[-1] == "":
-        args.pop()
-    return " ".join(args)[:MAX_MATCH_CHARS]
 
 
 def _log_all(lines: List[str]) -> None:
@@ -515,7 +459,7 @@ class AdjKeeper(Part):
 
     def _could_match(self, pid: int) -> Optional[bool]:
         """Whether an entry could match, judged on comm and cmdline alone; None if gone."""
-        comm = _read_comm(pid, self.proc_root)
+        comm = read_comm(pid, self.proc_root)
         if comm is None:
             return None
         cmdline: Optional[str] = None
@@ -524,7 +468,7 @@ class AdjKeeper(Part):
                 continue
             if m.cmdline is not None:
                 if cmdline is None:
-                    cmdline = _read_cmdline(pid, self.proc_root)
+                    cmdline = read_cmdline_text(pid, self.proc_root, MAX_MATCH_CHARS)
                     if cmdline is None:
                         return None
                 if not regex(m.cmdline).search(cmdline):

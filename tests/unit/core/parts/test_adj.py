@@ -5,7 +5,7 @@ import pytest
 
 from guardian.core.parts import adj as protect
 from guardian.config import Config, Critical, LowPriority, Match
-from guardian.kernel.procs import read_procs
+from guardian.kernel.procs import read_cmdline_text, read_procs
 from guardian.core.parts.adj import AdjKeeper
 from tests.support import fakeproc
 
@@ -208,7 +208,7 @@ def test_the_prefilter_sees_the_cmdline_as_matching_does(tmp_path):
     config = Config(critical=(Critical("vital", Match(comm="app", cmdline=r"--role=vital"), oom_score_adj=-800),))
     k = AdjKeeper(config, root)
     try:
-        assert len(protect._read_cmdline(400, root)) == MAX_MATCH_CHARS
+        assert len(read_cmdline_text(400, root, MAX_MATCH_CHARS)) == MAX_MATCH_CHARS
         assert k._could_match(400) is False  # past the window: neither the prefilter nor matching sees it
         assert k._could_match(401) is True
         k.apply(read_procs(root))
