@@ -44,6 +44,7 @@ from guardian.kernel.connector import (
 )
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_cmdline_text, read_comm, read_proc, read_procs
+from guardian.kernel.stat import read_fork_count
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
 
@@ -95,22 +96,6 @@ class _Ticker:
 
     def close(self) -> None:
         os.close(self.fd)
-
-
-def _fork_count(proc_root: str) -> Optional[int]:
-    """Processes created since boot ("processes" of /proc/stat)."""
-    try:
-        with open(os.path.join(proc_root, "stat"), "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    i = data.find(b"\nprocesses ")
-    if i < 0:
-        return None
-    try:
-        return int(data[i + 11:data.index(b"\n", i + 11)])
-    except ValueError:
-        return None
 
 
 def _write_adj(fd: int, data: bytes) -> None:
@@ -223,7 +208,7 @@ class AdjKeeper(Part):
     def _forks_window(self, now: float) -> Optional[float]:
         """While batched: processes created per second (the kernel's fork counter, which
         also sees the short-lived ones a listing of /proc misses), once a window closes."""
-        forks = _fork_count(self.proc_root)
+        forks = read_fork_count(self.proc_root)
         if forks is None:
             return self._window(now)  # no /proc/stat: the new PIDs counted by poll()
         if now - self._window_start < self.RATE_WINDOW_S:
@@ -236,7 +221,7 @@ class AdjKeeper(Part):
         assert self._sock is not None
         if not attach_filter(self._sock, drop_all=True):
             return ""
-        self._window_forks = _fork_count(self.proc_root) or 0
+        self._window_forks = read_fork_count(self.proc_root) or 0
         try:
             if self._ticker is None:
                 self._ticker = _Ticker()

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from guardian.analysis.trend import EMPTY, Trend, duration
 from guardian.config import MIB
-from guardian.kernel import read_bytes
+from guardian.kernel.sysctl import read_sysctl
 
 __all__ = ["Series", "encode", "decode", "read_boot_id", "why", "STATE_NAME", "MAX_STATE_BYTES"]
 
@@ -208,10 +208,7 @@ def decode(data: bytes, clock_now: float, boot_id: str) -> Tuple[List[Series], s
 def read_boot_id(proc_root: str = "/proc") -> str:
     """This boot's id ("" if unknown): a file from the same boot may trust its monotonic
     times and PIDs."""
-    try:
-        return read_bytes(proc_root + "/sys/kernel/random/boot_id", bufsize=64).decode("ascii", "replace").strip()
-    except OSError:
-        return ""
+    return read_sysctl("kernel.random.boot_id", proc_root) or ""
 
 
 def _pack(values: Sequence[int]) -> List[Any]:

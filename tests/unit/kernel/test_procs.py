@@ -317,3 +317,13 @@ def test_read_procs_all_and_selected(tmp_path):
     assert [p.comm for p in procs.read_procs(str(tmp_path))] == ["p1", "p20", "p300"]
     assert [p.pid for p in procs.read_procs(str(tmp_path), pids=[300, 4444, 1])] == [300, 1]
     assert procs.read_procs(str(tmp_path), pids=[]) == ()
+
+
+def test_fork_count_of_proc_stat(tmp_path):
+    from guardian.kernel.stat import parse_fork_count, read_fork_count
+    text = b"cpu  1 2 3 4\nintr 5\nctxt 99\nbtime 1700000000\nprocesses 123456\nprocs_running 2\n"
+    assert parse_fork_count(text) == 123456
+    assert parse_fork_count(b"cpu 1\nprocesses 7") == 7  # no final newline
+    assert parse_fork_count(b"cpu 1\nprocesses x\n") is None and parse_fork_count(b"cpu 1\n") is None
+    (tmp_path / "stat").write_bytes(text)
+    assert read_fork_count(str(tmp_path)) == 123456 and read_fork_count(str(tmp_path / "none")) is None
