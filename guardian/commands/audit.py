@@ -25,6 +25,7 @@ from guardian.config import MIB, Config
 from guardian.kernel import ParseError
 from guardian.kernel.meminfo import read_meminfo_kib
 from guardian.kernel.sysctl import read_sysctl
+from guardian.kernel.vmstat import read_vmstat
 
 LEVELS = ("ok", "info", "warn", "error")
 KIB = 1024
@@ -435,12 +436,14 @@ def audit_memory_state(proc_root: str, sys_root: str, mem: Dict[str, int]) -> Li
             "kernel memory that cannot be reclaimed: a driver or kernel leak if it keeps growing; "
             "see /proc/slabinfo (slabtop) for the cache that grows", sunreclaim_kb=sunreclaim, mem_total_kb=total))
     out += _audit_pid1(proc_root, total)
-    vmstat = _read(os.path.join(proc_root, "vmstat")) or ""
-    for line in vmstat.splitlines():
-        if line.startswith("oom_kill "):
-            n = int(line.split()[1])
-            out.append(Finding("info" if n == 0 else "warn", "oom-kills",
-                               "the kernel's OOM killer has fired %d times since boot" % n))
+    try:
+        vmstat = read_vmstat(proc_root) or {}
+    except ParseError:
+        vmstat = {}
+    n = vmstat.get("oom_kill")
+    if n is not None:
+        out.append(Finding("info" if n == 0 else "warn", "oom-kills",
+                           "the kernel's OOM killer has fired %d times since boot" % n))
     return out
 
 
