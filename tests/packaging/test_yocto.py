@@ -1,8 +1,16 @@
-"""yocto/meta-guardian: the layer and its recipe, linted with oelint-adv."""
+"""yocto/meta-guardian: the layer and its recipe, linted with oelint-adv.
+
+A real bitbake and OE-Core are not fetched by CI: set BITBAKE_DIR and OECORE_DIR to checkouts
+of one series the layer claims (kept outside this repo; yocto/meta-guardian/README has the
+commands) and test_bitbake_parses_the_layer parses the layer with them.
+"""
 import ast
+import hashlib
 import os
 import re
 import subprocess
+
+import pytest
 
 from tests.support import REPO
 from tests.support.tools import need
@@ -26,8 +34,8 @@ PYTHON3_PACKAGE = {
     "ctypes": "ctypes", "difflib": "difflib", "json": "json", "logging": "logging",
     "socket": "io", "io": "core", "tempfile": "io", "tomllib": "tomllib", "datetime": "datetime",
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
-    # optional: tomli only before Python 3.11; pyudev through PACKAGECONFIG[udev]
-    "tomli": None, "pyudev": None,
+    # optional: tomli only before Python 3.11
+    "tomli": None,
 }
 
 
@@ -72,6 +80,10 @@ def test_no_psutil():
     nor pulled onto the board."""
     assert "psutil" not in _guardian_imports()
     assert not any("psutil" in r for r in _rdepends())
+    # nor pyudev: hotplug reads the kernel's uevent socket
+    assert "pyudev" not in _guardian_imports()
+    with open(RECIPE) as f:
+        assert "pyudev" not in f.read()
 
 
 def test_recipe_installs_init_by_distro_features():
@@ -101,3 +113,84 @@ def test_oelint_adv_is_clean():
     proc = subprocess.run([oelint] + OELINT + [RECIPE], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout
+
+
+def _layer_series():
+    with open(os.path.join(LAYER, "conf", "layer.conf")) as f:
+        return re.search(r'^LAYERSERIES_COMPAT_guardian = "([^"]*)"', f.read(), re.M).group(1).split()
+
+
+@pytest.mark.parametrize("series", _layer_series())
+def test_oelint_adv_is_clean_for_each_claimed_series(series):
+    oelint = need("oelint-adv")
+    proc = subprocess.run([oelint, "--release", series] + OELINT + [RECIPE], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout
+
+
+def test_lic_files_chksum_is_the_license_file():
+    with open(RECIPE) as f:
+        chksum = re.search(r'^LIC_FILES_CHKSUM = "file://LICENSE;md5=([0-9a-f]{32})"$', f.read(), re.M)
+    assert chksum, "LIC_FILES_CHKSUM: the repository's LICENSE, not a common license text"
+    with open(os.path.join(REPO, "LICENSE"), "rb") as f:
+        assert chksum.group(1) == hashlib.md5(f.read()).hexdigest(), "LICENSE changed: update its md5"
+
+
+def _bitbake(build, env, *args):
+    proc = subprocess.run(["bitbake"] + list(args), cwd=build, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=3600)
+    assert proc.returncode == 0, "bitbake %s:\n%s" % (" ".join(args), proc.stdout[-6000:])
+    return proc.stdout
+
+
+def _about_guardian(out):
+    """bitbake's warnings and errors that name the recipe or the layer (the host's own, such as
+    an unvalidated distribution, are not this layer's)."""
+    return [line for line in out.splitlines() if line.startswith(("WARNING", "ERROR")) and "guardian" in line]
+
+
+def test_bitbake_parses_the_layer(tmp_path):
+    """bitbake -p with OE-Core and this layer; S is where the git source unpacks, and is there
+    after do_unpack (the recipe fetches this checkout's HEAD for that, set in local.conf)."""
+    bitbake_dir, oecore_dir = os.environ.get("BITBAKE_DIR"), os.environ.get("OECORE_DIR")
+    if not (bitbake_dir and oecore_dir):
+        pytest.skip("BITBAKE_DIR and OECORE_DIR not set (bitbake and OE-Core checkouts of one "
+                    "series, kept outside this repo: yocto/meta-guardian/README)")
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=True).stdout.strip()
+    build = tmp_path / "build"
+    (build / "conf").mkdir(parents=True)
+    (build / "conf" / "bblayers.conf").write_text(
+        'LCONF_VERSION = "7"\nBBPATH = "${TOPDIR}"\nBBFILES ?= ""\n'
+        'BBLAYERS = "%s %s"\n' % (os.path.join(oecore_dir, "meta"), LAYER))
+    local = ['CONF_VERSION = "2"', 'MACHINE = "qemux86-64"',
+             # the committed HEAD of this checkout, whichever branch holds it
+             'GUARDIAN_GIT_URI = "git://%s;protocol=file;nobranch=1"' % REPO,
+             'SRCREV:pn-guardian = "%s"' % head,
+             # no network: the one fetch is the local git above (protocol=file is not network);
+             # nodistro's uninative would fetch a loader before any task, sanity checks a URL
+             'BB_NO_NETWORK = "1"', 'INHERIT:remove = "uninative"']
+    if os.geteuid() == 0:
+        # OE-Core's sanity class refuses root ("Do not use Bitbake as root"); nothing else does
+        local.append('INHERIT:remove = "sanity"')
+    (build / "conf" / "local.conf").write_text("\n".join(local) + "\n")
+    env = dict(os.environ, LC_ALL="en_US.UTF-8", LANG="en_US.UTF-8",  # bitbake wants this locale
+               PATH=os.path.join(bitbake_dir, "bin") + os.pathsep + os.environ["PATH"])
+
+    assert not _about_guardian(_bitbake(build, env, "-p"))
+
+    values = dict(re.findall(r'^([A-Za-z0-9_:-]+)="(.*)"$', _bitbake(build, env, "-e", "guardian"), re.M))
+    compat = values["LAYERSERIES_COMPAT_guardian"].split()
+    assert set(values["LAYERSERIES_CORENAMES"].split()) & set(compat), (values["LAYERSERIES_CORENAMES"], compat)
+    git = [u for u in values["SRC_URI"].split() if u.startswith("git://")]
+    assert len(git) == 1, values["SRC_URI"]
+    params = dict(p.split("=", 1) for p in git[0].split(";")[1:])
+    # bitbake's git fetcher: destsuffix, else BB_GIT_DEFAULT_DESTSUFFIX (whinlatter on), else git
+    suffix = params.get("destsuffix") or values.get("BB_GIT_DEFAULT_DESTSUFFIX") or "git"
+    assert values["S"] == os.path.join(values["UNPACKDIR"], suffix.rstrip("/")), values["S"]
+    assert os.path.basename(values["S"]) == values["BP"]
+
+    # whinlatter on, do_qa_unpack: fatal on S = ${WORKDIR}/..., a warning when S is not there
+    assert not _about_guardian(_bitbake(build, env, "-c", "unpack", "guardian"))
+    for name in ("pyproject.toml", "LICENSE", os.path.join("init", "guardian.service")):
+        assert os.path.isfile(os.path.join(values["S"], name)), "%s not in S=%s" % (name, values["S"])

@@ -4,22 +4,23 @@ DESCRIPTION = "Watches memory pressure and acts before the kernel's OOM killer: 
                and only then kills, while the board's critical daemons survive."
 SECTION = "console/utils"
 LICENSE = "MIT"
-# The sources carry no license file yet (pyproject.toml says MIT): the common text.
-# nooelint: oelint.var.licenseremotefile
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=e6b7532bfb860645f0ed840a1be26abf"
 
-# This layer lives in the guardian's own repository: by default the recipe builds
-# the committed HEAD of that checkout. To build from a hosted copy, set in local.conf
-#   GUARDIAN_GIT_URI = "git://<host>/<path>;protocol=https"
-# and pin SRCREV.
-GUARDIAN_CHECKOUT := "${@os.path.normpath(os.path.join(d.getVar('THISDIR'), '..', '..', '..', '..'))}"
-GUARDIAN_GIT_URI ??= "git://${GUARDIAN_CHECKOUT};protocol=file"
+# The guardian's git repository. The project has no public home yet, so the URI is a
+# placeholder (.invalid never resolves): set GUARDIAN_GIT_URI (and GUARDIAN_BRANCH) to
+# where you host it and pin SRCREV to the commit you build, in local.conf
+# (SRCREV:pn-guardian) or a bbappend. To build a local checkout instead, use
+# externalsrc (README in this layer).
+GUARDIAN_GIT_URI ??= "git://git.invalid/guardian.git;protocol=https"
 GUARDIAN_BRANCH ??= "main"
 PV = "0.1.0+git"
-SRC_URI = "${GUARDIAN_GIT_URI};branch=${GUARDIAN_BRANCH}"
-# The checkout's HEAD, whatever it is: pin SRCREV for a reproducible image.
-# nooelint: oelint.vars.autorev
-SRCREV ?= "${AUTOREV}"
+# destsuffix and S: whinlatter and later unpack git to ${UNPACKDIR}/${BP} and set S
+# there; styhead and walnascar unpack it to ${UNPACKDIR}/git with S = ${WORKDIR}/${BP}.
+# Said here, the source is at ${UNPACKDIR}/${BP} on every series the layer claims.
+SRC_URI = "${GUARDIAN_GIT_URI};branch=${GUARDIAN_BRANCH};destsuffix=${BP}"
+# A commit of the project's main branch at version 0.1.0 (the recipe's PV).
+SRCREV = "ed5d95b5c557a9f1bc3d71e37f8e5146aff3e34a"
+S = "${UNPACKDIR}/${BP}"
 
 inherit python_setuptools_build_meta systemd update-rc.d
 
@@ -31,10 +32,6 @@ inherit python_setuptools_build_meta systemd update-rc.d
 GUARDIAN_BOARD ??= ""
 # More arguments for "guardian run", such as --dry-run.
 GUARDIAN_EXTRA_ARGS ??= ""
-
-# pyudev (meta-python) lets it follow device hotplug.
-PACKAGECONFIG ??= ""
-PACKAGECONFIG[udev] = ",,,python3-pyudev"
 
 SYSTEMD_SERVICE:${PN} = "guardian.service"
 INITSCRIPT_NAME = "guardian"
