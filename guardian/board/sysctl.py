@@ -9,8 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from guardian.kernel import ParseError
-from guardian.kernel.meminfo import read_meminfo_kib
+from guardian.kernel.meminfo import read_meminfo_kib_or_empty
 from guardian.kernel.sysctl import read_sysctl
 
 # One line each, for `guardian check` and the docs.
@@ -198,15 +197,6 @@ def _norm(value: str) -> str:
     return " ".join(value.split())
 
 
-def _meminfo_kib(proc_root: str) -> Dict[str, int]:
-    """/proc/meminfo in KiB for the safety checks, {} when it cannot be read (they then let the
-    setting through, as they cannot tell)."""
-    try:
-        return read_meminfo_kib(proc_root) or {}
-    except (OSError, ParseError):
-        return {}
-
-
 def commit_limit_kb(meminfo: Dict[str, int], ratio: int, kbytes: int) -> Optional[int]:
     """CommitLimit the kernel would compute under overcommit_memory = 2 (mm/util.c)."""
     total = meminfo.get("MemTotal")
@@ -222,7 +212,7 @@ def commit_limit_kb(meminfo: Dict[str, int], ratio: int, kbytes: int) -> Optiona
 def _safety(key: str, wanted: str, settings: Dict[str, str], proc_root: str) -> Optional[str]:
     """Refuse settings that would hurt the running board at once."""
     if key == "vm.overcommit_memory" and wanted.strip() == "2":
-        mem = _meminfo_kib(proc_root)
+        mem = read_meminfo_kib_or_empty(proc_root)
         ratio = int(settings.get("vm.overcommit_ratio") or read_sysctl("vm.overcommit_ratio", proc_root) or 50)
         kbytes = int(settings.get("vm.overcommit_kbytes") or read_sysctl("vm.overcommit_kbytes", proc_root) or 0)
         limit = commit_limit_kb(mem, ratio, kbytes)
@@ -236,7 +226,7 @@ def _safety(key: str, wanted: str, settings: Dict[str, str], proc_root: str) -> 
                 % (committed // 1024, limit // 1024, need)
             )
     if key == "vm.min_free_kbytes":
-        total = _meminfo_kib(proc_root).get("MemTotal")
+        total = read_meminfo_kib_or_empty(proc_root).get("MemTotal")
         if total and int(wanted) > total // 10:
             return "refused: %s KiB is more than 10%% of MemTotal (%d KiB)" % (wanted, total)
     return None

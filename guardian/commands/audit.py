@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from guardian.analysis.forensics import kib
 from guardian.config import MIB, Config
 from guardian.kernel import ParseError
-from guardian.kernel.meminfo import read_meminfo_kib
+from guardian.kernel.meminfo import read_meminfo_kib_or_empty
 from guardian.kernel.sysctl import read_sysctl
 from guardian.kernel.vmstat import read_vmstat
 
@@ -70,14 +70,6 @@ def _read(path: str) -> Optional[str]:
             return f.read(65536).decode("utf-8", "replace")
     except OSError:
         return None
-
-
-def _memory_kib(proc_root: str) -> Dict[str, int]:
-    """/proc/meminfo in KiB; {} when it cannot be read (the findings that need it are left out)."""
-    try:
-        return read_meminfo_kib(proc_root) or {}
-    except (OSError, ParseError):
-        return {}
 
 
 def _mib(n: float) -> str:
@@ -282,7 +274,7 @@ def audit_sysctls(config: Config, proc_root: str) -> List[Finding]:
             tail = ("; and it would be refused: %s" % r.error) if r.error else " (guardian run sets it at start)"
             out.append(Finding("warn", "sysctl", "%s = %s, wanted %s%s -- %s" % (r.key, r.before, r.wanted, tail,
                                                                                r.explanation), data))
-    mem = _memory_kib(proc_root)
+    mem = read_meminfo_kib_or_empty(proc_root)
     mode = read_sysctl("vm.overcommit_memory", proc_root)
     if mode is not None and "CommitLimit" in mem and "Committed_AS" in mem:
         committed, limit = mem["Committed_AS"] * KIB, mem["CommitLimit"] * KIB
@@ -348,7 +340,7 @@ def audit_kernel_settings(proc_root: str, mem: Dict[str, int]) -> List[Finding]:
 def audit_memory(config: Config, proc_root: str, sys_root: str) -> List[Finding]:
     """Memory against the board's lines and RAM, then the state of memory itself."""
     out: List[Finding] = []
-    mem = _memory_kib(proc_root)
+    mem = read_meminfo_kib_or_empty(proc_root)
     total = mem.get("MemTotal", 0) * KIB
     if total:
         t = config.thresholds
@@ -504,7 +496,7 @@ def audit(config: Config, proc_root: str = "/proc", sys_root: str = "/sys", fs_r
 
 def audit_system(proc_root: str = "/proc", sys_root: str = "/sys") -> List[Finding]:
     """The findings about the system itself, the ones that need no board config."""
-    mem = _memory_kib(proc_root)
+    mem = read_meminfo_kib_or_empty(proc_root)
     return audit_kernel_settings(proc_root, mem) + audit_memory_state(proc_root, sys_root, mem)
 
 

@@ -119,3 +119,12 @@ def read_meminfo_kib(proc_root: str = "/proc") -> Optional[Dict[str, int]]:
     path = os.path.join(proc_root, "meminfo")
     text = read_optional_text(path)
     return None if text is None else parse_meminfo_kib(text, path)
+
+
+def read_meminfo_kib_or_empty(proc_root: str = "/proc") -> Dict[str, int]:
+    """read_meminfo_kib, or {} when the file is missing, unreadable or garbled: for reports and
+    safety checks that leave out what needs it rather than fail."""
+    try:
+        return read_meminfo_kib(proc_root) or {}
+    except (OSError, ParseError):
+        return {}
