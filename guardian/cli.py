@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from guardian import __version__
-from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place
+from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place, events_place
 
 log = logging.getLogger("guardian")
 
@@ -47,14 +47,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _events_place(asked: Optional[str], state_dir: Optional[str]) -> Place:
     """Where the events go: --events-file, else the default unless it is RAM (eventlog.choose_place)."""
     from guardian.kernel import ParseError
-    from guardian.kernel.mounts import fstype_of, read_mounts
 
     try:
-        mounts = read_mounts()
+        return events_place(asked, state_dir)
     except ParseError as exc:
         log.warning("%s: cannot tell whether the event log is in RAM", exc)
-        mounts = None
-    return choose_place(asked, state_dir, lambda path: fstype_of(path, mounts))
+        return choose_place(asked, state_dir, lambda path: None)
 
 
 def _warn_capabilities() -> None:

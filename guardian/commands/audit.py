@@ -468,14 +468,12 @@ def _audit_pid1(proc_root: str, total: Optional[int]) -> List[Finding]:
 def audit_events(config: Config, proc_root: str) -> List[Finding]:
     """Where `guardian run` will keep its events (without --events-file): not in RAM if a
     persistent place exists (eventlog.choose_place)."""
-    from guardian.core.eventlog import choose_place
-    from guardian.kernel.mounts import fstype_of, read_mounts
+    from guardian.core.eventlog import events_place
 
     try:
-        mounts = read_mounts(proc_root)
+        place = events_place(None, config.leaks.state_dir, proc_root)
     except ParseError as exc:
         return [Finding("warn", "events", "%s: cannot tell whether the event log would be in RAM" % exc)]
-    place = choose_place(None, config.leaks.state_dir, lambda path: fstype_of(path, mounts))
     data = {"path": place.path, "in_ram": place.in_ram, "ram_bytes": place.ram_bytes if place.in_ram else 0}
     if place.in_ram:
         return [Finding("warn", "events", place.note or "", data)]

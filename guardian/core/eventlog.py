@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from guardian import safefile
 from guardian.kernel import close_quietly
+from guardian.kernel.mounts import RAM_FILESYSTEMS, fstype_of, read_mounts
 
 log = logging.getLogger("guardian")
 
@@ -81,17 +82,16 @@ def choose_place(asked: Optional[str], state_dir: Optional[str],
 
     def in_ram(path: str) -> Optional[str]:
         fstype = fstype_of(path)
-        return fstype if fstype in ("tmpfs", "ramfs") else None
+        return fstype if fstype in RAM_FILESYSTEMS else None
 
     if asked is not None:
         fs = in_ram(os.path.dirname(os.path.abspath(asked)) or "/")
         if fs is None:
             return Place(asked)
-        place = Place(asked, in_ram=True)
+        kept = _size(DEFAULT_MAX_BYTES * (1 + DEFAULT_BACKUPS))
         return Place(asked, in_ram=True, note=(
             "the event log %s is on %s (RAM): events are lost at a reboot or power cut, and they hold up "
-            "to %s of RAM (%s and %d rotations)" % (asked, fs, _size(place.ram_bytes), _size(place.max_bytes),
-                                                    place.backups)))
+            "to %s of RAM (%s and %d rotations)" % (asked, fs, kept, _size(DEFAULT_MAX_BYTES), DEFAULT_BACKUPS)))
     fs = in_ram(os.path.dirname(DEFAULT_EVENTS_FILE))
     if fs is None:
         return Place(DEFAULT_EVENTS_FILE)
@@ -99,12 +99,19 @@ def choose_place(asked: Optional[str], state_dir: Optional[str],
         path = os.path.join(state_dir, EVENTS_NAME)
         return Place(path, note="%s is on %s (RAM): events go to %s, which survives a reboot" % (
             os.path.dirname(DEFAULT_EVENTS_FILE), fs, path))
-    place = Place(DEFAULT_EVENTS_FILE, RAM_MAX_BYTES, RAM_BACKUPS, in_ram=True)
-    return Place(place.path, place.max_bytes, place.backups, True, note=(
+    kept = _size(RAM_MAX_BYTES * (1 + RAM_BACKUPS))
+    return Place(DEFAULT_EVENTS_FILE, RAM_MAX_BYTES, RAM_BACKUPS, in_ram=True, note=(
         "%s is on %s (RAM) and so is the state directory %s: events stay in RAM, at most %s (%s and %d "
         "rotation), lost at a reboot; --events-file on a data partition keeps them" % (
-            os.path.dirname(DEFAULT_EVENTS_FILE), fs, state_dir or "(none)", _size(place.ram_bytes),
-            _size(place.max_bytes), place.backups)))
+            os.path.dirname(DEFAULT_EVENTS_FILE), fs, state_dir or "(none)", kept, _size(RAM_MAX_BYTES),
+            RAM_BACKUPS)))
+
+
+def events_place(asked: Optional[str], state_dir: Optional[str], proc_root: str = "/proc") -> Place:
+    """choose_place against this system's mounts (<proc>/self/mountinfo). ParseError when that
+    file is garbled: the caller says so."""
+    mounts = read_mounts(proc_root)
+    return choose_place(asked, state_dir, lambda path: fstype_of(path, mounts))
 
 
 class EventLog:
