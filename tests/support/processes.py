@@ -136,3 +136,21 @@ def stop_process(proc, timeout=10.0):
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def end_restarted_leaker(child, pidfile):
+    """After a restart test: end the leaker and the copy its restart command started (the PID
+    the command wrote to pidfile), whatever state the test stopped in."""
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    try:
+        with open(pidfile) as f:
+            new_pid = int(f.read())
+    except (OSError, ValueError):
+        return
+    if new_pid != child.pid:
+        try:
+            os.kill(new_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

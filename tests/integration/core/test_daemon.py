@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.support.processes import HOG, LEAK_RESTART, leaker_argv, start_ready
+from tests.support.processes import HOG, LEAK_RESTART, end_restarted_leaker, leaker_argv, start_ready
 
 pytestmark = pytest.mark.integration
 
@@ -167,16 +167,4 @@ cooldown_s = 600
         assert not [e for e in g.events() if e["event"] in ("kill", "terminate")]
         g.wait_for(lambda e: e["event"] == "leak_restart" and e["pid"] == new_pid, 30)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        try:
-            with open(pidfile) as f:
-                new_pid = int(f.read())
-        except (OSError, ValueError):
-            pass
-        if new_pid and new_pid != child.pid:
-            try:
-                os.kill(new_pid, 9)
-            except ProcessLookupError:
-                pass
+        end_restarted_leaker(child, pidfile)

@@ -1,7 +1,6 @@
 """Leak watch on real processes: a child that leaks at a known rate is detected with the right
 slope, its on_leak restart runs, and the restarted daemon continues the same series."""
 import json
-import os
 import re
 import sys
 import time
@@ -15,7 +14,7 @@ from guardian.core.parts.leakwatch import LeakWatcher
 from guardian.kernel.smaps import read_rollup
 from guardian.core.match import classify
 from tests.support.fakes import Tell
-from tests.support.processes import LEAK_RESTART, LEAKER_RATE_KIB_S, leaker_argv, start_ready
+from tests.support.processes import LEAK_RESTART, LEAKER_RATE_KIB_S, end_restarted_leaker, leaker_argv, start_ready
 
 
 KIB = 1024
@@ -127,17 +126,4 @@ def test_on_leak_restart_runs_and_the_new_pid_continues_the_series(tmp_path, cap
         assert tr.segments == 2 and tr.slope == pytest.approx(LEAKER_RATE_KIB_S * KIB, rel=0.10)
         assert len(tell.kinds("leak")) == 1  # cooldown: no second restart
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if new_pid is None:
-            try:
-                with open(pidfile) as f:
-                    new_pid = int(f.read())
-            except (OSError, ValueError):
-                pass
-        if new_pid and new_pid != child.pid:
-            try:
-                os.kill(new_pid, 9)
-            except ProcessLookupError:
-                pass
+        end_restarted_leaker(child, pidfile)
