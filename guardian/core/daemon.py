@@ -103,6 +103,11 @@ class Daemon:
         self.last_plan: Optional[policy.Plan] = None
         self.kernel_oom_kills: Optional[int] = None  # the count when last read
         self.parts: List[Part] = []  # in the order they were started
+        self._wakers: List[Part] = []  # the parts with an on_wake, next_due, needs_tick of their own
+        self._due_askers: List[Part] = []
+        self._tick_askers: List[Part] = []
+        self._glance_until = float("-inf")
+        self._watchdog_s: Optional[float] = None
         self.oom_watch: Optional[Part] = None  # when on, it reports kernel OOM kills in place of a count
         self.hotplug_mode = hotplug  # "auto", "on" or "off"
         self.metrics = metrics
@@ -121,6 +126,7 @@ class Daemon:
             err = selfprotect.set_oom_score_adj(-1000, proc_root=self.proc_root)
             if err:
                 log.warning("cannot set own oom_score_adj to -1000: %s", err)
+        self._watchdog_s = self.tell.watchdog_interval()  # the environment is read once
         self.sensor.refresh_slow()
         self._own_pids()
         self.kernel_oom_kills = self._oom_noted = self.sensor.oom_kills()
@@ -204,6 +210,14 @@ class Daemon:
 
     def _add_part(self, part: Part) -> None:
         self.parts.append(part)
+        # The quiet wake-up calls only the parts that do something there.
+        kind = type(part)
+        if kind.on_wake is not Part.on_wake:
+            self._wakers.append(part)
+        if kind.needs_tick is not Part.needs_tick:
+            self._tick_askers.append(part)
+        if kind.next_due is not Part.next_due:
+            self._due_askers.append(part)
         fd = part.fileno()
         if fd is not None:
             self.waiter.add(fd, lambda: self.guarded(part, part.on_readable))
@@ -259,7 +273,7 @@ class Daemon:
                 while not self._stop and not self._reload:
                     woke = self.waiter.wait_for(timeout) if timeout > 0 else ["now"]
                     now = time.monotonic()
-                    for part in self.parts:
+                    for part in self._wakers:
                         self.guarded(part, part.on_wake, now)
                     glance = None if woke else self._glance(time.monotonic())
                     if glance is None:
@@ -275,29 +289,51 @@ class Daemon:
     def _glance(self, now: float) -> Optional[float]:
         """After a quiet timeout: the next timeout if MemAvailable alone shows the system at
         ease and nothing else is due, else None (a full tick). A full tick still comes at
-        least every max_timeout_s (PSI avg10, kernel OOM count, metrics, state)."""
-        plan, wait = self.last_plan, self.config.wait
-        if (self.scope_dir is not None or plan is None or plan.action != "none" or self.state.rung != NORMAL
-                or self.state.pending is not None or now < self._alert_until
-                or now - self._last_full_tick >= wait.max_timeout_s
-                or now - self.last_proc_sample >= wait.proc_sample_interval_s
-                or any(part.needs_tick(now) for part in self.parts)):
+        least every max_timeout_s (PSI avg10, kernel OOM count, metrics, state).
+
+        This runs several times a second on a small board at rest, where it is most of the
+        guardian's CPU: it reads two numbers of the raw file and allocates no reading."""
+        if now >= self._glance_until:  # set by the last full tick: -inf when not at ease
             return None
-        watchdog = self.tell.watchdog_interval()
-        if watchdog and now - self._last_watchdog >= watchdog:
+        for part in self._tick_askers:
+            if self.guarded(part, part.needs_tick, now):
+                return None
+        got = None if self.sensor.last_zram is not None else self.sensor.glance()
+        if got is None:  # zram to estimate, an old kernel, or a read that failed
+            return self._glance_parsed(now)
+        total, headroom = got
+        if total != self._last_total:
             return None
+        return self._glance_timeout(now, total, headroom)
+
+    def _glance_parsed(self, now: float) -> Optional[float]:
         before = self.sensor.last_meminfo
         info = self.sensor.meminfo()
         if info is None or info is before or info.total != self._last_total:  # kept, not read: no news
             return None
-        headroom = self.sensor.headroom(info)
+        return self._glance_timeout(now, info.total, self.sensor.headroom(info))
+
+    def _glance_timeout(self, now: float, total: int, headroom: int) -> Optional[float]:
         self._add_fill(now, headroom)
-        lines = policy.lines_for(Reading(time=now, total=info.total, available=info.available),
-                                 Recent(fill_rate=self.fill.peak(now)), self.config)
-        if headroom < lines.reclaim_exit:
+        lines = policy.lines_at(total, self.fill.peak(now), self.config)
+        if headroom < lines.reclaim + lines.hysteresis:
             return None
-        timeout = adaptive_timeout(headroom - lines.kill, self.fill_long.peak(now), wait, self.waiter.armed)
-        return self._bounded(min(timeout, self._last_full_tick + wait.max_timeout_s - now), now)
+        timeout = adaptive_timeout(headroom - lines.kill, self.fill_long.peak(now), self.config.wait,
+                                   self.waiter.armed)
+        return self._bounded(min(timeout, self._glance_until - now), now)
+
+    def _glance_window(self, now: float) -> float:
+        """Until when a quiet wake may only glance: at ease, with nothing of the loop's own
+        falling due (a full tick every max_timeout_s, the process sample, the watchdog)."""
+        wait, plan = self.config.wait, self.last_plan
+        if (self.scope_dir is not None or plan is None or plan.action != "none" or self.state.rung != NORMAL
+                or self.state.pending is not None or now < self._alert_until):
+            return float("-inf")
+        until = min(now + wait.max_timeout_s, self.last_proc_sample + wait.proc_sample_interval_s)
+        watchdog = self._watchdog_s
+        if watchdog:
+            until = min(until, self._last_watchdog + watchdog)
+        return until
 
     def reload(self) -> None:
         """SIGHUP: load the config again; a bad one is refused and the old stays in force."""
@@ -387,6 +423,7 @@ class Daemon:
                     classify=lambda procs: classify(procs, self.config, self.proc_root))
         for part in self.parts:
             self.guarded(part, part.on_tick, tick)
+        self._glance_until = self._glance_window(now)
         if acted:
             return 0.0  # re-evaluate at once after every act
         return self._bounded(self._timeout(reading, plan, lines, now), now)
@@ -398,11 +435,11 @@ class Daemon:
     def _bounded(self, timeout: float, now: float) -> float:
         """A timeout cut short by whatever else falls due: a part (a leak sample, the adj
         keeper's poll), the systemd watchdog."""
-        for part in self.parts:
+        for part in self._due_askers:
             due = self.guarded(part, part.next_due, now)
             if due is not None:
                 timeout = min(timeout, due)
-        watchdog = self.tell.watchdog_interval()
+        watchdog = self._watchdog_s
         if watchdog:
             timeout = min(timeout, watchdog)
         return max(0.0, timeout)
@@ -731,7 +768,7 @@ class Daemon:
             self._last_status_key = key
             self.tell.write_state(self.status(reading, plan))
             self.tell.notify(STATUS="%s, %.0f MiB available" % (RUNG_NAMES[self.state.rung], reading.available / MIB))
-        interval = self.tell.watchdog_interval()
+        interval = self._watchdog_s
         if interval and time.monotonic() - self._last_watchdog >= interval:
             self._last_watchdog = time.monotonic()
             self.tell.notify(WATCHDOG="1")

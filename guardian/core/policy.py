@@ -9,7 +9,7 @@ reading; hysteresis only governs when an episode of shortage is over (for report
 terminate or kill, the next act needs a reading taken after the victim is gone.
 """
 from dataclasses import dataclass, field, replace
-from typing import Collection, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Collection, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from guardian.config import MIB, Config, LowPriority
 from guardian.core.match import Role
@@ -145,19 +145,33 @@ def lines_for(reading: Reading, recent: Recent, config: Config) -> Lines:
     The kill line covers what can arrive during one reaction at the observed fill rate, so a
     fast grower is caught before the kernel's own reserves are touched.
     """
+    return lines_at(reading.total, recent.fill_rate, config)
+
+
+# The board's own lines for one total: (thresholds, total, (reclaim, terminate, kill, hysteresis)).
+# A quiet wake-up asks for the lines several times a second, for the same total.
+_base_lines: Tuple[Any, int, Tuple[int, int, int, int]] = (None, -1, (0, 0, 0, 0))
+
+
+def lines_at(total: int, fill_rate: float, config: Config) -> Lines:
+    """lines_for, from the total and the fill rate alone."""
+    global _base_lines
     th = config.thresholds
-    total = reading.total
+    if _base_lines[0] is not th or _base_lines[1] != total:
+        _base_lines = (th, total, (th.reclaim.bytes_for(total), th.terminate.bytes_for(total),
+                                   th.kill.bytes_for(total), int(total * th.hysteresis_percent / 100.0)))
+    reclaim_base, terminate_base, kill_base, hysteresis = _base_lines[2]
     # All three lines move up together, so a fast fill still meets terminate before kill. The
     # lower half of the kill line is slack the board's own lines already hold: a fill that one
     # reaction cannot carry past it raises nothing. Lines raised by a moderate fill would end
     # a second process of a diffuse growth whose end state fits (one too many).
-    slack = th.kill.bytes_for(total) // 2
-    margin = int(max(0.0, max(0.0, recent.fill_rate) * th.reaction_time_s - slack))
+    slack = kill_base // 2
+    margin = int(max(0.0, max(0.0, fill_rate) * th.reaction_time_s - slack))
     # Caps keep a wild rate, or floors meant for a bigger board, from acting on an idle scope.
-    kill = min(th.kill.bytes_for(total) + margin, total // 2)
-    terminate = max(min(th.terminate.bytes_for(total) + margin, total * 6 // 10), kill)
-    reclaim = max(min(th.reclaim.bytes_for(total) + margin, total * 7 // 10), terminate)
-    return Lines(reclaim, terminate, kill, int(total * th.hysteresis_percent / 100.0))
+    kill = min(kill_base + margin, total // 2)
+    terminate = max(min(terminate_base + margin, total * 6 // 10), kill)
+    reclaim = max(min(reclaim_base + margin, total * 7 // 10), terminate)
+    return Lines(reclaim, terminate, kill, hysteresis)
 
 
 def rung_for(reading: Reading, lines: Lines, config: Config) -> Tuple[int, str]:

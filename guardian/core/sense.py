@@ -11,7 +11,7 @@ from typing import Any, Optional, Set, Tuple
 from guardian.kernel import ParseError, close_quietly
 from guardian.kernel.buddyinfo import high_order_free_bytes, parse_buddyinfo
 from guardian.kernel.cgroup import CgroupMemory, cgroup_pids, read_cgroup_memory
-from guardian.kernel.meminfo import MemInfo, parse_meminfo
+from guardian.kernel.meminfo import MemInfo, glance_meminfo, parse_meminfo
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
 from guardian.kernel.sysctl import read_sysctl
@@ -28,14 +28,17 @@ class KeptFile:
         self.fd: Optional[int] = None
 
     def read(self) -> Optional[str]:
+        data = self.read_bytes()
+        return None if data is None else data.decode("ascii", "replace")
+
+    def read_bytes(self) -> Optional[bytes]:
         try:
             if self.fd is None:
                 self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            data = os.pread(self.fd, 65536, 0)
+            return os.pread(self.fd, 65536, 0)
         except OSError:
             self.close()
             return None
-        return data.decode("ascii", "replace")
 
     def close(self) -> None:
         self.fd = close_quietly(self.fd)
@@ -83,6 +86,12 @@ class Sensor:
                           "MemFree and the file LRU" % self._meminfo.path)
         self.last_meminfo = info
         return info
+
+    def glance(self) -> Optional[Tuple[int, int]]:
+        """(MemTotal, MemAvailable) in bytes, read raw; None when the file does not read or
+        lacks either (the caller then reads it in full, which says why)."""
+        data = self._meminfo.read_bytes()
+        return None if data is None else glance_meminfo(data)
 
     def psi(self) -> Optional[Psi]:
         if self.psi_path is None:

@@ -124,6 +124,8 @@ class Waiter:
             self.psi_fd, self.mode, self.detail = arm_psi(psi_path, wait)
         self.thresholds = thresholds
         self._extra: Dict[int, Callable[[], None]] = {}
+        self._poller: Optional["select.poll"] = None
+        self._threshold_fds: Tuple[int, ...] = ()
 
     @property
     def armed(self) -> bool:
@@ -141,32 +143,46 @@ class Waiter:
 
     def add(self, fd: int, callback: Callable[[], None]) -> None:
         self._extra[fd] = callback
+        self._poller = None
 
     def remove(self, fd: int) -> None:
         self._extra.pop(fd, None)
+        self._poller = None
+
+    def _poll_set(self) -> "select.poll":
+        """The poll set, built again only when its descriptors changed (a quiet wake-up at
+        rest allocates nothing here)."""
+        threshold_fds = tuple(self.thresholds.fds()) if self.thresholds else ()
+        if self._poller is None or threshold_fds != self._threshold_fds:
+            poller = select.poll()
+            if self.psi_fd is not None:
+                poller.register(self.psi_fd, select.POLLPRI)
+            for fd in threshold_fds:
+                poller.register(fd, select.POLLIN)
+            for fd in self._extra:
+                poller.register(fd, select.POLLIN | select.POLLPRI)
+            self._poller, self._threshold_fds = poller, threshold_fds
+        return self._poller
 
     def wait_for(self, timeout_s: float) -> List[str]:
         """Block until an event or the timeout; returns what woke it ("psi", "threshold",
         "fd", or nothing for a timeout). Extra fds' callbacks run here."""
-        poller = select.poll()
-        if self.psi_fd is not None:
-            poller.register(self.psi_fd, select.POLLPRI)
-        threshold_fds = self.thresholds.fds() if self.thresholds else []
-        for fd in threshold_fds:
-            poller.register(fd, select.POLLIN)
-        for fd in self._extra:
-            poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller = self._poll_set()
         try:
             events = poller.poll(max(0.0, timeout_s) * 1000.0)
         except InterruptedError:
             return ["signal"]
+        if not events:
+            return []
         woke = []
+        threshold_fds = self._threshold_fds
         for fd, mask in events:
             if fd == self.psi_fd:
                 if mask & select.POLLERR:
                     # The trigger went away (PSI file gone): fall back to polling.
                     os.close(self.psi_fd)
                     self.psi_fd, self.mode, self.detail = None, "poll", "PSI trigger failed (POLLERR)"
+                    self._poller = None
                 woke.append("psi")
             elif self.thresholds is not None and fd in threshold_fds:
                 self.thresholds.drain(fd)
@@ -177,6 +193,7 @@ class Waiter:
         return woke
 
     def close(self) -> None:
+        self._poller = None
         if self.psi_fd is not None:
             os.close(self.psi_fd)
             self.psi_fd = None

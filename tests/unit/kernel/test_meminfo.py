@@ -181,3 +181,23 @@ def test_meminfo_garbled_unit_and_line(tmp_path):
         meminfo.parse_meminfo("MemTotal: 1 kB\nMemFree: 1 kB\nCached: 5 MB\n")
     with pytest.raises(ParseError, match="Key: value"):
         meminfo.parse_meminfo("MemTotal: 1 kB\nMemFree: 1 kB\n\x00\x00garbage\n")
+
+
+def test_glance_reads_memtotal_and_memavailable_from_the_raw_file():
+    assert meminfo.glance_meminfo(MEMINFO_510.encode()) == (505412 * KB, 187604 * KB)
+
+
+@pytest.mark.parametrize("raw", [
+    b"",
+    b"MemFree: 1 kB\nMemTotal: 2 kB\nMemAvailable: 1 kB\n",  # MemTotal not first: not this file's shape
+    b"MemTotal: 2 kB\nMemFree: 1 kB\n",  # kernel < 3.14: no MemAvailable
+    b"MemTotal: lots kB\nMemFree: 1 kB\nMemAvailable: 1 kB\n",
+    b"MemTotal: 2 kB\nMemFree: 1 kB\nMemAvailable: \n",  # truncated
+])
+def test_glance_gives_none_for_what_only_a_full_parse_can_explain(raw):
+    assert meminfo.glance_meminfo(raw) is None
+
+
+def test_glance_agrees_with_the_full_parse():
+    info = meminfo.parse_meminfo(MEMINFO_510)
+    assert meminfo.glance_meminfo(MEMINFO_510.encode()) == (info.total, info.available)

@@ -1,0 +1,42 @@
+"""The waiter's poll set with real descriptors: pipes added and removed between waits, a
+timeout that reports nothing, and what woke it."""
+import os
+
+from guardian.config import Wait
+from guardian.core.waiter import Waiter
+
+
+def test_a_timeout_reports_nothing_and_a_readable_fd_runs_its_callback():
+    w = Waiter(Wait(use_psi=False), None)
+    r, wr = os.pipe()
+    seen = []
+    try:
+        w.add(r, lambda: seen.append(os.read(r, 16)))
+        assert w.wait_for(0.01) == []
+        os.write(wr, b"x")
+        assert w.wait_for(1.0) == ["fd"] and seen == [b"x"]
+    finally:
+        w.close()
+        os.close(r)
+        os.close(wr)
+
+
+def test_the_poll_set_follows_descriptors_added_and_removed_between_waits():
+    w = Waiter(Wait(use_psi=False), None)
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    seen = []
+    try:
+        w.add(a_r, lambda: seen.append("a"))
+        assert w.wait_for(0.0) == []  # the set is built and kept
+        w.add(b_r, lambda: seen.append("b"))
+        os.write(b_w, b"x")
+        assert w.wait_for(1.0) == ["fd"] and seen == ["b"]
+        w.remove(b_r)  # still readable, but no longer watched
+        assert w.wait_for(0.01) == [] and seen == ["b"]
+        os.write(a_w, b"x")
+        assert w.wait_for(1.0) == ["fd"] and seen == ["b", "a"]
+    finally:
+        w.close()
+        for fd in (a_r, a_w, b_r, b_w):
+            os.close(fd)
