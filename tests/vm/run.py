@@ -33,6 +33,16 @@ import image  # noqa: E402
 from scenarios import BY_NAME, SCENARIOS, Scenario  # noqa: E402
 
 MIB = 1024  # in KiB, as the guest reports sizes
+# What the frozen guardian may hold at rest, all its processes together plus what it unpacked
+# into RAM (tmpfs, ramfs): the bound of its idle cost, as earlyoom's own tests bound its RSS.
+IDLE_RAM_BOUND_KIB = int(os.environ.get("VM_IDLE_RAM_BOUND_MIB", "21")) * MIB
+RAM_FILESYSTEMS = ("tmpfs", "ramfs", "rootfs", "none")
+
+
+def idle_ram_kib(idle: Dict[str, Any]) -> int:
+    """RSS of the tool's processes, plus the bytes it unpacked where they hold RAM."""
+    in_ram = idle.get("unpack_kib", 0) if idle.get("unpack_fs") in RAM_FILESYSTEMS else 0
+    return idle["rss_kib"] + in_ram
 RUNS = os.path.join(image.BUILD, "runs")
 
 
@@ -310,6 +320,11 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
             out["failures"].append("lowprio[%s] was ended outside any round (at idle or between rounds)" % earlier)
     if not out["rounds"] and not out["failures"]:
         out["failures"].append("no rounds reported")
+    if run["tool"] == "guardian" and idle and idle_ram_kib(idle) > IDLE_RAM_BOUND_KIB:
+        out["failures"].append("idle: the guardian holds %.1f MiB (RSS of %d processes, %.1f MiB unpacked on %s), "
+                               "over its bound of %.0f MiB" % (
+                                   idle_ram_kib(idle) / MIB, idle["procs"], idle.get("unpack_kib", 0) / MIB,
+                                   idle.get("unpack_fs") or "-", IDLE_RAM_BOUND_KIB / MIB))
     if not s.asserted and out["failures"]:
         out["notes"] = ["known problem, not asserted: %s" % f for f in out["failures"]] + out["notes"]
         out["failures"] = []
@@ -379,15 +394,17 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                     " (seen %s)" % "/".join("%g" % v for v in seen) if seen else "")
             out.append("| %s | %s | %s |" % (s.name, label, " | ".join(_cell(gr) + _cell(er))))
     out += ["", "## Idle cost, start-up, wait mode", "",
-            "| scenario | tool | mem MiB | RSS MiB | PSS MiB | CPU ticks | wake-ups | window s | started at s "
-            "| notes |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| scenario | tool | mem MiB | RAM held MiB | RSS MiB | PSS MiB | private dirty MiB | CPU ticks "
+            "| wake-ups | window s | started at s | notes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for j in judged:
         i = j.get("idle")
         if not i:
             continue
-        out.append("| %s | %s | %s | %.1f | %.1f | %d | %d | %.0f | %s | %s |" % (
-            j["scenario"], j["tool"], j["mem_total_mib"], i["rss_kib"] / MIB, i["pss_kib"] / MIB, i["ticks"],
+        out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %s | %d | %d | %.0f | %s | %s |" % (
+            j["scenario"], j["tool"], j["mem_total_mib"], idle_ram_kib(i) / MIB, i["rss_kib"] / MIB,
+            i["pss_kib"] / MIB, "%.1f" % (i["private_dirty_kib"] / MIB) if "private_dirty_kib" in i else "-",
+            i["ticks"],
             i["wakeups"], i["seconds"], j.get("tool_started_s", "-"),
             ("%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
              if j["tool"] == "guardian" else "%d proc" % i["procs"])

@@ -152,3 +152,27 @@ def test_stress_a_kernel_kill_of_the_first_burst_is_known_and_any_later_one_fail
     j = run.judge(_run("stress-bigheap", "guardian", [_round("bigheap", oom_kills=2, oom_messages=2)],
                        [oom, dict(oom, time=T0 + 4), _kill(100, "stress-ng-bighe", T0 + 3)]))
     assert not j["failures"] and any("known:" in k and "kernel OOM killer ran" in k for k in j["known"])
+
+
+def _idle(rss_mib, unpack_mib=0.0, unpack_fs="", procs=1):
+    return {"type": "idle", "seconds": 20.0, "ticks": 9, "wakeups": 50, "procs": procs, "rss_kib": int(rss_mib * MIB),
+            "hwm_kib": int(rss_mib * MIB), "pss_kib": int(rss_mib * MIB), "private_dirty_kib": MIB,
+            "anon_kib": MIB, "unpack_kib": int(unpack_mib * MIB), "unpack_fs": unpack_fs,
+            "mem_available_kib": 100 * MIB}
+
+
+def test_the_guardians_idle_ram_is_bounded_with_what_it_unpacked_into_ram():
+    bound = run.IDLE_RAM_BOUND_KIB / MIB
+    rounds = [_round("rate=20", [HOG], rate=20)]
+
+    def failures(idle, tool="guardian"):
+        return [f for f in run.judge(_run("runaway-256", tool, [idle] + rounds))["failures"] if f.startswith("idle")]
+
+    assert failures(_idle(bound - 1)) == []
+    assert failures(_idle(bound + 1))
+    # unpacked onto flash holds no RAM; into tmpfs it does
+    assert failures(_idle(bound - 1, unpack_mib=7.5, unpack_fs="/dev/vdb")) == []
+    assert failures(_idle(bound - 1, unpack_mib=7.5, unpack_fs="tmpfs"))
+    # earlyoom's cost is shown, never asserted
+    assert failures(_idle(bound + 1), tool="earlyoom") == []
+    assert "RAM held MiB" in run.report([run.judge(_run("runaway-256", "guardian", [_idle(9)] + rounds))], 1.0)

@@ -143,10 +143,10 @@ if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 		d=$(awk '$6 ~ /\/_MEI/ { print $6; exit }' "/proc/$p/maps" | sed 's#^\(.*/_MEI[^/]*\)/.*#\1#')
 		[ -n "$d" ] && [ -d "$d" ] || continue
 		unpack=$(du -sk "$d" | cut -f1)
-		unpack_fs=$(df -P "$d" | awk 'NR == 2 { print $1 }')
+		unpack_fs=$(stat -f -c %T "$d" 2>/dev/null || df -P "$d" | awk 'NR == 2 { print $1 }')
 		break
 	done
-	emit "{\"type\": \"idle\", \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
+	emit "{\"type\": \"idle\", \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
 fi
 
 # --------------------------------------------------------------------------- rounds
