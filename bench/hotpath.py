@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from typing import Callable, Dict, List, Optional
 
 from common import HERE, MIB, REPO, MemCgroup, median, percentile
@@ -34,6 +33,7 @@ from guardian.core.match import classify  # noqa: E402
 from guardian.core.policy import PolicyState, Recent  # noqa: E402
 from guardian.core.telemetry import Telemetry  # noqa: E402
 from guardian.core.waiter import UsageThresholds, Waiter  # noqa: E402
+from guardian.record import replace  # noqa: E402
 
 HOG = os.path.join(HERE, "hog.py")
 

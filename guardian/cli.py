@@ -1,13 +1,18 @@
 """guardian's command line: the parser, and `run`, which starts the daemon (guardian.core).
 The other commands live in guardian.commands, imported only when asked for."""
+from __future__ import annotations
+
 import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
 
 from guardian import __version__
 from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place, events_place
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 log = logging.getLogger("guardian")
 

@@ -1,15 +1,20 @@
 """The settings the daemon runs with, and their defaults.
 
-These dataclasses are the one place defaults live; the README's table mirrors them. Loading
+These records are the one place defaults live; the README's table mirrors them. Loading
 them from TOML (boards, includes, validation) lives in guardian/board/.
 """
-from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from __future__ import annotations
+
+from guardian.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
 
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record
 class Line:
     """A MemAvailable line: percent of the total, with an absolute floor. The larger wins.
 
@@ -27,7 +32,7 @@ class Line:
         return int(max(total * self.percent / 100.0, floor))
 
 
-@dataclass(frozen=True)
+@record
 class Thresholds:
     # MemAvailable lines, highest first.
     # The floors shrink on boards under 160 MiB: on 80 MiB MemTotal they are 16/12/10 MiB.
@@ -49,7 +54,7 @@ class Thresholds:
     commit_kill_percent: float = 98.0
 
 
-@dataclass(frozen=True)
+@record
 class Wait:
     # PSI trigger: a stall of psi_stall_us within psi_window_us wakes the guardian.
     psi_stall_us: int = 100000
@@ -66,7 +71,7 @@ class Wait:
     proc_sample_interval_s: float = 60.0
 
 
-@dataclass(frozen=True)
+@record
 class Actions:
     grace_s: float = 5.0  # after a graceful stop, before a kill
     stop_command_timeout_s: float = 10.0
@@ -83,7 +88,7 @@ class Actions:
     dry_run: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Victims:
     # A process that grew by at least culprit_share of the scope's total growth over the
     # growth window, and by at least culprit_min_mib (or culprit_min_percent of the scope's
@@ -104,7 +109,7 @@ class Victims:
     role_max_uid: int = 999
 
 
-@dataclass(frozen=True)
+@record
 class Match:
     """How a board entry recognises its process. Every field given must match."""
 
@@ -120,7 +125,7 @@ class Match:
     uid: Optional[int] = None
 
 
-@dataclass(frozen=True)
+@record
 class LeakWatch:
     enabled: bool = True
     interval_s: float = 10.0
@@ -132,7 +137,7 @@ class LeakWatch:
     cooldown_s: float = 3600.0
 
 
-@dataclass(frozen=True)
+@record
 class Leaks:
     """The [leaks] table: what leak watching shares across entries (guardian/core/parts/leakwatch.py)."""
 
@@ -146,7 +151,7 @@ class Leaks:
     watch_max: int = 8  # the largest this many, to bound memory and work
 
 
-@dataclass(frozen=True)
+@record
 class Critical:
     name: str
     match: Match
@@ -156,7 +161,7 @@ class Critical:
     optional: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class LowPriority:
     name: str
     match: Match
@@ -168,7 +173,7 @@ class LowPriority:
     optional: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class BoardMatch:
     """One way to recognise a board. Every field given must match; a board matches when any
     of its BoardMatch entries does. Regexes are searched (re.search) in the value read."""
@@ -180,7 +185,7 @@ class BoardMatch:
     dmi_board_name: Optional[str] = None  # regex on /sys/class/dmi/id/board_name
 
 
-@dataclass(frozen=True)
+@record
 class Board:
     """The [board] table of the top file (never inherited through include)."""
 
@@ -191,7 +196,7 @@ class Board:
     include: Tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     thresholds: Thresholds = Thresholds()
     wait: Wait = Wait()

@@ -18,10 +18,15 @@ A refusal raises UnsafePath (an OSError whose strerror says what was refused and
 caller turns off what needed the file and the daemon runs on. Stdlib only, nothing heavy: the
 daemon imports this on its resident path.
 """
+from __future__ import annotations
+
 import errno
 import os
 import stat
-from typing import Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Set
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

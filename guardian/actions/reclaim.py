@@ -10,15 +10,21 @@ These writes are synchronous: the writer does the work. drop_caches deliberately
 sync() first - on slow flash that can block for a long time, and clean page cache is what
 it is meant to drop anyway (dirty pages are simply skipped).
 """
+from __future__ import annotations
+
 import errno
 import os
-from dataclasses import dataclass
-from typing import Optional
+
+from guardian.record import mutable_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["ReclaimResult", "compact_memory", "drop_caches", "cgroup_reclaim"]
 
 
-@dataclass
+@mutable_record
 class ReclaimResult:
     step: str  # "compact_memory" | "drop_caches" | "cgroup_reclaim"
     ok: bool

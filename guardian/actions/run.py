@@ -17,11 +17,17 @@ Commands differ in one way (may_start_service):
 
 subprocess costs about 2 MiB of RSS: it is imported when a command runs, not with this module.
 """
+from __future__ import annotations
+
 import os
 import signal
 import time
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence, Tuple
 
 
 __all__ = ["Outcome", "run", "COMMAND_ENV", "OUTPUT_LIMIT"]
@@ -33,7 +39,7 @@ COMMAND_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
 OUTPUT_LIMIT = 512  # characters of the command's stdout+stderr kept
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """How a command went: started or not, its exit status, its problem in words, its output."""
 

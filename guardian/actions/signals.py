@@ -19,6 +19,8 @@ Nothing in this module raises because a process vanished: a vanished process mak
 ``open_process`` return None, ``send_signal`` return False and ``kill`` report
 ``signalled=False`` without an error.
 """
+from __future__ import annotations
+
 import errno
 import math
 import os
@@ -26,10 +28,13 @@ import select
 import signal
 import struct
 import time
-from dataclasses import dataclass
-from typing import Optional, Tuple
 
 from guardian.kernel.libc import libc
+from guardian.record import mutable_record, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 __all__ = [
     "ProcessHandle",
@@ -102,7 +107,7 @@ def _pidfd_send(pidfd: int, sig: int, flags: int = 0) -> None:
 # --------------------------------------------------------------------------- /proc/<pid>/stat
 
 
-@dataclass(frozen=True)
+@record
 class _Stat:
     state: str
     pgid: int
@@ -243,7 +248,7 @@ def send_signal(handle: Optional[ProcessHandle], sig: int) -> bool:
         return False
 
 
-@dataclass
+@mutable_record
 class KillResult:
     signalled: bool  # the victim was sent SIGKILL
     group_signalled: bool  # its process group was sent SIGKILL

@@ -7,17 +7,22 @@ instead; the result then says ``method="sigterm"`` and ``error`` keeps the comma
 Without a command the victim is sent SIGTERM. Whether the victim then really exits is for the
 caller to find out (``signals.wait_exit``).
 """
+from __future__ import annotations
+
 import signal
-from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from guardian.actions.run import run
 from guardian.actions.signals import ProcessHandle, send_signal
+from guardian.record import mutable_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 __all__ = ["StopResult", "graceful_stop"]
 
 
-@dataclass
+@mutable_record
 class StopResult:
     method: str  # "command" | "sigterm"
     ok: bool  # command exited 0 / SIGTERM was delivered

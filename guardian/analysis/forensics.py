@@ -16,11 +16,16 @@ The daemon's watcher (guardian.core.parts.oomwatch) classifies each report it re
 this module at the first one; `guardian diagnose` (guardian.commands.diagnose) classifies the
 reports of a saved log or of what the kernel log still holds.
 """
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
 
 from guardian.analysis.oomreport import OomReport
+from guardian.record import field, mutable_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 CAUSES = {
     "cgroup_limit": "a memory cgroup at its limit",
@@ -46,7 +51,7 @@ def kib(kb: Optional[float]) -> str:
     return "%d KiB" % kb
 
 
-@dataclass
+@mutable_record
 class Diagnosis:
     cause: str
     summary: str

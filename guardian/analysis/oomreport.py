@@ -19,8 +19,13 @@ before), and "Killed process PID (comm) total-vm:.. anon-rss:.. file-rss:.. shme
 Other CPUs' messages may be interleaved anywhere, and the ring buffer may have overwritten the
 beginning of a report by the time it is read: parts can be missing, and the report says which.
 """
+from __future__ import annotations
+
 import re
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 TOP_TASKS = 5  # largest tasks of the report's task table kept
 

@@ -33,10 +33,16 @@ estimate of a full 180-sample window on a 2 GHz x86 core in CPython (all 16110 p
 tests/unit/analysis/test_trend.py measures it), perhaps ten to twenty times that on a small ARM core,
 once per sample interval per watched process.
 """
+from __future__ import annotations
+
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence, Tuple
+
+from guardian.record import record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
 
 MAX_POINTS = 64  # pairwise work on at most this many (thinned) points
 MIN_POINTS = 8
@@ -49,7 +55,7 @@ GIVE_BACK_MAX = 0.5  # a fall from an earlier high of more than this share of th
 STEP_MAX = 0.5  # one rise between consecutive runs of more than this share of the window's rise
 
 
-@dataclass(frozen=True)
+@record
 class Trend:
     slope: float  # bytes/s (Theil-Sen); 0.0 when there is too little data
     level: float  # bytes: the fitted value at the last sample (current segment), robust to noise
@@ -281,7 +287,7 @@ def seconds_to(trend: Trend, limit: Optional[float], now: Optional[float] = None
     return (limit - level) / trend.slope
 
 
-@dataclass(frozen=True)
+@record
 class Projection:
     """Where the trend leads, and whether that calls for the leak action."""
 

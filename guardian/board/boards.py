@@ -4,9 +4,14 @@ A board file is NAME.toml. The shipped ones are the package data guardian.board_
 board-configs/ directory of a source checkout, or inside a PyInstaller bundle); local ones in
 /etc/guardian/boards win over a shipped file of the same name.
 """
+from __future__ import annotations
+
 import os
 import sys
-from typing import Dict, List, Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence
 
 LOCAL_BOARDS_DIRS = ("/etc/guardian/boards",)
 GENERIC = "generic"

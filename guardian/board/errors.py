@@ -5,10 +5,15 @@ found (guardian.board.toml.locate), the key path, the value as TOML would spell 
 was expected, with a hint (often the nearest valid key). Reading, parsing, validating and
 loading all raise it, so it sits below them all.
 """
-import re
-from typing import Any, Optional, Sequence, Tuple
+from __future__ import annotations
 
-KeyPath = Tuple[Any, ...]  # a key path: ("critical", 1, "match", "comm")
+import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence, Tuple
+
+    KeyPath = Tuple[Any, ...]  # a key path: ("critical", 1, "match", "comm")
 
 
 class ConfigError(ValueError):

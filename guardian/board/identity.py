@@ -1,17 +1,21 @@
 """What the machine says it is (device tree, then DMI), and whether a board's [board.match]
 fits it: how the board is detected when neither --board nor --config is given.
 """
-import dataclasses
+from __future__ import annotations
+
 import os
 import re
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
 
 from guardian.board.errors import show_value
 from guardian.config import Board, BoardMatch
+from guardian.record import fields, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class Identity:
     """What the board says it is."""
 
@@ -71,23 +75,23 @@ def board_match(board: Board, ident: Identity) -> Optional[Tuple[int, str]]:
     for m in board.match:
         reasons = []
         ok = True
-        for f in dataclasses.fields(BoardMatch):
-            want = getattr(m, f.name)
+        for name in fields(BoardMatch):
+            want = getattr(m, name)
             if want is None:
                 continue
-            if f.name == "device_tree_compatible":
+            if name == "device_tree_compatible":
                 if want not in ident.device_tree_compatible:
                     ok = False
                     break
-                reasons.append("device-tree compatible %s (%s)" % (show_value(want), src.get(f.name, "?")))
+                reasons.append("device-tree compatible %s (%s)" % (show_value(want), src.get(name, "?")))
                 continue
-            have = getattr(ident, f.name)
+            have = getattr(ident, name)
             if have is None or not re.search(want, have):
                 ok = False
                 break
             label = {"device_tree_model": "device-tree model", "dmi_product_name": "DMI product",
-                     "dmi_sys_vendor": "DMI vendor", "dmi_board_name": "DMI board"}[f.name]
-            reasons.append("%s %s matched '%s' (%s)" % (label, show_value(have), want, src.get(f.name, "?")))
+                     "dmi_sys_vendor": "DMI vendor", "dmi_board_name": "DMI board"}[name]
+            reasons.append("%s %s matched '%s' (%s)" % (label, show_value(have), want, src.get(name, "?")))
         if ok and reasons and (best is None or len(reasons) > best[0]):
             best = (len(reasons), " and ".join(reasons))
     return best

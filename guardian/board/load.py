@@ -15,10 +15,9 @@ Included files are merged first, in order, then the including file on top:
   place), and ``{name = "x", remove = true}`` deletes the inherited entry;
 - ``[board]`` is never inherited: name, description, ram_mib and match are the top file's.
 """
-import dataclasses
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from guardian.board.boards import GENERIC, available_boards
 from guardian.board.errors import ConfigError, show_number, show_value, suggest
@@ -27,9 +26,14 @@ from guardian.board.schema import ENTRY_TABLES, SECTIONS, FileContext, check_doc
 from guardian.board.toml import parse_toml
 from guardian.board.trust import read_trusted
 from guardian.config import Board, BoardMatch, Config, Critical, LeakWatch, Line, LowPriority, Match
+from guardian.record import is_record, record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class LoadedConfig:
     """The config to run with, and where it came from."""
 
@@ -73,10 +77,10 @@ def _build(cls: type, raw: Dict[str, Any], default: Any) -> Any:
         changes["floor_max_percent"] = 100.0  # a floor the board wrote is meant as written
     for key, value in raw.items():
         tp = optional_of(hints[key]) or hints[key]
-        if value is not None and dataclasses.is_dataclass(tp):
+        if value is not None and is_record(tp):
             value = _build(tp, value, getattr(default, key) or tp())
         changes[key] = value
-    return dataclasses.replace(default, **changes)
+    return replace(default, **changes)
 
 
 def _build_entry(cls: type, raw: Dict[str, Any]) -> Any:

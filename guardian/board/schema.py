@@ -1,6 +1,6 @@
-"""A parsed board config checked against the dataclasses of guardian/config.py.
+"""A parsed board config checked against the records of guardian/config.py.
 
-A board file maps 1:1 onto those dataclasses (tables are dataclasses, arrays become tuples),
+A board file maps 1:1 onto those records (tables are records, arrays become tuples),
 and the check is strict because a typo must not silently disable protection: unknown keys are
 errors (with the nearest valid key), values are type- and range-checked, regexes are compiled
 and refused where they could backtrack catastrophically, and every message names the file,
@@ -8,16 +8,23 @@ the line when it can be found, the key path, the value and what was expected. Ea
 checked on its own, before includes are merged (guardian.board.load); the result is the
 normalized document: the same tables, values converted and defaults left out.
 """
-import dataclasses
+from __future__ import annotations
+
 import math
 import re
 import typing
-from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from guardian.board import sysctl as _sysctl
-from guardian.board.errors import ConfigError, KeyPath, render_path, show_number, show_value, suggest
+from guardian.board.errors import ConfigError, render_path, show_number, show_value, suggest
 from guardian.board.toml import locate
 from guardian.config import Board, BoardMatch, Config, Critical, LeakWatch, LowPriority, Match
+from guardian.record import fields, is_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+    from guardian.board.errors import KeyPath
 
 _BOARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _UNIT_SUFFIXES = (".service", ".scope", ".slice", ".socket", ".mount", ".timer", ".target", ".swap", ".path")
@@ -46,9 +53,16 @@ class FileContext:
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
+# config.py imports typing's names for the type checker only, so its annotations are strings
+# naming them: resolved in these (then in the class's module). Chosen names, not all of
+# typing's, which has a Match of its own.
+_TYPING_NAMES = {name: getattr(typing, name) for name in (
+    "Any", "Callable", "Dict", "FrozenSet", "List", "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union")}
+
+
 def field_types(cls: type) -> Dict[str, Any]:
-    """Field name -> type of a dataclass, resolved."""
-    return typing.get_type_hints(cls)
+    """Field name -> type of a record, resolved."""
+    return typing.get_type_hints(cls, localns=_TYPING_NAMES)
 
 
 def optional_of(tp: Any) -> Optional[Any]:
@@ -175,12 +189,12 @@ def _constraint(cls: type, name: str):
 
 def _check_table(cls: type, raw: Any, path: KeyPath, ctx: FileContext, skip: Sequence[str] = (),
                  also_valid: Sequence[str] = ()) -> Dict[str, Any]:
-    """Validate a (partial) table against a dataclass; returns normalized values. Fields in
+    """Validate a (partial) table against a record; returns normalized values. Fields in
     skip are the caller's to check (they are not in raw); also_valid only feeds suggestions."""
     if not isinstance(raw, dict):
         raise ctx.error(path, raw, "expected a table")
     hints = field_types(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    names = [name for name in fields(cls) if name not in skip]
     out: Dict[str, Any] = {}
     for key, value in raw.items():
         kpath = path + (key,)
@@ -196,7 +210,7 @@ def _check_table(cls: type, raw: Any, path: KeyPath, ctx: FileContext, skip: Seq
                 raise ctx.error(kpath, value, "expected %s, or false to switch it off"
                                 % _TYPE_WORDS.get(inner, "a value"))
             tp = inner
-        if dataclasses.is_dataclass(tp):
+        if is_record(tp):
             out[key] = _check_table(tp, value, kpath, ctx)
             continue
         value = _check_scalar(tp, value, kpath, ctx)
@@ -290,7 +304,7 @@ def backtracking_risk(pattern: str) -> str:
 
 def _check_match(raw: Any, path: KeyPath, ctx: FileContext) -> Dict[str, Any]:
     m = _check_table(Match, raw, path, ctx)
-    naming = [f.name for f in dataclasses.fields(Match) if f.name not in ("user", "uid")]
+    naming = [name for name in fields(Match) if name not in ("user", "uid")]
     if not any(m.get(k) for k in naming):
         raise ctx.error(path, raw, "expected at least one of: " + ", ".join(naming)
                         + " (user and uid only narrow a match down)")
@@ -365,7 +379,7 @@ def _check_entries(section: str, raw: Any, ctx: FileContext) -> List[Dict[str, A
         out["match"] = _check_match(item["match"], path + ("match",), ctx)
         if "leak" in item:
             if section != "critical":
-                raise ctx.unknown(path + ("leak",), [f.name for f in dataclasses.fields(cls)] + ["remove"],
+                raise ctx.unknown(path + ("leak",), list(fields(cls)) + ["remove"],
                                   "leak watching is for [[critical]] entries; a low-priority service "
                                   "that grows is simply the first to go")
             leak = _check_table(LeakWatch, item["leak"], path + ("leak",), ctx)
@@ -412,7 +426,7 @@ def _check_board(raw: Any, ctx: FileContext) -> Dict[str, Any]:
             bm = _check_table(BoardMatch, item, path, ctx)
             if not any(bm.values()):
                 raise ctx.error(path, item, "expected at least one of: " +
-                                ", ".join(f.name for f in dataclasses.fields(BoardMatch)))
+                                ", ".join(fields(BoardMatch)))
             for key, value in bm.items():
                 if value is not None and key != "device_tree_compatible":
                     _compile(value, path + (key,), ctx)
@@ -453,11 +467,11 @@ def _check_sysctl(raw: Any, ctx: FileContext) -> Dict[str, str]:
 
 
 def _sections() -> Dict[str, type]:
-    """Every table of Config that is a plain dataclass ([thresholds], [wait], [actions],
+    """Every table of Config that is a plain record ([thresholds], [wait], [actions],
     [victims], and whatever is added to config.py later): one TOML table each."""
     hints = field_types(Config)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Config)
-            if dataclasses.is_dataclass(hints[f.name]) and f.name != "board_info"}
+    return {name: hints[name] for name in fields(Config)
+            if is_record(hints[name]) and name != "board_info"}
 
 
 SECTIONS = _sections()

@@ -4,13 +4,18 @@ reported by `guardian check`.
 Only memory-related keys are accepted (the ``vm.*`` knobs and the panic settings that go with
 ``vm.panic_on_oom``): a typo must be an error, not a setting silently written nowhere.
 """
+from __future__ import annotations
+
 import errno
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
 
 from guardian.kernel.meminfo import read_meminfo_kib_or_empty
 from guardian.kernel.sysctl import read_sysctl
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Tuple
 
 # One line each, for `guardian check` and the docs.
 EXPLAIN: Dict[str, str] = {
@@ -150,7 +155,7 @@ def check_setting(key: str, value: str) -> Optional[str]:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class SysctlResult:
     key: str
     wanted: Optional[str]  # None: not configured (reported only)

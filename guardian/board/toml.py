@@ -5,10 +5,17 @@ ConfigError at the line and column, and documents nested deeper than any board c
 refused before the checks that walk them recursively. locate() finds the line a key path is
 written on, so that a message about a value names file:line.
 """
-import re
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from __future__ import annotations
 
-from guardian.board.errors import ConfigError, KeyPath
+import re
+
+from guardian.board.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+    from guardian.board.errors import KeyPath
 
 try:  # Python >= 3.11
     import tomllib as _toml

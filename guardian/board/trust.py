@@ -5,11 +5,16 @@ so every file read, and the directories holding it, must be writable by root (or
 running the guardian) only. The file is judged as opened, not by its path, so nothing can be
 swapped in between the check and the read.
 """
+from __future__ import annotations
+
 import os
 import stat
-from typing import Sequence
 
 from guardian.board.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
 # A board config is a few KiB; anything far larger is no config.
 MAX_CONFIG_BYTES = 1 << 20

@@ -15,10 +15,10 @@ panic_on_oom, whose lines say what check has always said).
 
 The config itself is loaded (and an invalid one reported) by guardian.commands.check.
 """
+from __future__ import annotations
+
 import errno
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from guardian.analysis.forensics import kib
 from guardian.config import MIB, Config
@@ -26,12 +26,17 @@ from guardian.kernel import ParseError
 from guardian.kernel.meminfo import read_meminfo_kib_or_empty
 from guardian.kernel.sysctl import read_sysctl
 from guardian.kernel.vmstat import read_vmstat
+from guardian.record import field, mutable_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 LEVELS = ("ok", "info", "warn", "error")
 KIB = 1024
 
 
-@dataclass
+@mutable_record
 class RedFlag:
     """A finding as `guardian diagnose` lists it among the system's red flags."""
 
@@ -44,7 +49,7 @@ class RedFlag:
         return {"flag": self.flag, "detail": self.detail, "advice": self.advice, "numbers": self.numbers}
 
 
-@dataclass
+@mutable_record
 class Finding:
     """One thing the audit found: `guardian check` prints it as `LEVEL topic: message`; `data`
     goes into check's JSON; `red_flag` is set when `guardian diagnose` lists it too."""

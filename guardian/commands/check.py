@@ -9,15 +9,20 @@ plus the programs its commands name (they must exist in DIR). File ownership is 
 checked offline (a build tree belongs to the build user; the image's owner is set later),
 only that no file is group- or world-writable.
 """
+from __future__ import annotations
+
 import json
 import os
 import sys
-from typing import IO, List, Optional, Sequence, Tuple
 
 from guardian.commands.audit import Finding, audit, audit_commands
 from guardian.board.boards import LOCAL_BOARDS_DIRS, available_boards
 from guardian.board.errors import ConfigError
 from guardian.board.load import LoadedConfig, load_config, load_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, List, Optional, Sequence, Tuple
 
 
 def _loaded(loaded: LoadedConfig) -> List[Finding]:

@@ -4,14 +4,19 @@ The OOM reports of a saved log ('-' for standard input), or of all the kernel lo
 each parsed (guardian.analysis.oomreport) and classified with advice
 (guardian.analysis.forensics), then this system's red flags (guardian.commands.audit).
 """
+from __future__ import annotations
+
 import json
 import sys
-from typing import Any, Dict, Optional
 
 from guardian.commands.audit import red_flags
 from guardian.analysis.forensics import CAUSES, kib, report_fields
 from guardian.analysis.oomreport import OomReportParser, parse_log_lines
 from guardian.kernel.kmsg import KMSG_PATH, read_kmsg_lines
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 
 def diagnose(log_path: Optional[str], proc_root: str = "/proc", sys_root: str = "/sys",

@@ -4,11 +4,12 @@ status, when it would reach its ceiling or the terminate line, its restarts, the
 event and, where it grows, the mappings that grew (from the file, or from two live reads of
 /proc/PID/smaps --smaps-wait seconds apart). Reads only: the state file is not written.
 """
+from __future__ import annotations
+
 import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from guardian.analysis.trend import MIN_POINTS, duration, judge
 from guardian.commands.options import load_config_for
@@ -21,6 +22,10 @@ from guardian.core.parts.leakwatch import (KIB, LeakWatcher, early_span_s, mib_t
 from guardian.core.sense import Sensor
 from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.smaps import read_rollup, read_smaps, smaps_growth
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 
 class _Collect:

@@ -1,12 +1,17 @@
 """What every command takes from its options: the config (--config, --board or the detected
 board, --state-dir over the file's leak state directory) and the scope (--scope)."""
+from __future__ import annotations
+
 import argparse
-from dataclasses import replace
-from typing import Callable, Optional, Tuple
 
 from guardian.board.load import load_config
 from guardian.config import Config
 from guardian.kernel.cgroup import resolve_cgroup
+from guardian.record import replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Tuple
 
 
 def load_config_for(args: argparse.Namespace) -> Tuple[Config, str, Callable[[], Config]]:

@@ -1,10 +1,11 @@
 """`guardian status`: live memory and PSI, the running daemon's state (from its state file),
 the lines, the rung now, the best victims and impostors, missing capabilities."""
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
 
 from guardian import __version__, safefile
 from guardian.commands.options import load_config_for, scope_dir_for
@@ -15,6 +16,10 @@ from guardian.core.selfprotect import STILL_WORKS, capabilities, missing_capabil
 from guardian.core.sense import Sensor
 from guardian.core.waiter import arm_psi
 from guardian.kernel.procs import printable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 
 def gather_status(args: argparse.Namespace) -> Dict[str, Any]:

@@ -3,13 +3,13 @@
 Everything that can fail on a live board (a vanished victim, a garbled /proc file, a refused
 write, a bad reload) is logged and survived here; the loop itself only stops on SIGTERM/SIGINT.
 """
+from __future__ import annotations
+
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import replace
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from guardian.core import policy
 from guardian.actions import reclaim as reclaim_actions
@@ -25,10 +25,15 @@ from guardian.core.reading import Reading
 from guardian.core.sense import Sensor
 from guardian.core.telemetry import Telemetry
 from guardian.core.waiter import UsageThresholds, Waiter, adaptive_timeout
+from guardian.record import replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    ReloadFn = Callable[[], Config]
 
 log = logging.getLogger("guardian")
-
-ReloadFn = Callable[[], Config]
 
 # Seconds between process-table samples while available memory is near the reclaim line.
 NEAR_LINE_SAMPLE_S = 1.0

@@ -24,6 +24,8 @@ Events go there with their severity, and so do the log lines (SyslogHandler): on
 board started by start-stop-daemon --background, stderr is /dev/null, and `logread` is where
 an operator reads why the guardian chose its board, lacks a capability or failed a command.
 """
+from __future__ import annotations
+
 import errno
 import json
 import logging
@@ -31,12 +33,15 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from guardian import safefile
 from guardian.kernel import close_quietly
 from guardian.kernel.mounts import RAM_FILESYSTEMS, fstype_of, read_mounts
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 log = logging.getLogger("guardian")
 
@@ -53,7 +58,7 @@ LOG_DAEMON = 3
 LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 3, 4, 5, 6
 
 
-@dataclass(frozen=True)
+@record
 class Place:
     """Where the events go, how much is kept, and what to say about it (None: nothing)."""
 

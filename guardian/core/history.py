@@ -3,12 +3,17 @@
 Pure data structures: the daemon feeds them samples with their times; nothing here reads a
 clock or a file, so the policy's inputs stay reproducible in tests.
 """
+from __future__ import annotations
+
 from collections import deque
-from typing import Deque, Dict, Iterable, Optional, Tuple
 
 from guardian.kernel.procs import ProcInfo
 
-Identity = Tuple[int, int]  # (pid, starttime): a PID alone is reused
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Deque, Dict, Iterable, Optional, Tuple
+
+    Identity = Tuple[int, int]  # (pid, starttime): a PID alone is reused
 
 
 class FillRate:

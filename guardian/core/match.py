@@ -17,16 +17,21 @@ executable that is a root-owned file nobody else can write. A process whose name
 identity does not is an impostor: no role, an ordinary candidate; `impostors()` lists them for
 `check` and `status`.
 """
+from __future__ import annotations
+
 import os
 import re
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Union
 
 from guardian.config import Config, Critical, LowPriority, Match
 from guardian.kernel.procs import ProcInfo
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Union
 
 
-@dataclass(frozen=True)
+@record
 class Role:
     kind: str  # "critical" or "low_priority"
     entry: Union[Critical, LowPriority]
@@ -146,7 +151,7 @@ def classify(procs: Iterable[ProcInfo], config: Config, proc_root: str = "/proc"
     return roles
 
 
-@dataclass(frozen=True)
+@record
 class Impostor:
     proc: ProcInfo
     kind: str  # the role its name asks for

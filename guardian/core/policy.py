@@ -8,13 +8,19 @@ reading; hysteresis only governs when an episode of shortage is over (for report
 "reclaim once per episode"), never makes the guardian act on a stale reading: after every
 terminate or kill, the next act needs a reading taken after the victim is gone.
 """
-from dataclasses import dataclass, field, replace
-from typing import Any, Collection, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from __future__ import annotations
 
 from guardian.config import MIB, Config, LowPriority
 from guardian.core.match import Role
 from guardian.core.reading import Reading
 from guardian.kernel.procs import ProcInfo
+from guardian.record import field, record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Collection, List, Mapping, Optional, Sequence, Tuple, Union
+
+    Pids = Union[int, Collection[int]]
 
 NORMAL, RECLAIM, TERMINATE, KILL = 0, 1, 2, 3
 RUNG_NAMES = ("normal", "reclaim", "terminate", "kill")
@@ -33,7 +39,7 @@ TERM_FIRST_MAX_S = 0.1
 TERM_FIRST_MIN_S = 0.02
 
 
-@dataclass(frozen=True)
+@record
 class Ended:
     """A process the guardian or the kernel ended lately: what a respawn of it looks like."""
 
@@ -47,7 +53,7 @@ class Ended:
     by: str  # "guardian" or "kernel"
 
 
-@dataclass(frozen=True)
+@record
 class Recent:
     """What history says: the fill rate seen, who grew over the growth window, who was ended."""
 
@@ -60,7 +66,7 @@ class Recent:
     ended: Tuple[Ended, ...] = ()  # the last minute's, oldest first
 
 
-@dataclass(frozen=True)
+@record
 class Lines:
     reclaim: int
     terminate: int
@@ -73,7 +79,7 @@ class Lines:
         return self.reclaim + self.hysteresis
 
 
-@dataclass(frozen=True)
+@record
 class Victim:
     pid: int
     starttime: int
@@ -93,7 +99,7 @@ class Victim:
     respawns: int = 0  # how often a process like it was ended in the last minute
 
 
-@dataclass(frozen=True)
+@record
 class Pending:
     """A graceful stop in progress: the victim, and when its grace ends."""
 
@@ -105,7 +111,7 @@ class Pending:
     respawns: int = 0  # the victim was a respawn of a process ended lately
 
 
-@dataclass(frozen=True)
+@record
 class PolicyState:
     rung: int = NORMAL  # the sticky rung of the current episode (with hysteresis)
     pending: Optional[Pending] = None
@@ -120,7 +126,7 @@ class PolicyState:
     kernel_oom_kills: Optional[int] = None  # the kernel's count at the last reading that had it
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     rung: int  # the rung the reading calls for now
     action: str  # "none", "wait", "reclaim", "terminate", "kill"
@@ -245,9 +251,6 @@ def _sticky_rung(state: PolicyState, rung: int, reading: Reading, lines: Lines) 
 
 # ---------------------------------------------------------------------------------------------
 # Victim choice
-
-
-Pids = Union[int, Collection[int]]
 
 
 def _pid_set(self_pid: Pids) -> Collection[int]:
@@ -402,9 +405,9 @@ def choose_victim(procs: Sequence[ProcInfo], roles: Mapping[int, Role], recent: 
     if lows:
         lows.sort(key=lambda p: (low_order.get(roles[p.pid].entry.name, (0, 0)), -p.held))
         first = lows[0]
-        entry = cast(LowPriority, roles[first.pid].entry)  # lows have low_priority roles
+        low: LowPriority = roles[first.pid].entry  # type: ignore[assignment]  # lows have low_priority roles
         why = "low priority '%s' (order %d), no clear culprit: %s" % (
-            entry.name, entry.order, _describe(first, grew(first)))
+            low.name, low.order, _describe(first, grew(first)))
         if len(lows) > 1:
             return make(first, why, lows[1], "later in board order")
         others = sorted((p for p in candidates if p is not first), key=score, reverse=True)

@@ -1,12 +1,16 @@
 """What one tick senses: the reading the sensor produces and the policy judges. Apart from
 both, so that sensing does not depend on deciding."""
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from __future__ import annotations
 
 from guardian.kernel.procs import ProcInfo
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class Reading:
     """One tick's view of the scope (the system, or one cgroup). Sizes in bytes."""
 

@@ -3,11 +3,16 @@ capabilities it lacks (and what stops working without each).
 
 Nothing here raises; failures come back as text for the log.
 """
+from __future__ import annotations
+
 import errno
 import os
-from typing import Dict, List, Optional, Union
 
 from guardian.kernel.libc import libc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Union
 
 __all__ = ["lock_memory", "set_oom_score_adj", "capabilities", "missing_capability_report", "CAPABILITIES"]
 

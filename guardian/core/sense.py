@@ -4,9 +4,10 @@ The cheap part (meminfo or the cgroup's counters, PSI) is read every tick throug
 descriptors kept open; the costly part (buddyinfo, the process table) only when memory is
 getting short or the sampling interval is due.
 """
+from __future__ import annotations
+
 import logging
 import os
-from typing import Any, Optional, Set, Tuple
 
 from guardian.kernel import ParseError, close_quietly
 from guardian.kernel.buddyinfo import high_order_free_bytes, parse_buddyinfo
@@ -16,6 +17,10 @@ from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
 from guardian.kernel.sysctl import read_sysctl
 from guardian.core.reading import Reading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Set, Tuple
 
 log = logging.getLogger("guardian")
 

@@ -1,16 +1,21 @@
 """Tell: the event log (JSON lines + syslog), the runtime state file `guardian status` reads,
 metrics, and sd_notify."""
+from __future__ import annotations
+
 import json
 import logging
 import os
 import socket
 import time
-from typing import Any, Dict, Optional, Union
 
 from guardian import safefile
 from guardian.core.eventlog import (DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog, Place,
                                     SyslogHandler)
 from guardian.core.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Union
 
 log = logging.getLogger("guardian")
 

@@ -9,12 +9,17 @@ Modes, best first:
 In cgroup v1 scope, usage thresholds on memory.usage_in_bytes (cgroup.event_control + eventfd)
 wake the guardian the moment usage crosses a line, whatever the PSI mode.
 """
+from __future__ import annotations
+
 import errno
 import os
 import select
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from guardian.config import MIB, Wait
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 POLLPRI_ERR = select.POLLPRI | select.POLLERR
 

@@ -1,12 +1,17 @@
 """/proc/buddyinfo: free blocks per order per zone."""
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import Optional, Tuple
 
 from guardian.kernel import ParseError, read_optional_text
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class BuddyZone:
     node: int
     zone: str

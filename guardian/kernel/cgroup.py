@@ -1,14 +1,19 @@
 """Memory cgroups, v1 and v2: the scope the guardian may be confined to."""
+from __future__ import annotations
+
 import errno
 import os
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
 from guardian.kernel import NOT_SUPPORTED, ParseError, read_text
 from guardian.kernel.psi import Psi, read_psi_file
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class CgroupMemory:
     version: int  # 1 or 2
     path: str  # the directory read

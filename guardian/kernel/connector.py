@@ -9,13 +9,18 @@ silently, so open_proc_connector() checks that an event really arrives.
 
 parse_events() is the pure part: the (what, pid, tgid) of each event in a datagram.
 """
+from __future__ import annotations
+
 import errno
 import os
 import select
 import socket
 import struct
 import time
-from typing import List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1

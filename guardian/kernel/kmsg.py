@@ -6,13 +6,18 @@ pieces of continued lines; `read_kmsg_lines` reads all the log still holds, for
 `guardian diagnose`. Unlike the other readers it keeps a descriptor and logs when a read fails
 midway: the daemon's watcher stops explaining kernel OOM kills from then on, and says so once.
 """
+from __future__ import annotations
+
 import errno
 import logging
 import os
 import re
-from typing import Iterator, List, Optional, Tuple
 
 from guardian.kernel import close_quietly
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, List, Optional, Tuple
 
 log = logging.getLogger("guardian")
 

@@ -1,8 +1,13 @@
 """The C library, loaded once through ctypes, for the calls Python's os module lacks
 (mlockall, prctl, syscall, timerfd). ctypes is imported at the first call, not at import:
 a board whose guardian never needs it does not hold it."""
+from __future__ import annotations
+
 import errno
-from typing import Any, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 _libc: Optional[Any] = None
 

@@ -1,12 +1,17 @@
 """/proc/meminfo."""
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
 from guardian.kernel import ParseError, read_optional_text, read_text
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class MemInfo:
     """All sizes in bytes. Optional fields are None when the kernel does not report them."""
 

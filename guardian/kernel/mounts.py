@@ -4,18 +4,23 @@ guardian writes there is lost at a reboot or power cut, and occupies the memory 
 A line: `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS`,
 with spaces, tabs, newlines and backslashes in paths written as octal escapes (`\\040`).
 """
+from __future__ import annotations
+
 import os
 import re
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
 
 from guardian.kernel import ParseError, read_optional_text
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence, Tuple
 
 RAM_FILESYSTEMS = frozenset(("tmpfs", "ramfs"))
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     mount_point: str
     fstype: str

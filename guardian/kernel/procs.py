@@ -1,12 +1,17 @@
 """The process table: /proc/<pid>/{stat,status,cmdline,oom_score,oom_score_adj,cgroup}."""
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
 
 from guardian.kernel import read_bytes
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
 
 
-@dataclass(frozen=True)
+@record
 class ProcInfo:
     pid: int
     ppid: int

@@ -1,12 +1,17 @@
 """/proc/pressure/<resource> and cgroup v2 <resource>.pressure files."""
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import Optional
 
 from guardian.kernel import NOT_SUPPORTED, ParseError, read_text
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
-@dataclass(frozen=True)
+@record
 class PsiLine:
     avg10: float
     avg60: float
@@ -14,7 +19,7 @@ class PsiLine:
     total: int  # microseconds of stall since boot
 
 
-@dataclass(frozen=True)
+@record
 class Psi:
     some: PsiLine
     full: Optional[PsiLine]  # cpu pressure on old kernels has no "full" line

@@ -6,16 +6,20 @@ earlier read (smaps_growth), it says where the growth is: the heap, anonymous re
 writable segment of a shared object. It is the costly one (needs ptrace access, one stanza
 per mapping), so it is read only while something grows.
 """
-from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from __future__ import annotations
 
 from guardian.kernel import read_bytes
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Mapping, Optional, Tuple
 
 KIB = 1024  # the files count in kB
 GREW_KEPT = 6  # mappings kept in the smaps diff
 
 
-@dataclass(frozen=True)
+@record
 class Rollup:
     """/proc/PID/smaps_rollup, in bytes (None: the kernel does not give that field)."""
 

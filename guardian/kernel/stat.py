@@ -1,7 +1,12 @@
 """/proc/stat: the one line the guardian reads, "processes" (forks since boot), which tells the
 adj keeper how many processes appear per second."""
+from __future__ import annotations
+
 import os
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 def parse_fork_count(data: bytes) -> Optional[int]:

@@ -1,8 +1,13 @@
 """/proc/sys: the kernel's settings (sysctls), read one at a time."""
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from guardian.kernel import read_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 def read_sysctl(name: str, proc_root: str = "/proc") -> Optional[str]:

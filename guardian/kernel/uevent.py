@@ -7,16 +7,22 @@ and an unprivileged process cannot send to that group (a message whose sender is
 kernel, port 0, is dropped anyway). A message is "ACTION@DEVPATH" then NUL-separated
 KEY=VALUE pairs (ACTION, DEVPATH, SUBSYSTEM, DEVNAME, SEQNUM...).
 """
+from __future__ import annotations
+
 import socket
-from dataclasses import dataclass
-from typing import Dict, Optional
+
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional
 
 NETLINK_KOBJECT_UEVENT = 15
 KERNEL_GROUP = 1
 _UDEV_MAGIC = b"libudev\0"
 
 
-@dataclass(frozen=True)
+@record
 class Uevent:
     action: str
     devpath: str

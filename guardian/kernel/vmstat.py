@@ -1,8 +1,13 @@
 """/proc/vmstat counters."""
+from __future__ import annotations
+
 import os
-from typing import Dict, Optional
 
 from guardian.kernel import ParseError, read_optional_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional
 
 
 def parse_vmstat(text: str, path: str = "/proc/vmstat") -> Dict[str, int]:

@@ -1,12 +1,17 @@
 """/proc/zoneinfo: the watermarks that place the kill line."""
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import Optional, Set
 
 from guardian.kernel import ParseError, read_optional_text
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Set
 
 
-@dataclass(frozen=True)
+@record
 class Watermarks:
     min: int  # bytes, summed over zones
     low: int

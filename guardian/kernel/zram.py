@@ -5,11 +5,16 @@ zram can still take in gives back only (1 - 1/ratio) of itself, at the compressi
 so far (orig_data_size / mem_used_total of mm_stat; 2:1 assumed before it holds anything), and
 no more than its mem_limit allows.
 """
+from __future__ import annotations
+
 import os
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
 
 from guardian.kernel import ParseError, read_optional_text
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 # Before a device holds anything its ratio is unknown; lzo/lz4 give about this on typical data.
 ASSUMED_RATIO = 2.0
@@ -18,21 +23,21 @@ ASSUMED_RATIO = 2.0
 MIN_DATA_FOR_RATIO = 4 << 20
 
 
-@dataclass(frozen=True)
+@record
 class SwapArea:
     path: str  # /dev/zram0, /swapfile, ...
     size: int  # bytes
     used: int  # bytes
 
 
-@dataclass(frozen=True)
+@record
 class ZramStat:
     orig_data_size: int  # bytes of data stored, uncompressed
     mem_used_total: int  # bytes of RAM the device takes
     mem_limit: int  # bytes; 0 means none
 
 
-@dataclass(frozen=True)
+@record
 class ZramSwap:
     """The zram part of swap, and what swapping into its free space would still give back."""
 

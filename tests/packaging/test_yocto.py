@@ -34,8 +34,11 @@ PYTHON3_PACKAGE = {
     "ctypes": "ctypes", "difflib": "difflib", "json": "json", "logging": "logging",
     "socket": "io", "io": "core", "tempfile": "io", "tomllib": "tomllib", "datetime": "datetime",
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
+    "__future__": "core",
     # optional: tomli only before Python 3.11
     "tomli": None,
+    # imported for the type checker only, never at run time
+    "typing_extensions": None,
 }
 
 

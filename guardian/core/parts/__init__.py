@@ -8,30 +8,30 @@ each full process table, with each full tick, on a reload and at the end. Every 
 through one guard in the loop (guarded): a part that fails is logged under its name and the
 guardian goes on without it for that call.
 """
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Tuple
-
-try:
-    from typing import Protocol
-except ImportError:  # Python < 3.8
-    Protocol = object  # type: ignore[assignment]
+from __future__ import annotations
 
 from guardian.config import Config
 from guardian.core.match import Role
 from guardian.core.policy import Plan, PolicyState
 from guardian.core.reading import Reading
 from guardian.kernel.procs import ProcInfo
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Optional, Protocol, Tuple
+
+    # for the type checker only: a Protocol would import typing at run time (the parts
+    # import Tell under TYPE_CHECKING too)
+    class Tell(Protocol):
+        """Where a part's events go: the daemon's Telemetry (a log-only stand-in in tests)."""
+
+        def event(self, kind: str, message: str, **fields: Any) -> None: ...
 
 NEVER = float("inf")
 
 
-class Tell(Protocol):
-    """Where a part's events go: the daemon's Telemetry (a log-only stand-in in tests)."""
-
-    def event(self, kind: str, message: str, **fields: Any) -> None: ...
-
-
-@dataclass(frozen=True)
+@record
 class Tick:
     """What one full tick hands to every part: the reading it judged, the plan it made, the
     state after its act, the roles of the table (if one was read), and how to read and

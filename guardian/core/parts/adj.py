@@ -24,6 +24,8 @@ the wanted value, and leaves a lower one alone: OpenSSH and systemd's OOMScoreAd
 -1000 themselves) and only ever takes it away from a low-priority one (raises to the wanted
 value). Each (pid, starttime) is handled once.
 """
+from __future__ import annotations
+
 import errno
 import logging
 import os
@@ -31,7 +33,6 @@ import select
 import socket
 import struct
 import time
-from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from guardian.config import Config, Critical, LowPriority, Match
 from guardian.kernel.connector import (
@@ -48,9 +49,13 @@ from guardian.kernel.stat import read_fork_count
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
 
-log = logging.getLogger("guardian")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
-Entry = Union[Critical, LowPriority]
+    Entry = Union[Critical, LowPriority]
+
+log = logging.getLogger("guardian")
 
 
 def _log_all(lines: List[str]) -> None:

@@ -11,12 +11,19 @@ logs one line and returns None.
 Measured (README, "Hotplug"): the socket costs a few KiB; pyudev, used before, cost 0.6 MiB RSS
 on a udev host (libudev, ctypes) and was not loaded at all on boards without libudev.
 """
+from __future__ import annotations
+
 import logging
 import socket
-from typing import Callable, List, Optional, Tuple
 
-from guardian.core.parts import Part, Tell
+from guardian.core.parts import Part
 from guardian.kernel.uevent import open_uevent_socket, parse_uevent, receive
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Tuple
+
+    from guardian.core.parts import Tell
 
 log = logging.getLogger("guardian")
 

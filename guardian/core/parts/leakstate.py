@@ -15,14 +15,19 @@ PIDs still mean something. After a reboot only the wall clock links the two (his
 seems over 30 days old or a minute in the future is dropped: no RTC, no NTP yet), every process
 is new, and the series of processes watched by size (their identity is a PID) are dropped.
 """
+from __future__ import annotations
+
 import json
 import time
 from array import array
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from guardian.analysis.trend import EMPTY, Trend, duration
 from guardian.config import MIB
 from guardian.kernel.sysctl import read_sysctl
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = ["Series", "encode", "decode", "read_boot_id", "why", "STATE_NAME", "MAX_STATE_BYTES"]
 

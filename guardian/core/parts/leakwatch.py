@@ -25,22 +25,29 @@ asks guardian/analysis/trend.py whether it is growing and where that leads:
 `guardian leaks [--json]` (guardian/commands/leaks.py) shows each watched process from that
 file and a live read.
 """
+from __future__ import annotations
+
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from guardian import safefile
 from guardian.actions.run import run
 from guardian.analysis.trend import MIN_POINTS, Projection, Trend, duration, estimate, judge
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
 from guardian.core.match import Role
-from guardian.core.parts import Part, Tell, Tick, leakstate
+from guardian.core.parts import Part, Tick, leakstate
 from guardian.core.parts.leakstate import MAX_STATE_BYTES, STATE_NAME, Series
 from guardian.kernel.procs import ProcInfo, read_proc
 from guardian.kernel.smaps import read_rollup, read_smaps, smaps_growth
+from guardian.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+    from guardian.core.parts import Tell
 
 log = logging.getLogger("guardian")
 
@@ -95,7 +102,7 @@ class _Action:
 # Findings
 
 
-@dataclass(frozen=True)
+@record
 class LeakFinding:
     """One process's state after a sample: the trend, the projection, what was done."""
 

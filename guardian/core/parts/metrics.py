@@ -12,13 +12,18 @@ wears it for nothing - and point node_exporter's --collector.textfile.directory 
 Kill and action counters also follow the events when the Metrics is given to Telemetry
 (`Telemetry(..., metrics=m)`), or take whole dicts through update(actions=..., kills=...).
 """
+from __future__ import annotations
+
 import logging
 import math
 import time
-from typing import Any, Dict, List, Optional
 
 from guardian import safefile
 from guardian.core.parts import Part, Tick
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 log = logging.getLogger("guardian")
 

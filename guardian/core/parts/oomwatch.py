@@ -6,14 +6,21 @@ records logged since the last read parsed (guardian.analysis.oomreport). Each re
 classified (guardian.analysis.forensics), imported at the first report only: the daemon's idle
 memory matters more, and a kill has just given memory back.
 """
+from __future__ import annotations
+
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional
 
 from guardian.analysis.oomreport import OomReport, OomReportParser
-from guardian.core.parts import Part, Tell, Tick
+from guardian.core.parts import Part, Tick
 from guardian.kernel.kmsg import KMSG_PATH, KmsgReader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
+
+    from guardian.core.parts import Tell
 
 log = logging.getLogger("guardian")
 

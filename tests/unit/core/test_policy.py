@@ -1,6 +1,4 @@
 """The pure policy: rungs, lines, hysteresis, victim choice, and the state after acts."""
-from dataclasses import replace
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +8,7 @@ from guardian.config import MIB, Config, Critical, LowPriority, Match
 from guardian.kernel.procs import ProcInfo
 from guardian.core.match import Role
 from guardian.core.policy import KILL, NORMAL, RECLAIM, TERMINATE, PolicyState, Reading, Recent
+from guardian.record import replace
 from tests.support.fakes import procinfo
 
 

@@ -1,0 +1,202 @@
+"""Records: what @dataclass(frozen=True) and @dataclass do for the guardian, without importing
+dataclasses (it pulls in inspect, ast, dis, tokenize, copy...: megabytes the resident daemon
+would hold for good).
+
+    @record                      # frozen: hashable, FrozenInstanceError on assignment
+    class Point:
+        x: int
+        y: int = 0
+        tags: Dict[str, str] = field(default_factory=dict)
+
+Fields are the class's own annotations in order, after those of record bases (a field named
+again keeps its place, as in dataclasses). The generated __init__ takes them positionally or
+by keyword in that order; __repr__, __eq__ (same class, fields equal) and, for frozen records,
+__hash__ are added unless the class defines them. replace(), fields() and is_record() stand in
+for dataclasses' replace, fields (names only) and is_dataclass. No __slots__: instances keep a
+__dict__, as dataclasses' do.
+"""
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Tuple, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**_kwargs):
+        """typing's marker for type checkers; nothing to do at run time."""
+        return lambda f: f
+
+_FIELDS = "__record_fields__"  # name -> default (_MISSING, a value, or a _Factory)
+_FROZEN = "__record_frozen__"
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING: Any = _Missing()
+
+
+class FrozenInstanceError(AttributeError):
+    """Assignment to (or deletion of) a field of a frozen record."""
+
+
+class _Factory:
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]):
+        self.factory = factory
+
+
+def field(*, default_factory: Callable[[], _T]) -> _T:
+    """A field whose default is made anew for each instance: default_factory()."""
+    return _Factory(default_factory)  # type: ignore[return-value]
+
+
+def _frozen(cls: Any, fields: Dict[str, Any]) -> None:
+    # as dataclasses: any attribute of the record itself, only fields on a plain subclass
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in fields:
+            raise FrozenInstanceError("cannot assign to field %r" % name)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in fields:
+            raise FrozenInstanceError("cannot delete field %r" % name)
+        object.__delattr__(self, name)
+
+    __setattr__.__qualname__ = "%s.__setattr__" % cls.__qualname__
+    __delattr__.__qualname__ = "%s.__delattr__" % cls.__qualname__
+    cls.__setattr__ = __setattr__
+    cls.__delattr__ = __delattr__
+
+
+def _is_classvar(annotation: Any) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text.startswith(("ClassVar", "typing.ClassVar"))
+
+
+def _build(cls: Any, frozen: bool) -> Any:
+    fields: Dict[str, Any] = {}
+    for base in reversed(cls.__mro__[1:]):
+        inherited = base.__dict__.get(_FIELDS)
+        if inherited is not None:
+            if base.__dict__[_FROZEN] != frozen:
+                raise TypeError("cannot inherit %s record %s from %s one %s" % (
+                    "frozen" if frozen else "non-frozen", cls.__qualname__,
+                    "frozen" if base.__dict__[_FROZEN] else "non-frozen", base.__qualname__))
+            fields.update(inherited)
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        if _is_classvar(annotation):
+            continue
+        default = cls.__dict__.get(name, _MISSING)
+        if isinstance(default, _Factory):
+            delattr(cls, name)  # as dataclasses: no class attribute for a factory default
+        fields[name] = default
+
+    names = tuple(fields)
+    scope: Dict[str, Any] = {"_MISSING": _MISSING, "_setattr": object.__setattr__}
+    params = []
+    body = []
+    seen_default = False
+    for i, name in enumerate(names):
+        default = fields[name]
+        if default is _MISSING:
+            if seen_default:
+                raise TypeError("non-default argument %r follows default argument" % name)
+            params.append(name)
+            value = name
+        else:
+            seen_default = True
+            if isinstance(default, _Factory):
+                scope["_f%d" % i] = default.factory
+                params.append("%s=_MISSING" % name)
+                value = "_f%d() if %s is _MISSING else %s" % (i, name, name)
+            else:
+                scope["_d%d" % i] = default
+                params.append("%s=_d%d" % (name, i))
+                value = name
+        if frozen:
+            body.append("    _setattr(self, %r, %s)" % (name, value))
+        else:
+            body.append("    self.%s = %s" % (name, value))
+    if hasattr(cls, "__post_init__"):
+        body.append("    self.__post_init__()")
+    source = "def __init__(self%s):\n%s\n" % ("".join(", " + p for p in params), "\n".join(body) or "    pass")
+    values = "(%s)" % "".join("self.%s," % n for n in names)
+    other = "(%s)" % "".join("other.%s," % n for n in names)
+    source += (
+        "def __repr__(self):\n"
+        "    return self.__class__.__qualname__ + '(' + %s + ')'\n"
+        "def __eq__(self, other):\n"
+        "    if other.__class__ is self.__class__:\n"
+        "        return %s == %s\n"
+        "    return NotImplemented\n"
+        "def __hash__(self):\n"
+        "    return hash(%s)\n"
+    ) % (" + ', ' + ".join("%r + repr(self.%s)" % (n + "=", n) for n in names) or "''",
+         values, other, values)
+    made: Dict[str, Any] = {}
+    exec(source, scope, made)
+
+    own = cls.__dict__
+    # as dataclasses: a class body's __eq__ leaves __hash__ None there, which is not explicit
+    explicit_hash = own.get("__hash__", _MISSING) is not _MISSING and not (
+        own["__hash__"] is None and "__eq__" in own)
+    for name in ("__init__", "__repr__", "__eq__"):
+        if name not in own:
+            made[name].__qualname__ = "%s.%s" % (cls.__qualname__, name)
+            setattr(cls, name, made[name])
+    if not explicit_hash:
+        if frozen:
+            made["__hash__"].__qualname__ = "%s.__hash__" % cls.__qualname__
+            cls.__hash__ = made["__hash__"]
+        else:
+            cls.__hash__ = None  # mutable and compared by value: unhashable
+    if frozen:
+        _frozen(cls, fields)
+    setattr(cls, _FIELDS, fields)
+    setattr(cls, _FROZEN, frozen)
+    return cls
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def record(cls: type[_T]) -> type[_T]:
+    """@dataclass(frozen=True)."""
+    return _build(cls, True)  # type: ignore[no-any-return]
+
+
+@dataclass_transform(field_specifiers=(field,))
+def mutable_record(cls: type[_T]) -> type[_T]:
+    """@dataclass."""
+    return _build(cls, False)  # type: ignore[no-any-return]
+
+
+def is_record(obj: Any) -> bool:
+    """Whether obj is a record class or an instance of one (dataclasses.is_dataclass)."""
+    return hasattr(obj if isinstance(obj, type) else type(obj), _FIELDS)
+
+
+def fields(class_or_instance: Any) -> Tuple[str, ...]:
+    """The field names of a record class or instance, in order."""
+    try:
+        return tuple(getattr(class_or_instance, _FIELDS))
+    except AttributeError:
+        raise TypeError("must be called with a record type or instance") from None
+
+
+def replace(obj: _T, **changes: Any) -> _T:
+    """A copy of the record obj with changes, through its __init__ (dataclasses.replace)."""
+    for name in fields(obj):
+        if name not in changes:
+            changes[name] = getattr(obj, name)
+    return obj.__class__(**changes)
+
+
+__all__ = ["FrozenInstanceError", "field", "fields", "is_record", "mutable_record", "record", "replace"]
