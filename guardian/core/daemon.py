@@ -241,6 +241,7 @@ class Daemon:
         rate before the change is no rate."""
         self.fill.reset_baseline()
         self.fill_long.reset_baseline()
+        self._glance_until = float("-inf")  # swap may have come or gone: the next wake reads all
 
     def _apply_sysctls(self) -> None:
         if not self.config.sysctl:
@@ -280,7 +281,9 @@ class Daemon:
                     now = time.monotonic()
                     for part in self._wakers:
                         self.guarded(part, part.on_wake, now)
-                    glance = None if woke else self._glance(time.monotonic())
+                    # A part's descriptor (an exec the adj keeper handled) is no news about
+                    # memory: glance. PSI, a cgroup threshold or a signal: a full tick.
+                    glance = None if any(w != "fd" for w in woke) else self._glance(time.monotonic())
                     if glance is None:
                         break
                     timeout = glance
@@ -612,6 +615,7 @@ class Daemon:
         self.state = policy.after_reclaim(self.state, done, freed, 0.0 if self.dry_run else done - began)
         self.fill.reset_baseline()
         self.fill_long.reset_baseline()
+        self._glance_until = float("-inf")  # swap may have come or gone: the next wake reads all
 
     def _victim_fields(self, plan: policy.Plan, reading: Reading) -> Dict[str, Any]:
         v = plan.victim
