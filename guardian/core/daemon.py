@@ -112,6 +112,9 @@ class Daemon:
         self._due_askers: List[Part] = []
         self._tick_askers: List[Part] = []
         self._glance_until = float("-inf")
+        self._glance_line = self._glance_kill = 0  # the lines of the last full tick
+        self._glance_fill = 0.0  # the fastest fill then (fill_long)
+        self._glance_last: Tuple[float, int] = (0.0, 0)  # (time, MemAvailable) at the last look
         self._watchdog_s: Optional[float] = None
         self.oom_watch: Optional[Part] = None  # when on, it reports kernel OOM kills in place of a count
         self.hotplug_mode = hotplug  # "auto", "on" or "off"
@@ -300,7 +303,9 @@ class Daemon:
         least every max_timeout_s (PSI avg10, kernel OOM count, metrics, state).
 
         This runs several times a second on a small board at rest, where it is most of the
-        guardian's CPU: it reads two numbers of the raw file and allocates no reading."""
+        guardian's CPU: it reads two numbers of the raw file and compares them with what the
+        last full tick worked out. A fall of more than 1 % of the total since the last look is
+        news: the full tick measures its rate from that look."""
         if now >= self._glance_until:  # set by the last full tick: -inf when not at ease
             return None
         for part in self._tick_askers:
@@ -309,39 +314,49 @@ class Daemon:
         got = None if self.sensor.last_zram is not None else self.sensor.glance()
         if got is None:  # zram to estimate, an old kernel, or a read that failed
             return self._glance_parsed(now)
-        total, headroom = got
-        if total != self._last_total:
+        total, available = got
+        if total != self._last_total or available < self._glance_line:
             return None
-        return self._glance_timeout(now, total, headroom)
+        if available < self._glance_last[1] - total // 100:
+            self._add_fill(*self._glance_last)
+            return None
+        self._glance_last = (now, available)
+        timeout = adaptive_timeout(available - self._glance_kill, self._glance_fill, self.config.wait,
+                                   self.waiter.armed)
+        return self._bounded(min(timeout, self._glance_until - now), now)
 
     def _glance_parsed(self, now: float) -> Optional[float]:
+        """The glance with MemInfo parsed: zram's share of swap counts as headroom."""
         before = self.sensor.last_meminfo
         info = self.sensor.meminfo()
         if info is None or info is before or info.total != self._last_total:  # kept, not read: no news
             return None
-        return self._glance_timeout(now, info.total, self.sensor.headroom(info))
-
-    def _glance_timeout(self, now: float, total: int, headroom: int) -> Optional[float]:
+        headroom = self.sensor.headroom(info)
         self._add_fill(now, headroom)
-        lines = policy.lines_at(total, self.fill.peak(now), self.config)
+        lines = policy.lines_at(info.total, self.fill.peak(now), self.config)
         if headroom < lines.reclaim + lines.hysteresis:
             return None
         timeout = adaptive_timeout(headroom - lines.kill, self.fill_long.peak(now), self.config.wait,
                                    self.waiter.armed)
         return self._bounded(min(timeout, self._glance_until - now), now)
 
-    def _glance_window(self, now: float) -> float:
-        """Until when a quiet wake may only glance: at ease, with nothing of the loop's own
-        falling due (a full tick every max_timeout_s, the process sample, the watchdog)."""
+    def _plan_glances(self, now: float, reading: Reading, lines: policy.Lines) -> None:
+        """After a full tick: until when a quiet wake may only glance (at ease, with nothing of
+        the loop's own falling due: a full tick every max_timeout_s, the process sample, the
+        watchdog), and the lines it compares with."""
         wait, plan = self.config.wait, self.last_plan
+        self._glance_line, self._glance_kill = lines.reclaim + lines.hysteresis, lines.kill
+        self._glance_fill = self.fill_long.peak(now)
+        self._glance_last = (now, reading.available)
         if (self.scope_dir is not None or plan is None or plan.action != "none" or self.state.rung != NORMAL
                 or self.state.pending is not None or now < self._alert_until):
-            return float("-inf")
+            self._glance_until = float("-inf")
+            return
         until = min(now + wait.max_timeout_s, self.last_proc_sample + wait.proc_sample_interval_s)
         watchdog = self._watchdog_s
         if watchdog:
             until = min(until, self._last_watchdog + watchdog)
-        return until
+        self._glance_until = until
 
     def reload(self) -> None:
         """SIGHUP: load the config again; a bad one is refused and the old stays in force."""
@@ -431,7 +446,7 @@ class Daemon:
                     classify=lambda procs: classify(procs, self.config, self.proc_root))
         for part in self.parts:
             self.guarded(part, part.on_tick, tick)
-        self._glance_until = self._glance_window(now)
+        self._plan_glances(now, reading, plan.lines)
         if acted:
             return 0.0  # re-evaluate at once after every act
         return self._bounded(self._timeout(reading, plan, lines, now), now)
