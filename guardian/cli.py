@@ -1,15 +1,13 @@
 """guardian's command line: the parser, and `run`, which starts the daemon (guardian.core).
 The other commands live in guardian.commands, imported only when asked for."""
 import argparse
-import logging
 import os
 import sys
 from typing import List, Optional
 
 from guardian import __version__
 from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place, events_place
-
-log = logging.getLogger("guardian")
+from guardian.logger import INFO, WARNING, configure, log
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -32,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         place = _events_place(args.events_file, config.leaks.state_dir)
         telemetry.use_events(place)
         if place.note:
-            log.log(logging.WARNING if place.in_ram else logging.INFO, "%s", place.note)
+            log.log(WARNING if place.in_ram else INFO, "%s", place.note)
         scope = scope_dir_for(args.scope, args.sys_root)
         _warn_capabilities()
         log.info("config: %s (%s)", config.source, why)
@@ -177,8 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     _restore_tmpdir()
     level = getattr(args, "sub_log_level", None) or args.log_level
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="guardian: %(levelname)s: %(message)s")
+    configure(level)  # "guardian: LEVEL: message" lines on stderr
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

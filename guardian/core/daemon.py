@@ -3,7 +3,6 @@
 Everything that can fail on a live board (a vanished victim, a garbled /proc file, a refused
 write, a bad reload) is logged and survived here; the loop itself only stops on SIGTERM/SIGINT.
 """
-import logging
 import os
 import signal
 import threading
@@ -25,8 +24,8 @@ from guardian.core.reading import Reading
 from guardian.core.sense import Sensor
 from guardian.core.telemetry import Telemetry
 from guardian.core.waiter import UsageThresholds, Waiter, adaptive_timeout
+from guardian.logger import log
 
-log = logging.getLogger("guardian")
 
 ReloadFn = Callable[[], Config]
 

@@ -26,7 +26,6 @@ an operator reads why the guardian chose its board, lacks a capability or failed
 """
 import errno
 import json
-import logging
 import os
 import socket
 import threading
@@ -37,8 +36,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 from guardian import safefile
 from guardian.kernel import close_quietly
 from guardian.kernel.mounts import RAM_FILESYSTEMS, fstype_of, read_mounts
+from guardian.logger import DEBUG, ERROR, INFO, WARNING, Record, log
 
-log = logging.getLogger("guardian")
 
 DEFAULT_EVENTS_FILE = "/var/log/guardian/events.jsonl"
 DEFAULT_MAX_BYTES = 1 << 20
@@ -156,7 +155,7 @@ class EventLog:
         except OSError as exc:
             self._retry_at = now + 60.0
             self._open_failures += 1
-            log.log(logging.ERROR if self._open_failures == 1 else logging.DEBUG,
+            log.log(ERROR if self._open_failures == 1 else DEBUG,
                     "cannot open the event log %s: %s (events go to the log lines only; retrying every minute)",
                     self.path, exc.strerror or exc)
             return False
@@ -320,28 +319,26 @@ class _Syncer:
 
 
 # A log record's level -> its syslog severity.
-_SEVERITY = ((logging.ERROR, LOG_ERR), (logging.WARNING, LOG_WARNING), (logging.INFO, LOG_INFO))
+_SEVERITY = ((ERROR, LOG_ERR), (WARNING, LOG_WARNING), (INFO, LOG_INFO))
 LOG_DEBUG = 7
 
 
-class SyslogHandler(logging.Handler):
+class SyslogHandler:
     """Log lines to syslog with their level's severity, through the event log's sender (never
     blocking). A record marked `syslog_sent` (an event, sent with its own severity) is not
-    sent twice."""
+    sent twice. A handler of guardian.logger's log."""
+
+    level = DEBUG
 
     def __init__(self, sender: "_Syslog"):
-        super().__init__()
         self.sender = sender
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "syslog_sent", False):
+    def emit(self, record: Record) -> None:
+        if record.syslog_sent:
             return
         severity = next((sev for level, sev in _SEVERITY if record.levelno >= level), LOG_DEBUG)
-        try:
-            text = record.getMessage()
-        except Exception:  # a bad format string in a log call: the line, not the guardian
-            text = str(record.msg)
-        self.sender.send(text, severity)
+        # A bad format string in a log call spoils the line, not the guardian.
+        self.sender.send(record.text(), severity)
 
 
 def _want_syslog(setting: Union[bool, str]) -> bool:

@@ -4,7 +4,6 @@ The cheap part (meminfo or the cgroup's counters, PSI) is read every tick throug
 descriptors kept open; the costly part (buddyinfo, the process table) only when memory is
 getting short or the sampling interval is due.
 """
-import logging
 import os
 from typing import Any, Optional, Set, Tuple
 
@@ -16,8 +15,7 @@ from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
 from guardian.kernel.sysctl import read_sysctl
 from guardian.core.reading import Reading
-
-log = logging.getLogger("guardian")
+from guardian.logger import log
 
 
 class KeptFile:

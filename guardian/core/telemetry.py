@@ -1,7 +1,6 @@
 """Tell: the event log (JSON lines + syslog), the runtime state file `guardian status` reads,
 metrics, and sd_notify."""
 import json
-import logging
 import os
 import socket
 import time
@@ -11,8 +10,8 @@ from guardian import safefile
 from guardian.core.eventlog import (DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog, Place,
                                     SyslogHandler)
 from guardian.core.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
+from guardian.logger import ERROR, INFO, WARNING, log
 
-log = logging.getLogger("guardian")
 
 DEFAULT_STATE_FILE = "/run/guardian/state.json"
 __all__ = ["Telemetry", "DEFAULT_STATE_FILE", "DEFAULT_EVENTS_FILE"]
@@ -62,15 +61,15 @@ class Telemetry:
         see guardian.core.eventlog) - so call it before the act it describes."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind == "error":
-            level, severity = logging.ERROR, LOG_ERR
+            level, severity = ERROR, LOG_ERR
         elif kind in _WARNING_KINDS or fields.get("ok") is False:  # a failure it reports (a file refused...)
-            level, severity = logging.WARNING, LOG_WARNING
+            level, severity = WARNING, LOG_WARNING
         elif kind in ("start", "stop", "reload"):
-            level, severity = logging.INFO, LOG_NOTICE
+            level, severity = INFO, LOG_NOTICE
         else:
-            level, severity = logging.INFO, LOG_INFO
+            level, severity = INFO, LOG_INFO
         sent = self.eventlog is not None and self.eventlog.syslog is not None
-        log.log(level, "%s: %s", kind, message, extra={"syslog_sent": sent})
+        log.log(level, "%s: %s", kind, message, syslog_sent=sent)
         if self.eventlog is not None:
             record: Dict[str, Any] = {"time": round(time.time(), 3), "event": kind, "message": message}
             for key, value in fields.items():
@@ -102,7 +101,7 @@ class Telemetry:
         except OSError as exc:
             problem = "%s" % (exc.strerror or exc)
             if problem != self._state_problem:
-                log.log(logging.ERROR if isinstance(exc, safefile.UnsafePath) else logging.WARNING,
+                log.log(ERROR if isinstance(exc, safefile.UnsafePath) else WARNING,
                         "cannot write the state file %s: %s (status will not see this daemon)",
                         self.state_file, problem)
             self._state_problem = problem

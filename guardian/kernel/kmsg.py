@@ -7,14 +7,13 @@ pieces of continued lines; `read_kmsg_lines` reads all the log still holds, for
 midway: the daemon's watcher stops explaining kernel OOM kills from then on, and says so once.
 """
 import errno
-import logging
 import os
 import re
 from typing import Iterator, List, Optional, Tuple
 
 from guardian.kernel import close_quietly
+from guardian.logger import log
 
-log = logging.getLogger("guardian")
 
 KMSG_PATH = "/dev/kmsg"
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")

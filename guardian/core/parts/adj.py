@@ -25,7 +25,6 @@ the wanted value, and leaves a lower one alone: OpenSSH and systemd's OOMScoreAd
 value). Each (pid, starttime) is handled once.
 """
 import errno
-import logging
 import os
 import select
 import socket
@@ -47,8 +46,8 @@ from guardian.kernel.procs import ProcInfo, list_pids, read_cmdline_text, read_c
 from guardian.kernel.stat import read_fork_count
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
+from guardian.logger import log
 
-log = logging.getLogger("guardian")
 
 Entry = Union[Critical, LowPriority]
 

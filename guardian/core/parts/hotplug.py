@@ -11,14 +11,13 @@ logs one line and returns None.
 Measured (README, "Hotplug"): the socket costs a few KiB; pyudev, used before, cost 0.6 MiB RSS
 on a udev host (libudev, ctypes) and was not loaded at all on boards without libudev.
 """
-import logging
 import socket
 from typing import Callable, List, Optional, Tuple
 
 from guardian.core.parts import Part, Tell
 from guardian.kernel.uevent import open_uevent_socket, parse_uevent, receive
+from guardian.logger import log
 
-log = logging.getLogger("guardian")
 
 SUBSYSTEMS = ("memory", "block")
 DRAIN_MAX = 256  # messages read per wake; the rest wait for the next

@@ -25,7 +25,6 @@ asks guardian/analysis/trend.py whether it is growing and where that leads:
 `guardian leaks [--json]` (guardian/commands/leaks.py) shows each watched process from that
 file and a live read.
 """
-import logging
 import os
 import threading
 import time
@@ -41,8 +40,8 @@ from guardian.core.parts import Part, Tell, Tick, leakstate
 from guardian.core.parts.leakstate import MAX_STATE_BYTES, STATE_NAME, Series
 from guardian.kernel.procs import ProcInfo, read_proc
 from guardian.kernel.smaps import read_rollup, read_smaps, smaps_growth
+from guardian.logger import log
 
-log = logging.getLogger("guardian")
 
 __all__ = ["LeakWatcher", "LeakFinding", "min_span_s", "early_span_s", "tenths", "mib_text", "size_text"]
 

@@ -12,15 +12,14 @@ wears it for nothing - and point node_exporter's --collector.textfile.directory 
 Kill and action counters also follow the events when the Metrics is given to Telemetry
 (`Telemetry(..., metrics=m)`), or take whole dicts through update(actions=..., kills=...).
 """
-import logging
 import math
 import time
 from typing import Any, Dict, List, Optional
 
 from guardian import safefile
 from guardian.core.parts import Part, Tick
+from guardian.logger import log
 
-log = logging.getLogger("guardian")
 
 PREFIX = "guardian_"
 RUNGS = ("normal", "reclaim", "terminate", "kill")

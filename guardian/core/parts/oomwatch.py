@@ -6,7 +6,6 @@ records logged since the last read parsed (guardian.analysis.oomreport). Each re
 classified (guardian.analysis.forensics), imported at the first report only: the daemon's idle
 memory matters more, and a kill has just given memory back.
 """
-import logging
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -14,8 +13,7 @@ from typing import Any, Dict, List, Optional
 from guardian.analysis.oomreport import OomReport, OomReportParser
 from guardian.core.parts import Part, Tell, Tick
 from guardian.kernel.kmsg import KMSG_PATH, KmsgReader
-
-log = logging.getLogger("guardian")
+from guardian.logger import log
 
 
 def kernel_cgroup_path(directory: str) -> str:
