@@ -27,7 +27,7 @@ an operator reads why the guardian chose its board, lacks a capability or failed
 import errno
 import json
 import os
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import threading
 import time
 from dataclasses import dataclass
@@ -361,18 +361,18 @@ class _Syslog:
         self.ident = ident
         self.path = path
         self.facility = facility
-        self.sock: Optional[socket.socket] = None
+        self.sock: Optional[_socket.socket] = None
         self.dropped = 0
         self._retry_at = 0.0
 
-    def _connect(self) -> Optional[socket.socket]:
+    def _connect(self) -> Optional[_socket.socket]:
         if self.sock is not None:
             return self.sock
         now = time.monotonic()
         if now < self._retry_at:
             return None
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            sock = socket.socket(socket.AF_UNIX, kind | getattr(socket, "SOCK_CLOEXEC", 0))
+        for kind in (_socket.SOCK_DGRAM, _socket.SOCK_STREAM):
+            sock = _socket.socket(_socket.AF_UNIX, kind | getattr(_socket, "SOCK_CLOEXEC", 0))
             try:
                 sock.connect(self.path)
             except OSError as exc:
@@ -394,7 +394,7 @@ class _Syslog:
             return
         data = ("<%d>%s[%d]: %s" % (self.facility * 8 + severity, self.ident, os.getpid(), text))
         payload = data.encode("utf-8", "replace")
-        if sock.type == socket.SOCK_STREAM:
+        if sock.type == _socket.SOCK_STREAM:
             payload += b"\0"
         try:
             sock.send(payload)

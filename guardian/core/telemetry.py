@@ -2,7 +2,7 @@
 metrics, and sd_notify."""
 import json
 import os
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import time
 from typing import Any, Dict, Optional, Union
 
@@ -126,7 +126,7 @@ class _Notifier:
 
     def __init__(self) -> None:
         self.address = os.environ.get("NOTIFY_SOCKET") or None
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_socket.socket] = None
 
     def send(self, **fields: str) -> None:
         if not self.address:
@@ -137,7 +137,7 @@ class _Notifier:
             addr = "\0" + addr[1:]  # abstract namespace
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
             self._sock.sendto(message, addr)
         except OSError as exc:
             log.debug("sd_notify to %s failed: %s", self.address, exc)

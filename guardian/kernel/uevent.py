@@ -7,7 +7,7 @@ and an unprivileged process cannot send to that group (a message whose sender is
 kernel, port 0, is dropped anyway). A message is "ACTION@DEVPATH" then NUL-separated
 KEY=VALUE pairs (ACTION, DEVPATH, SUBSYSTEM, DEVNAME, SEQNUM...).
 """
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -41,9 +41,9 @@ def parse_uevent(data: bytes) -> Optional[Uevent]:
     return Uevent(props.get("ACTION", action), devpath, props.get("SUBSYSTEM"), name, props)
 
 
-def open_uevent_socket() -> socket.socket:
+def open_uevent_socket() -> _socket.socket:
     """A non-blocking socket on the kernel's uevent group; OSError if the kernel refuses it."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC,
                          NETLINK_KOBJECT_UEVENT)
     try:
         sock.bind((0, KERNEL_GROUP))
@@ -53,7 +53,7 @@ def open_uevent_socket() -> socket.socket:
     return sock
 
 
-def receive(sock: socket.socket) -> Optional[bytes]:
+def receive(sock: _socket.socket) -> Optional[bytes]:
     """The next message from the kernel, b"" for one from anyone else, None when none is
     waiting. OSError (ENOBUFS: events were lost) is the caller's."""
     try:

@@ -27,7 +27,7 @@ value). Each (pid, starttime) is handled once.
 import errno
 import os
 import select
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
@@ -129,7 +129,7 @@ class AdjKeeper(Part):
     def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True, dry_run: bool = False):
         self.dry_run = dry_run  # say what would be set, set nothing
         self.proc_root = proc_root
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_socket.socket] = None
         self._ep: Optional["select.epoll"] = None
         self._ticker: Optional[_Ticker] = None
         self.mode = "poll"

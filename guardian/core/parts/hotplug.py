@@ -11,7 +11,7 @@ logs one line and returns None.
 Measured (README, "Hotplug"): the socket costs a few KiB; pyudev, used before, cost 0.6 MiB RSS
 on a udev host (libudev, ctypes) and was not loaded at all on boards without libudev.
 """
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 from typing import Callable, List, Optional, Tuple
 
 from guardian.core.parts import Part, Tell
@@ -26,7 +26,7 @@ DRAIN_MAX = 256  # messages read per wake; the rest wait for the next
 class HotplugWatcher(Part):
     name = "hotplug"
 
-    def __init__(self, sock: Optional[socket.socket], tell: Optional[Tell] = None,
+    def __init__(self, sock: Optional[_socket.socket], tell: Optional[Tell] = None,
                  on_change: Optional[Callable[[], None]] = None):
         self.sock = sock
         self.tell = tell  # where `hotplug` events go (a Telemetry)
