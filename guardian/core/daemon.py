@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from guardian.core import policy
 from guardian.actions import reclaim as reclaim_actions
 from guardian.actions import signals as sig
+from guardian.actions.stop import graceful_stop  # at start: nothing to import when memory is short
 from guardian.config import MIB, Config
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo
@@ -613,7 +614,6 @@ class Daemon:
         return False
 
     def _run_stop(self, handle: sig.ProcessHandle, victim: policy.Victim, timeout: float) -> None:
-        from guardian.actions.stop import graceful_stop  # subprocess costs ~2 MiB: only when stopping
         try:
             result = graceful_stop(handle, victim.stop or None, timeout)
             if result.error:
