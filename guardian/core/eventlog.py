@@ -25,7 +25,6 @@ board started by start-stop-daemon --background, stderr is /dev/null, and `logre
 an operator reads why the guardian chose its board, lacks a capability or failed a command.
 """
 import errno
-import json
 import os
 import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import threading
@@ -33,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
+from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian import safefile
 from guardian.kernel import close_quietly
 from guardian.kernel.mounts import RAM_FILESYSTEMS, fstype_of, read_mounts
@@ -202,7 +202,7 @@ class EventLog:
         """One record as one JSON line. With `durable`, on disk before returning when that
         is cheap (see the module doc). False when the line could not be written."""
         # The default separators ("event": "kill"): scripts on boards without jq grep for that.
-        line = (json.dumps(record, default=str) + "\n").encode("utf-8", "replace")
+        line = (jsontext.dumps(record, default=str) + "\n").encode("utf-8", "replace")
         with self._lock:
             if not self.path or not self._open():
                 return False
@@ -455,7 +455,7 @@ def _records(path: str, with_rotated: bool, skipped: Optional[List[int]]) -> Ite
                 if not raw:
                     continue
                 try:
-                    record = json.loads(raw.decode("utf-8", "replace"))
+                    record = jsontext.loads(raw.decode("utf-8", "replace"))
                 except ValueError:
                     if skipped is not None:
                         skipped[0] += 1

@@ -1,11 +1,11 @@
 """Tell: the event log (JSON lines + syslog), the runtime state file `guardian status` reads,
 metrics, and sd_notify."""
-import json
 import os
 import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import time
 from typing import Any, Dict, Optional, Union
 
+from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian import safefile
 from guardian.core.eventlog import (DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog, Place,
                                     SyslogHandler)
@@ -97,7 +97,7 @@ class Telemetry:
         if not self.state_file:
             return
         try:
-            safefile.write_atomic(self.state_file, json.dumps(state, sort_keys=True).encode("utf-8"), 0o644)
+            safefile.write_atomic(self.state_file, jsontext.dumps(state, sort_keys=True).encode("utf-8"), 0o644)
         except OSError as exc:
             problem = "%s" % (exc.strerror or exc)
             if problem != self._state_problem:
