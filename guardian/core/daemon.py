@@ -19,6 +19,7 @@ from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo
 from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
+from guardian.core.match import precompile
 from guardian.core.parts import Part, Tick
 from guardian.core.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Recent
 from guardian.core.reading import Reading
@@ -71,6 +72,7 @@ class Daemon:
                  reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = "",
                  hotplug: str = "off", metrics: Optional[Part] = None):
         self.config = config
+        precompile(config)  # re, if a pattern needs it, now and not at the first classification
         self.scope_dir = scope_dir
         self.proc_root = proc_root
         self.sys_root = sys_root
@@ -315,6 +317,7 @@ class Daemon:
             self.tell.notify(READY="1")
             return
         self.config = new
+        precompile(new)
         self.dry_run = self.dry_run or new.actions.dry_run
         self.growth.window_s = new.victims.growth_window_s
         self.waiter.wait = new.wait

@@ -35,6 +35,7 @@ PYTHON3_PACKAGE = {
     "socket": "io", "io": "core", "tempfile": "io", "tomllib": "tomllib", "datetime": "datetime",
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
     # optional: tomli only before Python 3.11
+    "_json": "json", "_socket": "io", "_thread": "core",  # the C modules behind json, socket, threading
     "tomli": None,
 }
 
