@@ -3,18 +3,17 @@ The other commands live in guardian.commands, imported only when asked for."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 from guardian import __version__
 from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place, events_place
+from guardian.logger import INFO, WARNING, configure, log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Optional
 
-log = logging.getLogger("guardian")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -37,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         place = _events_place(args.events_file, config.leaks.state_dir)
         telemetry.use_events(place)
         if place.note:
-            log.log(logging.WARNING if place.in_ram else logging.INFO, "%s", place.note)
+            log.log(WARNING if place.in_ram else INFO, "%s", place.note)
         scope = scope_dir_for(args.scope, args.sys_root)
         _warn_capabilities()
         log.info("config: %s (%s)", config.source, why)
@@ -182,8 +181,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     _restore_tmpdir()
     level = getattr(args, "sub_log_level", None) or args.log_level
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="guardian: %(levelname)s: %(message)s")
+    configure(level)  # "guardian: LEVEL: message" lines on stderr
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

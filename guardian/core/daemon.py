@@ -5,20 +5,21 @@ write, a bad reload) is logged and survived here; the loop itself only stops on 
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import threading
+import _thread  # not threading (~0.7 MiB resident): one thread per stop command
 import time
 
 from guardian.core import policy
 from guardian.actions import reclaim as reclaim_actions
 from guardian.actions import signals as sig
+from guardian.actions.stop import graceful_stop  # at start: nothing to import when memory is short
 from guardian.config import MIB, Config
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo
 from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
+from guardian.core.match import precompile
 from guardian.core.parts import Part, Tick
 from guardian.core.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Recent
 from guardian.core.reading import Reading
@@ -26,6 +27,7 @@ from guardian.core.sense import Sensor
 from guardian.core.telemetry import Telemetry
 from guardian.core.waiter import UsageThresholds, Waiter, adaptive_timeout
 from guardian.record import replace
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 
     ReloadFn = Callable[[], Config]
 
-log = logging.getLogger("guardian")
 
 # Seconds between process-table samples while available memory is near the reclaim line.
 NEAR_LINE_SAMPLE_S = 1.0
@@ -76,6 +77,7 @@ class Daemon:
                  reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = "",
                  hotplug: str = "off", metrics: Optional[Part] = None):
         self.config = config
+        precompile(config)  # re, if a pattern needs it, now and not at the first classification
         self.scope_dir = scope_dir
         self.proc_root = proc_root
         self.sys_root = sys_root
@@ -158,11 +160,14 @@ class Daemon:
         self.tell.notify(READY="1", STATUS="watching, wait mode %s" % self.waiter.mode)
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread (a test running the loop): no signal handlers
+            os.close(r)
+            os.close(w)
+            return
         self._wake_r = r
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
 
         def on_stop(signum, frame):
             self._stop = True
@@ -371,6 +376,7 @@ class Daemon:
             self.tell.notify(READY="1")
             return
         self.config = new
+        precompile(new)
         self.dry_run = self.dry_run or new.actions.dry_run
         self.growth.window_s = new.victims.growth_window_s
         self.waiter.wait = new.wait
@@ -671,11 +677,10 @@ class Daemon:
             return False
         timeout = self.config.actions.stop_command_timeout_s
         # A stop command may take seconds; memory keeps being watched meanwhile.
-        threading.Thread(target=self._run_stop, args=(handle, v, timeout), daemon=True).start()
+        _thread.start_new_thread(self._run_stop, (handle, v, timeout))  # daemonic: never holds up exit
         return False
 
     def _run_stop(self, handle: sig.ProcessHandle, victim: policy.Victim, timeout: float) -> None:
-        from guardian.actions.stop import graceful_stop  # subprocess costs ~2 MiB: only when stopping
         try:
             result = graceful_stop(handle, victim.stop or None, timeout)
             if result.error:

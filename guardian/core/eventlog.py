@@ -27,23 +27,22 @@ an operator reads why the guardian chose its board, lacks a capability or failed
 from __future__ import annotations
 
 import errno
-import json
-import logging
 import os
-import socket
-import threading
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
+import _thread  # not threading (~0.7 MiB resident): a lock and the fsync helper
 import time
 
+from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian import safefile
 from guardian.kernel import close_quietly
 from guardian.kernel.mounts import RAM_FILESYSTEMS, fstype_of, read_mounts
 from guardian.record import record
+from guardian.logger import DEBUG, ERROR, INFO, WARNING, Record, log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-log = logging.getLogger("guardian")
 
 DEFAULT_EVENTS_FILE = "/var/log/guardian/events.jsonl"
 DEFAULT_MAX_BYTES = 1 << 20
@@ -134,7 +133,7 @@ class EventLog:
         self.fd: Optional[int] = None
         self.size = 0
         self._retry_at = 0.0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.sync_cost_s: Optional[float] = None  # recent fsync cost (decaying maximum)
         self.syncs = 0
         self.deferred_syncs = 0
@@ -161,7 +160,7 @@ class EventLog:
         except OSError as exc:
             self._retry_at = now + 60.0
             self._open_failures += 1
-            log.log(logging.ERROR if self._open_failures == 1 else logging.DEBUG,
+            log.log(ERROR if self._open_failures == 1 else DEBUG,
                     "cannot open the event log %s: %s (events go to the log lines only; retrying every minute)",
                     self.path, exc.strerror or exc)
             return False
@@ -208,7 +207,7 @@ class EventLog:
         """One record as one JSON line. With `durable`, on disk before returning when that
         is cheap (see the module doc). False when the line could not be written."""
         # The default separators ("event": "kill"): scripts on boards without jq grep for that.
-        line = (json.dumps(record, default=str) + "\n").encode("utf-8", "replace")
+        line = (jsontext.dumps(record, default=str) + "\n").encode("utf-8", "replace")
         with self._lock:
             if not self.path or not self._open():
                 return False
@@ -292,61 +291,72 @@ class EventLog:
 
 class _Syncer:
     """One helper thread doing fsyncs that would stall the loop (started the first time one
-    is too slow, then parked on an Event)."""
+    is too slow, then parked on a lock). `wanted` is held while there is nothing to do and
+    released by a request (any thread may release a _thread lock): an Event's set and
+    wait+clear. `running` is held while the thread runs: stop() waits on it, as join did."""
 
     def __init__(self, owner: EventLog):
         self.owner = owner
-        self.wanted = threading.Event()
+        self.wanted = _thread.allocate_lock()
+        self.wanted.acquire()
+        self.running = _thread.allocate_lock()
+        self.running.acquire()
         self.fd: Optional[int] = None
         self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="guardian-fsync", daemon=True)
-        self.thread.start()
+        _thread.start_new_thread(self._run, ())  # daemonic: never holds up exit
+
+    def _wake(self) -> None:
+        try:
+            self.wanted.release()
+        except RuntimeError:  # released already: a request is pending
+            pass
 
     def request(self, fd: int) -> None:
         self.fd = fd
-        self.wanted.set()
+        self._wake()
 
     def _run(self) -> None:
-        while True:
-            self.wanted.wait()
-            self.wanted.clear()
-            if self.stopping:
-                return
-            fd = self.fd
-            with self.owner._lock:
-                if fd != self.owner.fd:
-                    continue  # rotated or closed since
-            self.owner.sync_now(fd)
+        try:
+            while True:
+                self.wanted.acquire()
+                if self.stopping:
+                    return
+                fd = self.fd
+                with self.owner._lock:
+                    if fd != self.owner.fd:
+                        continue  # rotated or closed since
+                self.owner.sync_now(fd)
+        finally:
+            self.running.release()
 
     def stop(self) -> None:
         self.stopping = True
-        self.wanted.set()
-        self.thread.join(timeout=5.0)
+        self._wake()
+        if self.running.acquire(timeout=5.0):
+            self.running.release()
 
 
 # A log record's level -> its syslog severity.
-_SEVERITY = ((logging.ERROR, LOG_ERR), (logging.WARNING, LOG_WARNING), (logging.INFO, LOG_INFO))
+_SEVERITY = ((ERROR, LOG_ERR), (WARNING, LOG_WARNING), (INFO, LOG_INFO))
 LOG_DEBUG = 7
 
 
-class SyslogHandler(logging.Handler):
+class SyslogHandler:
     """Log lines to syslog with their level's severity, through the event log's sender (never
     blocking). A record marked `syslog_sent` (an event, sent with its own severity) is not
-    sent twice."""
+    sent twice. A handler of guardian.logger's log."""
+
+    level = DEBUG
 
     def __init__(self, sender: "_Syslog"):
-        super().__init__()
         self.sender = sender
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "syslog_sent", False):
+    def emit(self, record: Record) -> None:
+        if record.syslog_sent:
             return
         severity = next((sev for level, sev in _SEVERITY if record.levelno >= level), LOG_DEBUG)
-        try:
-            text = record.getMessage()
-        except Exception:  # a bad format string in a log call: the line, not the guardian
-            text = str(record.msg)
-        self.sender.send(text, severity)
+        # A bad format string in a log call spoils the line, not the guardian.
+        self.sender.send(record.text(), severity)
 
 
 def _want_syslog(setting: Union[bool, str]) -> bool:
@@ -369,18 +379,18 @@ class _Syslog:
         self.ident = ident
         self.path = path
         self.facility = facility
-        self.sock: Optional[socket.socket] = None
+        self.sock: Optional[_socket.socket] = None
         self.dropped = 0
         self._retry_at = 0.0
 
-    def _connect(self) -> Optional[socket.socket]:
+    def _connect(self) -> Optional[_socket.socket]:
         if self.sock is not None:
             return self.sock
         now = time.monotonic()
         if now < self._retry_at:
             return None
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            sock = socket.socket(socket.AF_UNIX, kind | getattr(socket, "SOCK_CLOEXEC", 0))
+        for kind in (_socket.SOCK_DGRAM, _socket.SOCK_STREAM):
+            sock = _socket.socket(_socket.AF_UNIX, kind | getattr(_socket, "SOCK_CLOEXEC", 0))
             try:
                 sock.connect(self.path)
             except OSError as exc:
@@ -402,7 +412,7 @@ class _Syslog:
             return
         data = ("<%d>%s[%d]: %s" % (self.facility * 8 + severity, self.ident, os.getpid(), text))
         payload = data.encode("utf-8", "replace")
-        if sock.type == socket.SOCK_STREAM:
+        if sock.type == _socket.SOCK_STREAM:
             payload += b"\0"
         try:
             sock.send(payload)
@@ -463,7 +473,7 @@ def _records(path: str, with_rotated: bool, skipped: Optional[List[int]]) -> Ite
                 if not raw:
                     continue
                 try:
-                    record = json.loads(raw.decode("utf-8", "replace"))
+                    record = jsontext.loads(raw.decode("utf-8", "replace"))
                 except ValueError:
                     if skipped is not None:
                         skipped[0] += 1

@@ -6,7 +6,6 @@ getting short or the sampling interval is due.
 """
 from __future__ import annotations
 
-import logging
 import os
 
 from guardian.kernel import ParseError, close_quietly
@@ -17,12 +16,12 @@ from guardian.kernel.procs import ProcInfo, read_procs
 from guardian.kernel.psi import Psi, parse_psi
 from guardian.kernel.sysctl import read_sysctl
 from guardian.core.reading import Reading
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional, Set, Tuple
 
-log = logging.getLogger("guardian")
 
 
 class KeptFile:

@@ -2,22 +2,21 @@
 metrics, and sd_notify."""
 from __future__ import annotations
 
-import json
-import logging
 import os
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import time
 
+from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian import safefile
 from guardian.core.eventlog import (DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog, Place,
                                     SyslogHandler)
 from guardian.core.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
+from guardian.logger import ERROR, INFO, WARNING, log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Union
 
-log = logging.getLogger("guardian")
 
 DEFAULT_STATE_FILE = "/run/guardian/state.json"
 __all__ = ["Telemetry", "DEFAULT_STATE_FILE", "DEFAULT_EVENTS_FILE"]
@@ -67,15 +66,15 @@ class Telemetry:
         see guardian.core.eventlog) - so call it before the act it describes."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind == "error":
-            level, severity = logging.ERROR, LOG_ERR
+            level, severity = ERROR, LOG_ERR
         elif kind in _WARNING_KINDS or fields.get("ok") is False:  # a failure it reports (a file refused...)
-            level, severity = logging.WARNING, LOG_WARNING
+            level, severity = WARNING, LOG_WARNING
         elif kind in ("start", "stop", "reload"):
-            level, severity = logging.INFO, LOG_NOTICE
+            level, severity = INFO, LOG_NOTICE
         else:
-            level, severity = logging.INFO, LOG_INFO
+            level, severity = INFO, LOG_INFO
         sent = self.eventlog is not None and self.eventlog.syslog is not None
-        log.log(level, "%s: %s", kind, message, extra={"syslog_sent": sent})
+        log.log(level, "%s: %s", kind, message, syslog_sent=sent)
         if self.eventlog is not None:
             record: Dict[str, Any] = {"time": round(time.time(), 3), "event": kind, "message": message}
             for key, value in fields.items():
@@ -103,11 +102,11 @@ class Telemetry:
         if not self.state_file:
             return
         try:
-            safefile.write_atomic(self.state_file, json.dumps(state, sort_keys=True).encode("utf-8"), 0o644)
+            safefile.write_atomic(self.state_file, jsontext.dumps(state, sort_keys=True).encode("utf-8"), 0o644)
         except OSError as exc:
             problem = "%s" % (exc.strerror or exc)
             if problem != self._state_problem:
-                log.log(logging.ERROR if isinstance(exc, safefile.UnsafePath) else logging.WARNING,
+                log.log(ERROR if isinstance(exc, safefile.UnsafePath) else WARNING,
                         "cannot write the state file %s: %s (status will not see this daemon)",
                         self.state_file, problem)
             self._state_problem = problem
@@ -132,7 +131,7 @@ class _Notifier:
 
     def __init__(self) -> None:
         self.address = os.environ.get("NOTIFY_SOCKET") or None
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_socket.socket] = None
 
     def send(self, **fields: str) -> None:
         if not self.address:
@@ -143,7 +142,7 @@ class _Notifier:
             addr = "\0" + addr[1:]  # abstract namespace
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
             self._sock.sendto(message, addr)
         except OSError as exc:
             log.debug("sd_notify to %s failed: %s", self.address, exc)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import select
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 
@@ -70,7 +70,7 @@ def _bpf_program() -> bytes:
 _DROP_ALL = struct.pack("=HBBI", 0x06, 0, 0, 0)  # ret #0
 
 
-def attach_filter(sock: socket.socket, drop_all: bool = False) -> bool:
+def attach_filter(sock: _socket.socket, drop_all: bool = False) -> bool:
     """Attach (or replace) the socket's classic BPF filter: the exec/comm one, or with drop_all
     one that drops every event in the kernel (the subscription stays). False if it failed."""
     try:
@@ -79,7 +79,7 @@ def attach_filter(sock: socket.socket, drop_all: bool = False) -> bool:
         prog = _DROP_ALL if drop_all else _bpf_program()
         buf = ctypes.create_string_buffer(prog, len(prog))
         fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        sock.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
         return True
     except (ImportError, OSError):
         return False
@@ -109,11 +109,11 @@ def parse_events(data: bytes) -> List[Tuple[int, int, int]]:
     return out
 
 
-def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[socket.socket], str]:
+def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[_socket.socket], str]:
     """A non-blocking socket hearing exec/comm events, and how it went; (None, why) when the
     proc connector cannot be used here."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_CONNECTOR)
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, NETLINK_CONNECTOR)
     except (OSError, AttributeError) as e:
         return None, "netlink proc connector unavailable: %s" % (getattr(e, "strerror", None) or e)
     try:
@@ -147,7 +147,7 @@ def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[sock
         return None, "netlink proc connector refused: %s%s" % (e.strerror or e, hint)
 
 
-def close_proc_connector(sock: socket.socket) -> None:
+def close_proc_connector(sock: _socket.socket) -> None:
     """Unsubscribe (best effort), then close the socket."""
     try:
         sock.send(_listen_msg(PROC_CN_MCAST_IGNORE))

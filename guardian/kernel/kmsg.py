@@ -9,20 +9,30 @@ midway: the daemon's watcher stops explaining kernel OOM kills from then on, and
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import re
 
 from guardian.kernel import close_quietly
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator, List, Optional, Tuple
 
-log = logging.getLogger("guardian")
 
 KMSG_PATH = "/dev/kmsg"
-_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def _unescape(message: bytes) -> bytes:
+    """The kernel's \\xNN escapes back to bytes (without re: it costs ~0.9 MiB resident)."""
+    parts = message.split(b"\\x")
+    out = [parts[0]]
+    for part in parts[1:]:
+        if len(part) >= 2 and part[0] in _HEX and part[1] in _HEX:
+            out.append(bytes((int(part[:2], 16),)) + part[2:])
+        else:
+            out.append(b"\\x" + part)
+    return b"".join(out)
 
 
 class KmsgRecord:
@@ -52,7 +62,7 @@ def parse_record(data: bytes) -> Optional[KmsgRecord]:
     flags = parts[3].decode("ascii", "replace") if len(parts) > 3 else "-"
     message = rest.split(b"\n", 1)[0]  # continuation lines " KEY=value" are device metadata
     if b"\\x" in message:
-        message = _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), message)
+        message = _unescape(message)
     return KmsgRecord(prio & 7, seq, usec / 1e6, flags, message.decode("utf-8", "replace"))
 
 

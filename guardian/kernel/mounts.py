@@ -7,7 +7,6 @@ with spaces, tabs, newlines and backslashes in paths written as octal escapes (`
 from __future__ import annotations
 
 import os
-import re
 
 from guardian.kernel import ParseError, read_optional_text
 from guardian.record import record
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
     from typing import Optional, Sequence, Tuple
 
 RAM_FILESYSTEMS = frozenset(("tmpfs", "ramfs"))
-_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
 @record
@@ -32,7 +30,18 @@ class Mount:
 
 
 def _unescape(text: str) -> str:
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), text)
+    """The kernel's \\NNN octal escapes (space, tab, newline, backslash) back; no re (~0.9 MiB)."""
+    if "\\" not in text:
+        return text
+    parts = text.split("\\")
+    out = [parts[0]]
+    for part in parts[1:]:
+        digits = part[:3]
+        if len(digits) == 3 and all(c in "01234567" for c in digits):
+            out.append(chr(int(digits, 8)) + part[3:])
+        else:
+            out.append("\\" + part)
+    return "".join(out)
 
 
 def parse_mountinfo(text: str, path: str = "/proc/self/mountinfo") -> Tuple[Mount, ...]:

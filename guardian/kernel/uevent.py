@@ -9,9 +9,9 @@ KEY=VALUE pairs (ACTION, DEVPATH, SUBSYSTEM, DEVNAME, SEQNUM...).
 """
 from __future__ import annotations
 
-import socket
 
 from guardian.record import record
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ def parse_uevent(data: bytes) -> Optional[Uevent]:
     return Uevent(props.get("ACTION", action), devpath, props.get("SUBSYSTEM"), name, props)
 
 
-def open_uevent_socket() -> socket.socket:
+def open_uevent_socket() -> _socket.socket:
     """A non-blocking socket on the kernel's uevent group; OSError if the kernel refuses it."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC,
                          NETLINK_KOBJECT_UEVENT)
     try:
         sock.bind((0, KERNEL_GROUP))
@@ -59,7 +59,7 @@ def open_uevent_socket() -> socket.socket:
     return sock
 
 
-def receive(sock: socket.socket) -> Optional[bytes]:
+def receive(sock: _socket.socket) -> Optional[bytes]:
     """The next message from the kernel, b"" for one from anyone else, None when none is
     waiting. OSError (ENOBUFS: events were lost) is the caller's."""
     try:

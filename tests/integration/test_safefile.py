@@ -11,7 +11,7 @@ GUARDIAN_TEST_TREE=/path/to/tree python3 -m pytest tests/integration/test_safefi
 """
 import errno
 import json
-import logging
+from guardian import logger
 import os
 import shutil
 import signal
@@ -250,7 +250,7 @@ def test_leftovers_in_a_directory_made_safe_are_never_followed(scene):
 @pytest.mark.parametrize("mode,why", [(0o777, "writable by others (mode 0777)"),
                                       (0o1777, "writable by others (mode 1777)"),
                                       (0o775, "writable by group 65534 (mode 0775)")])
-def test_directory_writable_by_others_is_refused(scene, mode, why, caplog):
+def test_directory_writable_by_others_is_refused(scene, mode, why, guardian_log):
     """Root's directory, but others may write it: refused, sticky or not (sticky stops others
     removing our files, not planting names we have yet to create). Each writer the daemon uses."""
     os.chown(scene.drop, 0, NOBODY)
@@ -258,7 +258,7 @@ def test_directory_writable_by_others_is_refused(scene, mode, why, caplog):
     if mode & 0o002:  # nobody can plant there itself
         scene.plant(links=[("events.jsonl", scene.target("events")), ("leaks.json.tmp", scene.target("leaks"))])
     refused = "refused: directory %s is %s" % (scene.drop, why)
-    caplog.set_level(logging.DEBUG, logger="guardian")
+    guardian_log.set_level(logger.DEBUG)
     events = EventLog(scene.path("events.jsonl"), fsync=False)
     assert not events.append({"event": "test"})
     tell = Telemetry(state_file=scene.path("state.json"))
@@ -270,23 +270,23 @@ def test_directory_writable_by_others_is_refused(scene, mode, why, caplog):
                         tell=type("T", (), {"event": lambda self, kind, msg, **f: told.append(msg)})())
     leaks._dirty = True
     assert not leaks.save(0.0, force=True)
-    text = caplog.text + "\n".join(told)
+    text = guardian_log.text + "\n".join(told)
     for name in ("events.jsonl", "state.json", "guardian.prom", STATE_NAME):
         assert "%s: %s" % (scene.path(name), refused) in text, (name, text)
     assert not [n for n in os.listdir(scene.drop) if not os.path.islink(scene.path(n))]
     scene.assert_targets_untouched()
 
 
-def test_a_directory_above_owned_by_another_user_or_a_link_of_theirs_is_refused(scene, caplog):
+def test_a_directory_above_owned_by_another_user_or_a_link_of_theirs_is_refused(scene, guardian_log):
     """Root's own 0755 directory under one that nobody owns (nobody could rename it away and put
     its own in its place), and a path through a link that nobody owns."""
     scene.give_drop_to(NOBODY)
     inner = scene.path("guardian")
     os.mkdir(inner, 0o755)
-    caplog.set_level(logging.DEBUG, logger="guardian")
+    guardian_log.set_level(logger.DEBUG)
     tell = Telemetry(state_file=os.path.join(inner, "state.json"))
     tell.write_state({"pid": 1})
-    assert "refused: directory %s is owned by uid 65534 (nobody), not root" % scene.drop in caplog.text
+    assert "refused: directory %s is owned by uid 65534 (nobody), not root" % scene.drop in guardian_log.text
     assert os.listdir(inner) == []
     # a sticky directory like /tmp is fine above the files, but a link nobody put there is not
     roots = os.path.join(scene.base, "roots")
@@ -345,16 +345,16 @@ def test_metrics_temp_name_is_unpredictable_and_exclusive(scene):
     assert not os.path.lexists(scene.path("guardian.prom"))
 
 
-def test_event_log_refuses_a_hard_link_and_a_file_of_another_user(scene, caplog):
+def test_event_log_refuses_a_hard_link_and_a_file_of_another_user(scene, guardian_log):
     """With fs.protected_hardlinks off, a user could hard-link a root file under the log's name;
     and a file nobody made there before the admin took the directory back is not ours."""
-    caplog.set_level(logging.DEBUG, logger="guardian")
+    guardian_log.set_level(logger.DEBUG)
     target = scene.target("events")
     os.link(target, scene.path("events.jsonl"))
     del scene.targets[target]  # same inode, counted again below
     log = EventLog(scene.path("events.jsonl"), fsync=False)
     assert not log.append({"event": "x"})
-    assert "refused: %s has 2 hard links" % scene.path("events.jsonl") in caplog.text
+    assert "refused: %s has 2 hard links" % scene.path("events.jsonl") in guardian_log.text
     with open(target, "rb") as f:
         assert f.read() == SECRET
     os.unlink(scene.path("events.jsonl"))
@@ -363,7 +363,7 @@ def test_event_log_refuses_a_hard_link_and_a_file_of_another_user(scene, caplog)
     os.chown(scene.path("events.jsonl"), NOBODY, NOBODY)
     log = EventLog(scene.path("events.jsonl"), fsync=False)
     assert not log.append({"event": "x"})
-    assert "refused: %s is owned by uid 65534 (nobody), not root" % scene.path("events.jsonl") in caplog.text
+    assert "refused: %s is owned by uid 65534 (nobody), not root" % scene.path("events.jsonl") in guardian_log.text
 
 
 def test_directories_the_guardian_creates_are_0755_root_whatever_the_umask(scene):

@@ -36,6 +36,7 @@ PYTHON3_PACKAGE = {
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
     "__future__": "core",
     # optional: tomli only before Python 3.11
+    "_json": "json", "_socket": "io", "_thread": "core",  # the C modules behind json, socket, threading
     "tomli": None,
     # imported for the type checker only, never at run time
     "typing_extensions": None,

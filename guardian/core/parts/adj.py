@@ -27,10 +27,9 @@ value). Each (pid, starttime) is handled once.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import select
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 
@@ -48,6 +47,7 @@ from guardian.kernel.procs import ProcInfo, list_pids, read_cmdline_text, read_c
 from guardian.kernel.stat import read_fork_count
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
     Entry = Union[Critical, LowPriority]
 
-log = logging.getLogger("guardian")
 
 
 def _log_all(lines: List[str]) -> None:
@@ -135,7 +134,7 @@ class AdjKeeper(Part):
     def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True, dry_run: bool = False):
         self.dry_run = dry_run  # say what would be set, set nothing
         self.proc_root = proc_root
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_socket.socket] = None
         self._ep: Optional["select.epoll"] = None
         self._ticker: Optional[_Ticker] = None
         self.mode = "poll"

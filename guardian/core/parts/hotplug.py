@@ -13,11 +13,11 @@ on a udev host (libudev, ctypes) and was not loaded at all on boards without lib
 """
 from __future__ import annotations
 
-import logging
-import socket
+import _socket  # not socket.py, which builds enums at import (~1 MiB)
 
 from guardian.core.parts import Part
 from guardian.kernel.uevent import open_uevent_socket, parse_uevent, receive
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from guardian.core.parts import Tell
 
-log = logging.getLogger("guardian")
 
 SUBSYSTEMS = ("memory", "block")
 DRAIN_MAX = 256  # messages read per wake; the rest wait for the next
@@ -34,7 +33,7 @@ DRAIN_MAX = 256  # messages read per wake; the rest wait for the next
 class HotplugWatcher(Part):
     name = "hotplug"
 
-    def __init__(self, sock: Optional[socket.socket], tell: Optional[Tell] = None,
+    def __init__(self, sock: Optional[_socket.socket], tell: Optional[Tell] = None,
                  on_change: Optional[Callable[[], None]] = None):
         self.sock = sock
         self.tell = tell  # where `hotplug` events go (a Telemetry)

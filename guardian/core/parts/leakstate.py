@@ -17,10 +17,10 @@ is new, and the series of processes watched by size (their identity is a PID) ar
 """
 from __future__ import annotations
 
-import json
 import time
 from array import array
 
+from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian.analysis.trend import EMPTY, Trend, duration
 from guardian.config import MIB
 from guardian.kernel.sysctl import read_sysctl
@@ -139,14 +139,14 @@ def encode(series: Iterable[Series], now: float, clock_now: float, boot_id: str)
                 item["grew_span"] = [round(now - s.grew_span[0], 1), round(now - s.grew_span[1], 1),
                                      s.grew_span[2]]
         doc["series"].append(item)
-    return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+    return (jsontext.dumps(doc, separators=(",", ":")) + "\n").encode()
 
 
 def decode(data: bytes, clock_now: float, boot_id: str) -> Tuple[List[Series], str]:
     """Series from the file's bytes, their times moved onto the watcher's clock (which reads
     clock_now at this moment), and a note on what was dropped ("" if nothing). Raises
     ValueError (and friends) for anything that is not a whole, well-formed file of ours."""
-    doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+    doc = jsontext.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("not format %d" % FORMAT)
     if not isinstance(doc.get("series"), list) or not all(isinstance(x, dict) for x in doc["series"]):

@@ -14,18 +14,17 @@ Kill and action counters also follow the events when the Metrics is given to Tel
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
 
 from guardian import safefile
 from guardian.core.parts import Part, Tick
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional
 
-log = logging.getLogger("guardian")
 
 PREFIX = "guardian_"
 RUNGS = ("normal", "reclaim", "terminate", "kill")

@@ -8,13 +8,13 @@ memory matters more, and a kill has just given memory back.
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 
 from guardian.analysis.oomreport import OomReport, OomReportParser
 from guardian.core.parts import Part, Tick
 from guardian.kernel.kmsg import KMSG_PATH, KmsgReader
+from guardian.logger import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from guardian.core.parts import Tell
 
-log = logging.getLogger("guardian")
 
 
 def kernel_cgroup_path(directory: str) -> str:

@@ -1,7 +1,8 @@
 """Telemetry: event lines to the event log and syslog, metrics fed from the events, and
 sd_notify datagrams to $NOTIFY_SOCKET (silent without it)."""
-import logging
+from guardian import logger
 import os
+import _socket
 import socket
 import time
 
@@ -89,13 +90,13 @@ def test_silent_without_notify_socket(monkeypatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     tell = Telemetry(state_file=None)
     made = []
-    real_socket = socket.socket
+    real_socket = _socket.socket
 
     def recording_socket(*args, **kwargs):
         made.append(args)
         return real_socket(*args, **kwargs)
 
-    monkeypatch.setattr(socket, "socket", recording_socket)
+    monkeypatch.setattr(_socket, "socket", recording_socket)
     before = open_fds()
     tell.notify(READY="1")  # nothing to send to: no socket made, nothing raised
     tell.notify(STATUS="watching")
@@ -103,10 +104,10 @@ def test_silent_without_notify_socket(monkeypatch):
     assert open_fds() == before
 
 
-def test_a_gone_manager_is_not_an_error(tmp_path, monkeypatch, caplog):
+def test_a_gone_manager_is_not_an_error(tmp_path, monkeypatch, guardian_log):
     path = str(tmp_path / "gone")
     monkeypatch.setenv("NOTIFY_SOCKET", path)
-    caplog.set_level(logging.DEBUG, logger="guardian")
+    guardian_log.set_level(logger.DEBUG)
     tell = Telemetry(state_file=None)
     started = time.monotonic()
     tell.notify(READY="1")
@@ -116,9 +117,9 @@ def test_a_gone_manager_is_not_an_error(tmp_path, monkeypatch, caplog):
     assert time.monotonic() - started < 1.0  # never waits for the missing manager
     assert open_fds() == after_first  # one socket, reused: none left behind per call
     # Said at debug level only: the daemon runs on as if unsupervised.
-    failed = [r for r in caplog.records if "sd_notify to %s failed" % path in r.getMessage()]
-    assert failed and all(r.levelno == logging.DEBUG for r in failed)
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    failed = [r for r in guardian_log.records if "sd_notify to %s failed" % path in r.getMessage()]
+    assert failed and all(r.levelno == logger.DEBUG for r in failed)
+    assert not [r for r in guardian_log.records if r.levelno >= logger.WARNING]
     # The manager back at that address: the next notification reaches it, and none of those
     # sent while it was gone were kept for it.
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -151,9 +152,9 @@ def test_log_lines_reach_syslog_with_their_severity_and_events_only_once(tmp_pat
     path, server = fake_devlog
     tell = Telemetry(state_file=None, syslog=True)
     tell.eventlog.syslog.path = path
-    log = logging.getLogger("guardian")
+    log = logger.log
     before = log.level
-    log.setLevel(logging.INFO)
+    log.setLevel(logger.INFO)
     try:
         log.warning("running without some capabilities (uid %d)", 0)
         log.info("config: %s", "generic.toml")
@@ -179,7 +180,7 @@ def test_log_lines_reach_syslog_with_their_severity_and_events_only_once(tmp_pat
 
 
 def test_no_syslog_handler_without_syslog(tmp_path):
-    before = list(logging.getLogger("guardian").handlers)
+    before = list(logger.log.handlers)
     tell = Telemetry(state_file=None, events_file=str(tmp_path / "ev.jsonl"), syslog=False)
-    assert logging.getLogger("guardian").handlers == before
+    assert logger.log.handlers == before
     tell.close()

@@ -101,12 +101,12 @@ def test_on_readable_tells_each_change_and_restarts_the_fill_rate_once():
     assert len(tell.events) == 2 and calls == [1]
 
 
-def test_refused_socket_gives_none_and_one_line(monkeypatch, caplog):
+def test_refused_socket_gives_none_and_one_line(monkeypatch, guardian_log):
     def refuse():
         raise OSError(errno.EPROTONOSUPPORT, "Protocol not supported")
 
     monkeypatch.setattr(hotplug, "open_uevent_socket", refuse)
-    with caplog.at_level("DEBUG", logger="guardian"):
+    with guardian_log.at_level("DEBUG"):
         watcher, reason = HotplugWatcher.open()
     assert watcher is None and "Protocol not supported" in reason
-    assert len(caplog.records) == 1 and "re-read every tick" in caplog.records[0].getMessage()
+    assert len(guardian_log.records) == 1 and "re-read every tick" in guardian_log.records[0].getMessage()

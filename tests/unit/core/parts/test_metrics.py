@@ -146,10 +146,10 @@ def test_disabled_writes_nothing(tmp_path):
     assert not m.enabled and m.write(0.0, force=True) is False
 
 
-def test_unwritable_path_logs_once(tmp_path, caplog):
+def test_unwritable_path_logs_once(tmp_path, guardian_log):
     blocker = tmp_path / "file"
     blocker.write_text("")
     m = Metrics(str(blocker / "guardian.prom"))
     assert m.write(0.0) is False
     assert m.write(20.0) is False
-    assert caplog.text.count("cannot write metrics") == 1
+    assert guardian_log.text.count("cannot write metrics") == 1

@@ -77,6 +77,5 @@ RDEPENDS:${PN} = "\
     python3-difflib \
     python3-io \
     python3-json \
-    python3-logging \
     python3-tomllib \
 "
