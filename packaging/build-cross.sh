@@ -6,7 +6,8 @@
 # PyInstaller cannot cross-compile, so this makes a Debian root of the target
 # architecture with `debootstrap --foreign`, finishes it under qemu-user (binfmt_misc),
 # builds there with the same packaging/build-frozen.sh that `make frozen` runs on the
-# host, copies the result to dist/guardian-<arch> and runs packaging/smoke-test.sh on it
+# host, copies the result to dist/guardian-<arch> (the floor, packaging/floor.py, to
+# dist/guardian-floor-<arch>) and runs packaging/smoke-test.sh on it
 # under qemu-user. Needs root (debootstrap, chroot, unshare) and Debian's debootstrap,
 # qemu-user-static and binfmt-support.
 #
@@ -154,12 +155,15 @@ unshare --mount --propagation private sh -c '
 T2=$(now)
 say "built ($((T2 - T1)) s)"
 
+# The floor (packaging/floor.py) is built beside it: copied too, for bench/modcost.py --frozen.
 if [ "$MODE" = onedir ]; then
-	rm -rf "$OUT/guardian-$ARCH-onedir"
+	rm -rf "$OUT/guardian-$ARCH-onedir" "$OUT/guardian-floor-$ARCH-onedir"
 	cp -a "$ROOT/src/dist/guardian-onedir" "$OUT/guardian-$ARCH-onedir"
+	cp -a "$ROOT/src/dist/guardian-floor-onedir" "$OUT/guardian-floor-$ARCH-onedir"
 	BIN=$OUT/guardian-$ARCH-onedir/guardian
 else
 	cp "$ROOT/src/dist/guardian" "$OUT/guardian-$ARCH"
+	cp "$ROOT/src/dist/guardian-floor" "$OUT/guardian-floor-$ARCH"
 	BIN=$OUT/guardian-$ARCH
 fi
 

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Build the frozen guardian for this machine: dist/guardian (onefile, the default) or
-# dist/guardian-onedir/guardian (GUARDIAN_FROZEN_MODE=onedir). Used by `make frozen` on the host and,
+# dist/guardian-onedir/guardian (GUARDIAN_FROZEN_MODE=onedir), and beside it the floor the
+# same way (dist/guardian-floor or dist/guardian-floor-onedir/guardian-floor: a trivial
+# wake loop, packaging/floor.py, for bench/modcost.py). Used by `make frozen` on the host and,
 # inside a Debian root of the target architecture, by packaging/build-cross.sh.
 #
 # Environment:
@@ -38,10 +40,12 @@ fi
 echo "frozen: PyInstaller ($MODE) for $MACHINE" >&2
 if [ "$MODE" = onefile ]; then
 	bin=$DIST_DIR/guardian
-	rm -f "$bin"
+	floor=$DIST_DIR/guardian-floor
+	rm -f "$bin" "$floor"
 else
 	bin=$DIST_DIR/guardian-onedir/guardian
-	rm -rf "$DIST_DIR/guardian-onedir"
+	floor=$DIST_DIR/guardian-floor-onedir/guardian-floor
+	rm -rf "$DIST_DIR/guardian-onedir" "$DIST_DIR/guardian-floor-onedir"
 fi
 # A cache of its own (stripped copies of libraries): not shared with other builds.
 PYINSTALLER_CONFIG_DIR=$BUILD_DIR/pyinstaller-cache-$MACHINE \
@@ -51,4 +55,5 @@ PYINSTALLER_CONFIG_DIR=$BUILD_DIR/pyinstaller-cache-$MACHINE \
 	"$TOP/packaging/guardian.spec"
 
 "$bin" --version >/dev/null
-echo "frozen: $bin ($(wc -c <"$bin") bytes, $(($(date +%s) - start)) s)" >&2
+"$floor" --once
+echo "frozen: $bin ($(wc -c <"$bin") bytes) and $floor, $(($(date +%s) - start)) s" >&2
