@@ -29,12 +29,21 @@ def log(message: str) -> None:
     print("bench: %s" % message, file=sys.stderr, flush=True)
 
 
+def _tree_bytes(binary: str) -> int:
+    """The size of a frozen build: the file, or the whole onedir tree it belongs to."""
+    top = os.path.dirname(os.path.realpath(binary))
+    if not os.path.isdir(os.path.join(top, "_internal")):
+        return os.path.getsize(binary)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, files in os.walk(top) for f in files)
+
+
 def versions() -> dict:
     out = {"guardian": common.guardian_version()}
     out["earlyoom"] = common.dpkg_version("earlyoom") or "not installed"
     out["nohang"] = common.dpkg_version("nohang") or "not installed"
     frozen = os.path.join(common.REPO, "dist", "guardian")
-    out["guardian frozen binary"] = ("dist/guardian, %.1f MB" % (os.path.getsize(frozen) / 1e6)
+    real = os.path.relpath(os.path.realpath(frozen), common.REPO)
+    out["guardian frozen binary"] = ("dist/guardian -> %s, %.1f MB" % (real, _tree_bytes(frozen) / 1e6)
                                      if os.access(frozen, os.X_OK) else "not built")
     try:
         import matplotlib
