@@ -1,7 +1,8 @@
 # bench: guardian side by side with earlyoom and nohang (idle cost, hot path, reaction).
-# Included from the top Makefile; uses its PY, PIP and deps. Needs root and about 4 minutes.
+# Included from the top Makefile; uses its PY, PIP and deps. Needs root and about 5 minutes.
 #   make bench                               the full run (results in bench/results/)
 #   make bench BENCH_ARGS="--only hotpath"   one phase; see python bench/run.py --help
+#   make bench BENCH_ARGS="--only modcost"   what each module costs over the floor (bench/modcost.py)
 BENCH_ARGS ?=
 
 .PHONY: bench bench-deps
@@ -16,5 +17,7 @@ bench-deps: deps
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq earlyoom nohang; \
 	fi
 
-bench: bench-deps
+# frozen: dist/guardian (the idle phase runs it beside the Python one) and dist/guardian-floor (the
+# modcost phase), about 15 s (30 s the first time).
+bench: bench-deps frozen
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -253,6 +253,9 @@ def markdown(results: Dict) -> str:
                   "upper bound since that line was lower before. *headroom left* is limit − the cgroup's peak "
                   "usage (max_usage_in_bytes)."
                   % (fmt(median([x.get("poll_interval_ms") for x in r.get("runs", [])]), 2)), ""]
+    if results.get("modcost"):
+        import modcost
+        parts += [modcost.markdown(results["modcost"]).replace("## Module cost", "## 4. Module cost", 1)]
     items = targets(results)
     if items:
         parts += ["## Targets", "", targets_table(items), ""]

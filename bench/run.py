@@ -6,7 +6,9 @@ table, writes bench/results/results.md, results.json and bench.png, and takes ab
   1. idle (--idle-seconds, default 60): all tools running together at their default settings;
   2. hot path: Daemon._tick, Sensor.read, policy.decide, victim selection with
      200/1 000/5 000 sleeping children;
-  3. reaction: a 256 MiB memory cgroup, hogs at 50/200/1 000 MiB/s, --reps runs each.
+  3. reaction: a 256 MiB memory cgroup, hogs at 50/200/1 000 MiB/s, --reps runs each;
+  4. modcost: RSS of each module set over the floor (packaging/floor.py), unfrozen and frozen
+     (dist/guardian-floor, from `make frozen`): bench/modcost.py, about a minute.
 """
 import argparse
 import json
@@ -27,12 +29,21 @@ def log(message: str) -> None:
     print("bench: %s" % message, file=sys.stderr, flush=True)
 
 
+def _tree_bytes(binary: str) -> int:
+    """The size of a frozen build: the file, or the whole onedir tree it belongs to."""
+    top = os.path.dirname(os.path.realpath(binary))
+    if not os.path.isdir(os.path.join(top, "_internal")):
+        return os.path.getsize(binary)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, files in os.walk(top) for f in files)
+
+
 def versions() -> dict:
     out = {"guardian": common.guardian_version()}
     out["earlyoom"] = common.dpkg_version("earlyoom") or "not installed"
     out["nohang"] = common.dpkg_version("nohang") or "not installed"
     frozen = os.path.join(common.REPO, "dist", "guardian")
-    out["guardian frozen binary"] = ("dist/guardian, %.1f MB" % (os.path.getsize(frozen) / 1e6)
+    real = os.path.relpath(os.path.realpath(frozen), common.REPO)
+    out["guardian frozen binary"] = ("dist/guardian -> %s, %.1f MB" % (real, _tree_bytes(frozen) / 1e6)
                                      if os.access(frozen, os.X_OK) else "not built")
     try:
         import matplotlib
@@ -48,7 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="reaction runs per rate and hog")
     parser.add_argument("--rates", default="50,200,1000", help="hog fill rates, MiB/s")
     parser.add_argument("--counts", default="200,1000,5000", help="sleeping children for victim selection")
-    parser.add_argument("--only", default="idle,hotpath,reaction", help="phases to run (comma-separated)")
+    parser.add_argument("--only", default="idle,hotpath,reaction,modcost", help="phases to run (comma-separated)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, events)")
     args = parser.parse_args(argv)
@@ -82,6 +93,12 @@ def main(argv=None) -> int:
                 if os.access(os.path.join(common.REPO, "dist", "guardian"), os.X_OK):
                     frozen = reaction.run(workdir, rates=rates, reps=args.reps, frozen=True, log=log)
                     results["reaction"]["runs"] += frozen["runs"]
+        if "modcost" in phases:
+            import modcost
+            floor = modcost.default_floor()
+            log("module cost (%s)" % ("unfrozen and %s" % os.path.relpath(floor, common.REPO) if floor
+                                      else "unfrozen only: dist/guardian-floor not built, make frozen"))
+            results["modcost"] = modcost.run(frozen=floor, log=lambda m: log("modcost: " + m))
     finally:
         if args.keep:
             log("scratch directory kept: %s" % workdir)

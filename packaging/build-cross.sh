@@ -6,7 +6,9 @@
 # PyInstaller cannot cross-compile, so this makes a Debian root of the target
 # architecture with `debootstrap --foreign`, finishes it under qemu-user (binfmt_misc),
 # builds there with the same packaging/build-frozen.sh that `make frozen` runs on the
-# host, copies the result to dist/guardian-<arch> and runs packaging/smoke-test.sh on it
+# host, copies the results to dist/ (guardian-<arch>-onedir/, guardian-<arch>-onefile, and
+# dist/guardian-<arch> pointing at the default one; the floor, packaging/floor.py, the same
+# way as guardian-floor-<arch>*) and runs packaging/smoke-test.sh on the default one
 # under qemu-user. Needs root (debootstrap, chroot, unshare) and Debian's debootstrap,
 # qemu-user-static and binfmt-support.
 #
@@ -15,7 +17,7 @@
 #   SUITE    Debian suite of the build root (default: bookworm, Python 3.11)
 #   MIRROR   Debian mirror (default: the first one in this host's apt sources)
 #   BUILD_DIR  where roots and work files go (default: <repo>/build)
-#   GUARDIAN_FROZEN_MODE  onefile (default) or onedir, passed to the build
+#   GUARDIAN_FROZEN_MODE  onedir (default) or onefile: what dist/guardian-<arch> points at
 set -eu
 
 ARCH=${1:-}
@@ -31,7 +33,7 @@ esac
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$TOP/build}
 SUITE=${SUITE:-bookworm}
-MODE=${GUARDIAN_FROZEN_MODE:-onefile}
+MODE=${GUARDIAN_FROZEN_MODE:-onedir}
 WORK=$BUILD_DIR/cross-$ARCH
 ROOT=$WORK/root
 STAMP=$ROOT/.guardian-root-ready
@@ -154,14 +156,22 @@ unshare --mount --propagation private sh -c '
 T2=$(now)
 say "built ($((T2 - T1)) s)"
 
+# Both layouts and the floor (packaging/floor.py), as build-frozen.sh made them; the names get
+# the architecture, and dist/guardian-<arch> points at the layout GUARDIAN_FROZEN_MODE names.
+rm -rf "$OUT/guardian-$ARCH" "$OUT/guardian-$ARCH-onedir" "$OUT/guardian-$ARCH-onefile" \
+	"$OUT/guardian-floor-$ARCH" "$OUT/guardian-floor-$ARCH-onedir" "$OUT/guardian-floor-$ARCH-onefile"
+cp -a "$ROOT/src/dist/guardian-onedir" "$OUT/guardian-$ARCH-onedir"
+cp -a "$ROOT/src/dist/guardian-floor-onedir" "$OUT/guardian-floor-$ARCH-onedir"
+cp "$ROOT/src/dist/guardian-onefile" "$OUT/guardian-$ARCH-onefile"
+cp "$ROOT/src/dist/guardian-floor-onefile" "$OUT/guardian-floor-$ARCH-onefile"
 if [ "$MODE" = onedir ]; then
-	rm -rf "$OUT/guardian-$ARCH-onedir"
-	cp -a "$ROOT/src/dist/guardian-onedir" "$OUT/guardian-$ARCH-onedir"
-	BIN=$OUT/guardian-$ARCH-onedir/guardian
+	ln -s "guardian-$ARCH-onedir/guardian" "$OUT/guardian-$ARCH"
+	ln -s "guardian-floor-$ARCH-onedir/guardian-floor" "$OUT/guardian-floor-$ARCH"
 else
-	cp "$ROOT/src/dist/guardian" "$OUT/guardian-$ARCH"
-	BIN=$OUT/guardian-$ARCH
+	ln -s "guardian-$ARCH-onefile" "$OUT/guardian-$ARCH"
+	ln -s "guardian-floor-$ARCH-onefile" "$OUT/guardian-floor-$ARCH"
 fi
+BIN=$OUT/guardian-$ARCH
 
 say "smoke test under qemu-$QEMU_ARCH"
 # The binary is linked against the target's glibc: qemu-user finds it in the root.
@@ -173,4 +183,4 @@ fi
 QEMU_LD_PREFIX=$ROOT SMOKE_TMP=$SMOKE_TMP sh "$TOP/packaging/smoke-test.sh" "$BIN"
 T3=$(now)
 say "smoke test passed ($((T3 - T2)) s)"
-say "done: $BIN, $(wc -c <"$BIN") bytes; times: root $((T1 - T0)) s, build $((T2 - T1)) s, smoke $((T3 - T2)) s, total $((T3 - T0)) s"
+say "done: $BIN -> $(readlink "$BIN"); onedir $(du -sk "$OUT/guardian-$ARCH-onedir" | cut -f1) KiB, onefile $(($(wc -c <"$OUT/guardian-$ARCH-onefile") / 1024)) KiB; times: root $((T1 - T0)) s, build $((T2 - T1)) s, smoke $((T3 - T2)) s, total $((T3 - T0)) s"

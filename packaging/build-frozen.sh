@@ -1,14 +1,21 @@
 #!/bin/sh
-# Build the frozen guardian for this machine: dist/guardian (onefile, the default) or
-# dist/guardian-onedir/guardian (GUARDIAN_FROZEN_MODE=onedir). Used by `make frozen` on the host and,
-# inside a Debian root of the target architecture, by packaging/build-cross.sh.
+# Build the frozen guardian for this machine, both layouts (packaging/guardian.spec):
+#   dist/guardian-onedir/   guardian and _internal/: install as /usr/lib/guardian/, with
+#                           /usr/bin/guardian a symlink to /usr/lib/guardian/guardian
+#   dist/guardian-onefile   one file, which unpacks itself into $TMPDIR on every start
+#   dist/guardian           a symlink to the layout GUARDIAN_FROZEN_MODE names (onedir)
+# and the floor the same way (dist/guardian-floor-onedir/, dist/guardian-floor-onefile,
+# dist/guardian-floor: a trivial wake loop frozen like the guardian, packaging/floor.py,
+# for bench/modcost.py). Used by `make frozen` on the host and, inside a Debian root of
+# the target architecture, by packaging/build-cross.sh.
 #
 # Environment:
 #   PYTHON       the interpreter to build with (default: python3; >= 3.9, with a shared
 #                libpython, which PyInstaller bundles)
 #   FROZEN_VENV  the venv PyInstaller is installed into (default:
 #                build/frozen-venv-<machine>; made when missing)
-#   GUARDIAN_FROZEN_MODE  onefile (default) or onedir
+#   GUARDIAN_FROZEN_MODE  onedir (default) or onefile: what dist/guardian points at
+#   GUARDIAN_FROZEN_OPTIMIZE  2 (default, -OO) or 1 (-O), for comparisons
 #   BUILD_DIR, DIST_DIR   default: <repo>/build, <repo>/dist
 set -eu
 
@@ -18,7 +25,14 @@ BUILD_DIR=${BUILD_DIR:-$TOP/build}
 DIST_DIR=${DIST_DIR:-$TOP/dist}
 PYTHON=${PYTHON:-python3}
 FROZEN_VENV=${FROZEN_VENV:-$BUILD_DIR/frozen-venv-$MACHINE}
-MODE=${GUARDIAN_FROZEN_MODE:-onefile}
+MODE=${GUARDIAN_FROZEN_MODE:-onedir}
+case "$MODE" in
+onedir | onefile) ;;
+*)
+	echo "frozen: GUARDIAN_FROZEN_MODE must be onedir or onefile, not $MODE" >&2
+	exit 2
+	;;
+esac
 REQUIREMENTS=$TOP/packaging/requirements-frozen.txt
 
 mkdir -p "$BUILD_DIR" "$DIST_DIR"
@@ -35,20 +49,30 @@ if [ ! -x "$FROZEN_VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$FROZEN_VENV/
 	cp "$REQUIREMENTS" "$FROZEN_VENV/.requirements"
 fi
 
-echo "frozen: PyInstaller ($MODE) for $MACHINE" >&2
-if [ "$MODE" = onefile ]; then
-	bin=$DIST_DIR/guardian
-	rm -f "$bin"
-else
-	bin=$DIST_DIR/guardian-onedir/guardian
-	rm -rf "$DIST_DIR/guardian-onedir"
-fi
+echo "frozen: PyInstaller for $MACHINE (onedir and onefile; dist/guardian: $MODE)" >&2
+rm -rf "$DIST_DIR/guardian" "$DIST_DIR/guardian-floor" "$DIST_DIR/guardian-onedir" \
+	"$DIST_DIR/guardian-floor-onedir" "$DIST_DIR/guardian-onefile" "$DIST_DIR/guardian-floor-onefile"
 # A cache of its own (stripped copies of libraries): not shared with other builds.
 PYINSTALLER_CONFIG_DIR=$BUILD_DIR/pyinstaller-cache-$MACHINE \
-	GUARDIAN_FROZEN_MODE=$MODE "$FROZEN_VENV/bin/python" -m PyInstaller \
+	"$FROZEN_VENV/bin/python" -m PyInstaller \
 	--noconfirm --clean --log-level WARN \
-	--distpath "$DIST_DIR" --workpath "$BUILD_DIR/pyinstaller-$MACHINE-$MODE" \
+	--distpath "$DIST_DIR" --workpath "$BUILD_DIR/pyinstaller-$MACHINE" \
 	"$TOP/packaging/guardian.spec"
 
-"$bin" --version >/dev/null
-echo "frozen: $bin ($(wc -c <"$bin") bytes, $(($(date +%s) - start)) s)" >&2
+if [ "$MODE" = onedir ]; then
+	ln -s guardian-onedir/guardian "$DIST_DIR/guardian"
+	ln -s guardian-floor-onedir/guardian-floor "$DIST_DIR/guardian-floor"
+else
+	ln -s guardian-onefile "$DIST_DIR/guardian"
+	ln -s guardian-floor-onefile "$DIST_DIR/guardian-floor"
+fi
+for bin in "$DIST_DIR/guardian-onedir/guardian" "$DIST_DIR/guardian-onefile"; do
+	"$bin" --version >/dev/null
+done
+for floor in "$DIST_DIR/guardian-floor-onedir/guardian-floor" "$DIST_DIR/guardian-floor-onefile"; do
+	"$floor" --once
+done
+echo "frozen: $DIST_DIR/guardian -> $(readlink "$DIST_DIR/guardian");" \
+	"onedir $(du -sk "$DIST_DIR/guardian-onedir" | cut -f1) KiB," \
+	"onefile $(($(wc -c <"$DIST_DIR/guardian-onefile") / 1024)) KiB; the floor beside them;" \
+	"$(($(date +%s) - start)) s" >&2

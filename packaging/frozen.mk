@@ -1,12 +1,14 @@
 # Frozen binary, init scripts and packaging: included from the top-level Makefile.
-#   make frozen          dist/guardian for this machine (onefile; about 30 s, 1 min the
-#                        first time, which makes build/frozen-venv-<machine>)
-#   make frozen-arm64    dist/guardian-arm64, built in a Debian arm64 root under qemu-user
-#   make frozen-armhf    dist/guardian-armhf, the same for 32-bit ARM (both need root)
+#   make frozen          for this machine, both layouts: dist/guardian-onedir/ (the default,
+#                        dist/guardian points into it) and dist/guardian-onefile, and the floor
+#                        the same way (dist/guardian-floor*); about 10 s, 30 s the first time,
+#                        which makes build/frozen-venv-<machine>
+#   make frozen-arm64    dist/guardian-arm64*, built in a Debian arm64 root under qemu-user
+#   make frozen-armhf    dist/guardian-armhf*, the same for 32-bit ARM (both need root)
 #   make lint-init       shellcheck and systemd-analyze verify on init/
 #   make lint-packaging  shellcheck on packaging/, oelint-adv on the Yocto recipe, and
 #                        Buildroot's check-package when BUILDROOT_DIR names a checkout
-# GUARDIAN_FROZEN_MODE=onedir builds dist/guardian-onedir/ instead (see packaging/README.md).
+# GUARDIAN_FROZEN_MODE=onefile points dist/guardian at the single file (see packaging/README.md).
 
 PYTHON ?= python3
 OELINT ?= $(firstword $(wildcard $(VENV)/bin/oelint-adv) oelint-adv)

@@ -64,3 +64,11 @@ def unused_encodings():
 # (shutil and zipfile probe for them at import): their absence only disables bz2 and xz
 # archives, which the guardian never reads.
 PROBED = {"bz2", "_bz2", "lzma", "_lzma"}
+
+# Standard-library modules bench/modcost.py imports in the frozen floor (guardian-floor
+# --import ...): in the floor's archive whether or not the guardian uses them.
+MODCOST_STDLIB = [
+    "typing", "dataclasses", "inspect", "logging", "json", "re", "socket", "_socket",
+    "subprocess", "threading", "argparse", "tomllib", "ctypes", "enum", "collections",
+    "functools", "struct", "select", "signal",
+]

@@ -3,7 +3,7 @@
 RSS of all its processes, and tmpfs bytes held.
 
     python3 packaging/measure.py --bin dist/guardian --label onefile/tmpfs --unpack-to /dev/shm/guardian
-    python3 packaging/measure.py --bin dist/guardian.d/guardian --label onedir
+    python3 packaging/measure.py --bin dist/guardian --label onedir
 
 It starts `guardian run --dry-run` with NOTIFY_SOCKET pointing at a socket of its own and
 times the start to READY=1, waits, then reads /proc/PID/smaps of every process of the
@@ -132,7 +132,7 @@ def wait_ready(sock, proc, timeout):
 
 
 def measure(args):
-    binary = os.path.abspath(args.bin)
+    binary = os.path.realpath(args.bin)
     native = elf_machine(binary) == host_machine()
     onedir = os.path.isdir(os.path.join(os.path.dirname(binary), "_internal"))
     with open(binary, "rb") as f:

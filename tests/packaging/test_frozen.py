@@ -1,4 +1,5 @@
-"""packaging/: the frozen binary (onefile) for this machine, and what it leaves out."""
+"""packaging/: the frozen builds for this machine (onedir, the default, and onefile), the floor built
+beside them, and what they leave out."""
 import ast
 import json
 import os
@@ -9,7 +10,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from tests.packaging.conftest import onedir_of
 from tests.support import REPO
+from tests.support.tools import need, need_root
 
 sys.path.insert(0, os.path.join(REPO, "packaging"))
 from frozen_excludes import EXCLUDES, PROBED  # noqa: E402
@@ -19,21 +24,27 @@ def _excluded(module):
     return any(module == e or module.startswith(e + ".") for e in EXCLUDES)
 
 
-def test_smoke(frozen_binary):
+@pytest.mark.parametrize("layout", ["default", "onefile"])
+def test_smoke(layout, frozen_binary, onefile_binary):
     """--version, status on a fake tree, check on every board config (packaging/smoke-test.sh)."""
-    proc = subprocess.run(["sh", os.path.join(REPO, "packaging", "smoke-test.sh"), frozen_binary],
+    binary = frozen_binary if layout == "default" else onefile_binary
+    proc = subprocess.run(["sh", os.path.join(REPO, "packaging", "smoke-test.sh"), binary],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout
 
 
-def test_is_one_stripped_file_with_the_board_configs(frozen_binary):
-    with open(frozen_binary, "rb") as f:
-        assert f.read(4) == b"\x7fELF"
+def _stripped(path):
     if shutil.which("file"):
-        out = subprocess.run(["file", frozen_binary], stdout=subprocess.PIPE, universal_newlines=True).stdout
+        out = subprocess.run(["file", "-L", path], stdout=subprocess.PIPE, universal_newlines=True).stdout
         assert "not stripped" not in out, out
-    with open(frozen_binary, "rb") as f:
+
+
+def test_is_one_stripped_file_with_the_board_configs(onefile_binary):
+    with open(onefile_binary, "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    _stripped(onefile_binary)
+    with open(onefile_binary, "rb") as f:
         data = f.read()
     for name in os.listdir(os.path.join(REPO, "board-configs")):
         if name.endswith(".toml"):
@@ -41,6 +52,111 @@ def test_is_one_stripped_file_with_the_board_configs(frozen_binary):
     # nothing of what frozen_excludes.py leaves out, by its shared libraries
     for lib in (b"libcrypto.so", b"liblzma.so", b"libbz2.so", b"unicodedata.", b"_codecs_jp."):
         assert lib not in data, lib
+
+
+def test_the_default_is_the_onedir_layout(frozen_binary):
+    """dist/guardian points into dist/guardian-onedir/: the executable and _internal/ with the
+    stripped libraries and the board configs; nothing of what frozen_excludes.py leaves out."""
+    if os.environ.get("GUARDIAN_FROZEN_BIN"):
+        pytest.skip("GUARDIAN_FROZEN_BIN names another build")
+    top = onedir_of(frozen_binary)
+    assert top, "%s is not in a onedir layout" % frozen_binary
+    internal = os.path.join(top, "_internal")
+    for name in os.listdir(os.path.join(REPO, "board-configs")):
+        if name.endswith(".toml"):
+            assert os.path.isfile(os.path.join(internal, "guardian", "board_configs", name)), name
+    files = [os.path.join(d, f) for d, _dirs, fs in os.walk(internal) for f in fs]
+    names = " ".join(os.path.basename(f) for f in files)
+    for lib in ("libcrypto.so", "liblzma.so", "libbz2.so", "unicodedata.", "_codecs_jp."):
+        assert lib not in names, lib
+    _stripped(os.path.realpath(frozen_binary))
+    _stripped(os.path.join(internal, "libpython%d.%d.so.1.0" % sys.version_info[:2]))
+
+
+def test_floor_builds_and_runs(floor_binaries):
+    """The floor (packaging/floor.py), built by the same spec: one wake and out, and what it has
+    loaded when its code starts: none of what PyInstaller's dropped runtime hooks imported
+    (pyi_rth_inspect: inspect, zipfile, pathlib, shutil, threading...)."""
+    for layout, binary in sorted(floor_binaries.items()):
+        proc = subprocess.run([binary, "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=60)
+        assert proc.returncode == 0, (layout, proc.stdout)
+        proc = subprocess.run([binary, "--once", "--modules"], stdout=subprocess.PIPE,
+                              universal_newlines=True, timeout=60)
+        modules = set(proc.stdout.split())
+        assert proc.returncode == 0 and "pyimod02_importers" in modules, (layout, proc.stdout)
+        loaded = modules & {"inspect", "zipfile", "pathlib", "shutil", "threading", "urllib.parse", "ast",
+                            "dis", "tokenize", "pkgutil", "ipaddress"}
+        assert not loaded, (layout, sorted(loaded))
+        assert len(modules) <= 45, (layout, len(modules), sorted(modules))
+        proc = subprocess.run([binary, "--once", "--import", "json,guardian.core.daemon", "--modules"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                              timeout=60)
+        assert proc.returncode == 0 and "guardian.core.daemon" in proc.stdout.split(), (layout, proc.stdout)
+
+
+READ_ONLY_START = r"""
+set -e
+mount --bind "$RO" "$RO" && mount -o remount,bind,ro "$RO"
+exec "$RO/usr/bin/guardian" run --dry-run --board generic --state-file "" --events-file ""
+"""
+
+
+@pytest.mark.parametrize("layout", ["onedir", "onefile"])
+def test_starts_from_a_read_only_place(layout, tmp_path, frozen_binary, onefile_binary):
+    """Installed on a read-only root as a board has it (onedir: /usr/lib/guardian/ and the
+    /usr/bin/guardian symlink; onefile: /usr/bin/guardian), started directly with a TMPDIR
+    that does not exist: it comes up (READY=1). onedir writes nothing anywhere and maps its
+    libraries from the read-only tree; onefile falls back to unpacking into /tmp (its RAM cost
+    on a board whose /tmp is tmpfs: packaging/README.md)."""
+    need_root()
+    unshare = need("unshare")
+    ro = tmp_path / "root"
+    (ro / "usr" / "bin").mkdir(parents=True)
+    if layout == "onedir":
+        top = onedir_of(frozen_binary)
+        if not top:
+            pytest.skip("dist/guardian is not the onedir layout")
+        shutil.copytree(top, str(ro / "usr" / "lib" / "guardian"), symlinks=True)
+        os.symlink("../lib/guardian/guardian", str(ro / "usr" / "bin" / "guardian"))
+    else:
+        shutil.copy2(onefile_binary, str(ro / "usr" / "bin" / "guardian"))
+    sock_path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(1.0)
+    env = dict(os.environ, RO=str(ro), NOTIFY_SOCKET=sock_path, TMPDIR=str(tmp_path / "no-such-dir"))
+    for var in ("WATCHDOG_USEC", "WATCHDOG_PID", "LD_LIBRARY_PATH"):
+        env.pop(var, None)
+    proc = subprocess.Popen([unshare, "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_START],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    maps = ""
+    try:
+        text = ""
+        deadline = time.monotonic() + 60
+        while "READY=1" not in text and time.monotonic() < deadline:
+            try:
+                text += sock.recv(4096).decode()
+            except socket.timeout:
+                assert proc.poll() is None, proc.stderr.read().decode()
+        assert "READY=1" in text, text
+        pids = [proc.pid] + [int(p) for p in open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()]
+        for pid in pids:
+            maps += open("/proc/%d/maps" % pid).read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        sock.close()
+    assert not (tmp_path / "no-such-dir").exists()
+    libpython = [line.split()[-1] for line in maps.splitlines() if "libpython" in line]
+    assert libpython, maps
+    if layout == "onedir":
+        assert len(pids) == 1
+        assert all(p.startswith(str(ro) + "/usr/lib/guardian/_internal/") for p in libpython), libpython
+        assert "_MEI" not in maps
+    else:
+        assert len(pids) == 2
+        assert all("/_MEI" in p for p in libpython), libpython
 
 
 def _imports(path):
@@ -108,10 +224,13 @@ def test_no_command_imports_an_excluded_module(tmp_path):
     assert not sorted(m for m in seen if _excluded(m) and m not in PROBED)
 
 
-def test_notifies_systemd_from_the_guardian_process(tmp_path, frozen_binary):
-    """onefile under systemd: the main PID is the unpacker, the guardian its child. The
+@pytest.mark.parametrize("layout", ["default", "onefile"])
+def test_notifies_systemd_from_the_guardian_process(layout, tmp_path, frozen_binary, onefile_binary):
+    """Under systemd. onefile: the main PID is the unpacker, the guardian its child. The
     unit has NotifyAccess=all; the runtime hook hands the watchdog (WATCHDOG_PID) to the
-    child, so WATCHDOG=1 pings come. READY=1 too, and STOPPING=1 on SIGTERM."""
+    child, so WATCHDOG=1 pings come. onedir: one process, the main PID. READY=1 too, and
+    STOPPING=1 on SIGTERM."""
+    binary = frozen_binary if layout == "default" else onefile_binary
     sock_path = str(tmp_path / "notify")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)
@@ -121,7 +240,7 @@ def test_notifies_systemd_from_the_guardian_process(tmp_path, frozen_binary):
                TMPDIR=str(tmp_path / "unpack"), GUARDIAN_TMPDIR="")
     # exec keeps the shell's PID: WATCHDOG_PID names the unpacker, as systemd would.
     script = 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$0" run --dry-run --board generic --state-file ""'
-    proc = subprocess.Popen(["sh", "-c", script, frozen_binary], env=env,
+    proc = subprocess.Popen(["sh", "-c", script, binary], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     messages = []
     try:
@@ -165,10 +284,10 @@ def test_runtime_hook_restores_the_environment(tmp_path):
         assert out.strip() == expected, (env, out)
 
 
-def test_the_worker_does_not_outlive_a_killed_unpacker(frozen_binary):
+def test_the_worker_does_not_outlive_a_killed_unpacker(onefile_binary):
     """An init script SIGKILLs the PID in its pidfile: the onefile unpacker. Its worker (the
     guardian proper) must go too, or a restart would run two guardians."""
-    parent = subprocess.Popen([frozen_binary, "run", "--dry-run", "--state-file", "", "--events-file", ""],
+    parent = subprocess.Popen([onefile_binary, "run", "--dry-run", "--state-file", "", "--events-file", ""],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         worker = None

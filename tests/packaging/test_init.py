@@ -12,6 +12,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from tests.packaging.conftest import onedir_of
 from tests.support import REPO
 from tests.support.tools import need, need_root
 
@@ -132,10 +135,18 @@ def _board_root(root, frozen_binary):
         link = os.path.join(root, "bin", applet)
         if not os.path.exists(link):
             os.symlink("busybox", link)
-    shutil.copy2(frozen_binary, os.path.join(root, "usr", "bin", "guardian"))
+    top = onedir_of(frozen_binary)
+    if top:  # the onedir layout, installed as packaging/README.md says
+        shutil.copytree(top, os.path.join(root, "usr", "lib", "guardian"), symlinks=True)
+        os.symlink("../lib/guardian/" + os.path.basename(os.path.realpath(frozen_binary)),
+                   os.path.join(root, "usr", "bin", "guardian"))
+    else:
+        shutil.copy2(frozen_binary, os.path.join(root, "usr", "bin", "guardian"))
     # The C library: for busybox (if not static) and the guardian, and the libraries
-    # of the C library's family that the unpacked libpython links.
+    # of the C library's family that the bundled libpython links.
     libs = set(_libs(busybox)) | set(_libs(frozen_binary))
+    for inner in glob.glob(os.path.join(top, "_internal", "libpython*")) if top else ():
+        libs.update(_libs(inner))
     libc = [p for p in libs if os.path.basename(p).startswith("libc.so")]
     if libc:
         libdir = os.path.dirname(os.path.realpath(libc[0]))
@@ -185,6 +196,7 @@ SESSION = textwrap.dedent("""\
     pid=$(cat /var/run/guardian.pid); echo "pid=$pid"
     echo "children=$(cat /proc/$pid/task/$pid/children 2>/dev/null)"
     echo "comm=$(cat /proc/$pid/comm)"
+    mkdir -p /var/lib/guardian
     echo "unpacked=$(ls /var/lib/guardian)"
     # Not the unpacker's (on a board the daemon's leaks.json is there): its cleanups leave it.
     : >/var/lib/guardian/not-unpacked
@@ -211,13 +223,17 @@ SESSION = textwrap.dedent("""\
     """)
 
 
-def test_sysv_script_under_busybox(tmp_path, frozen_binary):
+@pytest.mark.parametrize("layout", ["default", "onefile"])
+def test_sysv_script_under_busybox(layout, tmp_path, frozen_binary, onefile_binary):
     """start, status, reload, restart, stop of the real frozen guardian (--dry-run), with
-    BusyBox's sh and start-stop-daemon as the only tools, the way a Buildroot board has it."""
+    BusyBox's sh and start-stop-daemon as the only tools, the way a Buildroot board has it:
+    the default (onedir) layout and the single-file one."""
     need_root()
     unshare = need("unshare")
     root = str(tmp_path / "root")
-    _board_root(root, frozen_binary)
+    binary = frozen_binary if layout == "default" else onefile_binary
+    onedir = onedir_of(binary) is not None
+    _board_root(root, binary)
     with open(os.path.join(root, "session.sh"), "w") as f:
         f.write(SESSION)
     # A mount namespace of its own: /proc, /sys and /dev for the chroot, gone afterwards.
@@ -236,9 +252,11 @@ def test_sysv_script_under_busybox(tmp_path, frozen_binary):
     assert "OK" in steps["start"] and "rc=0" in steps["start"], out
     assert "NO START EVENT" not in out and "NO RELOAD EVENT" not in out and "NO SECOND START" not in out, out
     assert "comm=guardian" in steps["start"], out
-    # onefile: the unpacker and the guardian, unpacked into GUARDIAN_UNPACK_DIR
-    assert re.search(r"children=\d+", steps["start"]), out
-    assert re.search(r"unpacked=_MEI\w+", steps["start"]), out
+    if onedir:  # one process, nothing unpacked
+        assert "children=\n" in steps["start"] and "unpacked=\n" in steps["start"], out
+    else:  # onefile: the unpacker and the guardian, unpacked into GUARDIAN_UNPACK_DIR
+        assert re.search(r"children=\d+", steps["start"]), out
+        assert re.search(r"unpacked=_MEI\w+", steps["start"]), out
     # Log lines (not only events) reach syslog, with their level: logread shows the board chosen.
     assert "NO CONFIG LINE IN SYSLOG" not in out, out
     assert re.search(r"daemon\.info guardian\[\d+\]: config: ", steps["syslog"]), out

@@ -4,7 +4,9 @@
 - initramfs.cpio.gz: BusyBox and the modules the root disk needs (virtio, squashfs, ext4),
   nothing else - it mounts the root disk and switches to it;
 - root.sqfs: the read-only root of a BusyBox board (the board's flash): BusyBox as init and
-  userland, the frozen guardian (dist/guardian) with the project's init/S03guardian and
+  userland, the frozen guardian (dist/guardian: the directory build it points into goes to
+  /usr/lib/guardian/ with /usr/bin/guardian a symlink, as packaging/README.md installs it; a
+  single-file build to /usr/bin/guardian) with the project's init/S03guardian and
   init/guardian.default, earlyoom and stress-ng (Debian's) with the libraries they need, vmtool,
   the scenario boards, and the zram modules (loaded by rcS only where a scenario asks for swap).
 """
@@ -215,6 +217,24 @@ def pyinstaller_binaries(path: str) -> Dict[str, bytes]:
     return out
 
 
+def onedir_of(path: str) -> Optional[str]:
+    """The directory of the PyInstaller onedir build whose executable path is (or points at,
+    as dist/guardian does), else None (a single-file build)."""
+    top = os.path.dirname(os.path.realpath(path))
+    return top if os.path.isdir(os.path.join(top, "_internal")) else None
+
+
+def elf_files(top: str) -> List[str]:
+    out = []
+    for dirpath, _dirs, files in os.walk(top):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            with open(p, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    out.append(p)
+    return sorted(out)
+
+
 def ldd(paths: Iterable[str]) -> List[str]:
     """Every library the ELF files need, resolved on this machine (the loader included)."""
     libs = set()
@@ -292,14 +312,20 @@ def build_rootfs(root: str, guardian: str, earlyoom: str, stress: str, vmtool: s
     os.symlink("../bin/busybox", os.path.join(root, "sbin", "init"))
 
     # The tools: the frozen guardian, earlyoom, vmtool, and the libraries they load.
-    _install(guardian, root, "/usr/bin/guardian")
+    onedir = onedir_of(guardian)
+    if onedir:
+        shutil.copytree(onedir, os.path.join(root, "usr", "lib", "guardian"), symlinks=True)
+        os.symlink("../lib/guardian/" + os.path.basename(os.path.realpath(guardian)),
+                   os.path.join(root, "usr", "bin", "guardian"))
+    else:
+        _install(guardian, root, "/usr/bin/guardian")
     _install(earlyoom, root, "/usr/bin/earlyoom")
     _install(stress, root, "/usr/bin/stress-ng")
     _install(vmtool, root, "/usr/bin/vmtool")
     scratch = os.path.join(BUILD, "sofiles")
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
-    inner = []
+    inner = elf_files(onedir) if onedir else []
     for name, blob in pyinstaller_binaries(guardian).items():
         p = os.path.join(scratch, name.replace("/", "_"))
         with open(p, "wb") as f:
@@ -410,7 +436,8 @@ def build(guardian: Optional[str] = None) -> Dict[str, str]:
     vmlinuz, moddir, version = kernel()
     paths = {"kernel": vmlinuz, "initramfs": os.path.join(BUILD, "initramfs.cpio.gz"),
              "root": os.path.join(BUILD, "root.sqfs"), "version": version}
-    digest = inputs_digest([guardian, earlyoom, stress, HERE, os.path.join(REPO, "init"), vmlinuz])
+    digest = inputs_digest([onedir_of(guardian) or guardian, earlyoom, stress, HERE, os.path.join(REPO, "init"),
+                            vmlinuz])
     stamp = os.path.join(BUILD, "image.digest")
     if (os.path.exists(stamp) and open(stamp).read() == digest
             and os.path.exists(paths["initramfs"]) and os.path.exists(paths["root"])):

@@ -407,7 +407,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
             i["ticks"],
             i["wakeups"], i["seconds"], j.get("tool_started_s", "-"),
             ("%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
-             if j["tool"] == "guardian" else "%d proc" % i["procs"])
+             if j["tool"] == "guardian" and i["unpack_kib"] else "%d proc" % i["procs"])
             + ("; swap on zram %.0f MiB (%s)" % (j["zram"]["disksize"] / 2**20, j["zram"]["comp"])
                if j.get("zram") else "")))
     out += ["", "## Highest runaway rate with no kernel OOM kill", "",
