@@ -65,8 +65,7 @@ def _child(argv: "List[str]", w: int) -> None:
             sys.stderr.write("%s\n" % (exc.code,))
             status = 1
     except BaseException:
-        import traceback
-        traceback.print_exc()
+        sys.excepthook(*sys.exc_info())  # the traceback the interpreter would print
         status = 1
     finally:
         for stream in (sys.stdout, sys.stderr):

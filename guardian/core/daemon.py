@@ -150,7 +150,8 @@ class Daemon:
             self._install_signals()
         self._start_parts()
         if self.reload_fn is not None:
-            self.reloader = Reloader(self._load_in_child, self._reloaded, self.waiter)
+            self.reloader = Reloader(self._load_in_child, self._reloaded, self.waiter, began=lambda: self.tell.notify(
+                RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6))))
             self._add_part(self.reloader)
         z = self.sensor.last_zram
         zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
@@ -312,8 +313,6 @@ class Daemon:
         if self.reloader is None:
             log.info("SIGHUP: no config file to reload")
             return
-        if not self.reloader.busy:
-            self.tell.notify(RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6)))
         self.reloader.start()
 
     def _load_in_child(self) -> Config:

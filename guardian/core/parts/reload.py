@@ -41,9 +41,11 @@ class Reloader(Part):
     name = "reload"
 
     def __init__(self, load: "Callable[[], Config]", done: "Callable[[Optional[Config], str, bool], None]",
-                 waiter: "Waiter", timeout_s: "Optional[float]" = None):
+                 waiter: "Waiter", timeout_s: "Optional[float]" = None,
+                 began: "Optional[Callable[[], None]]" = None):
         self.load = load
         self.done = done
+        self.began = began  # in the daemon, as each child starts (sd_notify RELOADING=1)
         self.waiter = waiter
         self.timeout_s = TIMEOUT_S if timeout_s is None else timeout_s
         self.pid: Optional[int] = None  # the child whose answer is awaited
@@ -87,6 +89,8 @@ class Reloader(Part):
         self.pid, self.fd, self.chunks, self.size = pid, r, [], 0
         self.deadline = time.monotonic() + self.timeout_s
         self.waiter.add(r, self._on_pipe)
+        if self.began is not None:
+            self.began()
 
     # ---------------------------------------------------------------------- in the child
 
