@@ -5,11 +5,11 @@ them from TOML (boards, includes, validation) lives in guardian/board/.
 """
 from __future__ import annotations
 
-from guardian.record import field, record
+from guardian.record import field, fields, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Optional, Tuple
+    from typing import Any, Dict, Optional, Tuple
 
 MIB = 1024 * 1024
 
@@ -210,3 +210,54 @@ class Config:
     source: str = "<defaults>"  # the file the config came from, for messages
     board_info: Board = Board()
     files: Tuple[str, ...] = ()  # every file read, includes first
+
+
+# ------------------------------------------------------------------------------------------
+# Plain data: a Config as builtins only (dicts, tuples, str, numbers, None), which marshal
+# carries from the loader's short-lived child to the daemon without importing the loader.
+
+_TAG = "__class__"  # an object of one of the classes below: its name and its fields
+_DICT = "__dict__"  # a dict of the config's own (sysctl), wrapped so no key is taken for a tag
+_CLASSES = {cls.__name__: cls for cls in (Line, Thresholds, Wait, Actions, Victims, Match, LeakWatch, Leaks,
+                                           Critical, LowPriority, BoardMatch, Board, Config)}
+
+
+def field_names(cls: type) -> Tuple[str, ...]:
+    """The one place that enumerates a config class's fields."""
+    return fields(cls)
+
+
+def to_plain(value: Any) -> Any:
+    """`value` (a Config or any part of one) as plain data for marshal."""
+    cls = type(value)
+    if _CLASSES.get(cls.__name__) is cls:
+        out = {name: to_plain(getattr(value, name)) for name in field_names(cls)}
+        out[_TAG] = cls.__name__
+        return out
+    if isinstance(value, dict):
+        return {_DICT: {k: to_plain(v) for k, v in value.items()}}
+    if isinstance(value, tuple):
+        return tuple(to_plain(v) for v in value)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise TypeError("%s is not part of a config" % cls.__name__)
+
+
+def from_plain(plain: Any) -> Any:
+    """The object to_plain made `plain` from; ValueError on anything it could not have made."""
+    if isinstance(plain, dict):
+        if set(plain) == {_DICT} and isinstance(plain[_DICT], dict):
+            return {k: from_plain(v) for k, v in plain[_DICT].items()}
+        cls = _CLASSES.get(plain.get(_TAG))  # type: ignore[arg-type]
+        if cls is None:
+            raise ValueError("not a config object: %.60r" % (plain,))
+        names = field_names(cls)
+        unknown = set(plain) - set(names) - {_TAG}
+        if unknown:
+            raise ValueError("%s has no field %s" % (cls.__name__, ", ".join(sorted(map(str, unknown)))))
+        return cls(**{name: from_plain(plain[name]) for name in names if name in plain})
+    if isinstance(plain, tuple):
+        return tuple(from_plain(v) for v in plain)
+    if plain is None or isinstance(plain, (str, int, float)):
+        return plain
+    raise ValueError("not config data: %s" % type(plain).__name__)

@@ -21,6 +21,7 @@ from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
 from guardian.core.match import precompile
 from guardian.core.parts import Part, Tick
+from guardian.core.parts.reload import Reloader
 from guardian.core.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Recent
 from guardian.core.reading import Reading
 from guardian.core.sense import Sensor
@@ -71,6 +72,19 @@ def _die_with_parent(ppid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def apply_board_sysctls(config: Config, proc_root: str, dry_run: bool) -> None:
+    """The board's [sysctl], set by the short-lived child that loaded the config (at the start
+    and on each reload): guardian.board stays out of the daemon's memory."""
+    if not config.sysctl:
+        return
+    from guardian.board.sysctl import apply_sysctls
+    try:
+        for result in apply_sysctls(config.sysctl, proc_root, dry_run=dry_run):
+            log.info("sysctl: %s", result)
+    except Exception as exc:
+        log.error("applying [sysctl] failed: %s", exc)
+
+
 class Daemon:
     def __init__(self, config: Config, scope_dir: Optional[str] = None, proc_root: str = "/proc",
                  sys_root: str = "/sys", dry_run: bool = False, telemetry: Optional[Telemetry] = None,
@@ -83,7 +97,8 @@ class Daemon:
         self.sys_root = sys_root
         self.dry_run = dry_run or config.actions.dry_run
         self.tell = telemetry or Telemetry(state_file=None)
-        self.reload_fn = reload
+        self.reload_fn = reload  # called in a child (guardian.core.parts.reload)
+        self.reloader: Optional[Reloader] = None
         self.protect_self = protect_self
         self.why = why
         self.pid = os.getpid()
@@ -150,7 +165,10 @@ class Daemon:
         if signals:
             self._install_signals()
         self._start_parts()
-        self._apply_sysctls()
+        if self.reload_fn is not None:
+            self.reloader = Reloader(self._load_in_child, self._reloaded, self.waiter, began=lambda: self.tell.notify(
+                RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6))))
+            self._add_part(self.reloader)
         z = self.sensor.last_zram
         zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
             z.total / MIB, z.free / MIB, z.relief / MIB) if z is not None else ""
@@ -250,16 +268,6 @@ class Daemon:
         self.fill.reset_baseline()
         self.fill_long.reset_baseline()
         self._glance_until = float("-inf")  # swap may have come or gone: the next wake reads all
-
-    def _apply_sysctls(self) -> None:
-        if not self.config.sysctl:
-            return
-        from guardian.board.sysctl import apply_sysctls
-        try:
-            for result in apply_sysctls(self.config.sysctl, self.proc_root, dry_run=self.dry_run):
-                log.info("sysctl: %s", result)
-        except Exception as exc:
-            log.error("applying [sysctl] failed: %s", exc)
 
     def close(self) -> None:
         if self.waiter:
@@ -364,15 +372,26 @@ class Daemon:
         self._glance_until = until
 
     def reload(self) -> None:
-        """SIGHUP: load the config again; a bad one is refused and the old stays in force."""
-        if self.reload_fn is None:
+        """SIGHUP: load the config again, in a child (the loader never stays in the daemon's
+        memory, and the loop goes on meanwhile); a bad one is refused and the old stays in force."""
+        if self.reloader is None:
             log.info("SIGHUP: no config file to reload")
             return
-        self.tell.notify(RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6)))
-        try:
-            new = self.reload_fn()
-        except Exception as exc:
-            self.tell.event("reload", "config refused, keeping the old one: %s" % exc, ok=False)
+        self.reloader.start()
+
+    def _load_in_child(self) -> Config:
+        """The reload's child: the new config, and the board's sysctls it sets."""
+        assert self.reload_fn is not None
+        new = self.reload_fn()
+        apply_board_sysctls(new, self.proc_root, self.dry_run or new.actions.dry_run)
+        return new
+
+    def _reloaded(self, new: Optional[Config], error: str, refused: bool) -> None:
+        if new is None:
+            if refused:
+                self.tell.event("reload", "config refused, keeping the old one: %s" % error, ok=False)
+            else:
+                self.tell.event("reload", "reload failed, keeping the old config: %s" % error, ok=False)
             self.tell.notify(READY="1")
             return
         self.config = new
@@ -382,7 +401,6 @@ class Daemon:
         self.waiter.wait = new.wait
         for part in self.parts:
             self.guarded(part, part.reload, new)
-        self._apply_sysctls()
         self.tell.event("reload", "config reloaded from %s" % new.source, ok=True, board=new.board)
         self.tell.notify(READY="1")
 

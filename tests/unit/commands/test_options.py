@@ -1,6 +1,6 @@
 """What every command takes from its options: --state-dir over the board's leak state
 directory, also after a reload."""
-from guardian import cli
+from guardian.commands import cli
 from guardian.commands import options
 
 

@@ -4,6 +4,7 @@ tests/integration/core/test_daemon.py.)"""
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -96,11 +97,18 @@ def test_a_victim_vanishing_mid_read_is_normal(basic_tree, tmp_path):
         d.close()
 
 
-def test_reload_refused_keeps_the_old_config(basic_tree, tmp_path):
-    calls = []
+def until_reloaded(d, timeout=20.0):
+    """The reload runs in a child: the loop's waits deliver its answer."""
+    deadline = time.monotonic() + timeout
+    while d.reloader.busy and time.monotonic() < deadline:
+        d.waiter.wait_for(0.1)
+        for part in d.parts:
+            part.on_wake(time.monotonic())
+    assert not d.reloader.busy
 
+
+def test_reload_refused_keeps_the_old_config(basic_tree, tmp_path):
     def bad():
-        calls.append(1)
         raise ValueError("board.toml: thresholds.kil: unknown key (did you mean 'kill'?)")
 
     d, events = make_daemon(basic_tree, tmp_path, reload=bad)
@@ -109,12 +117,33 @@ def test_reload_refused_keeps_the_old_config(basic_tree, tmp_path):
         d.tick(0.0)
         d.growth.add(0.5, ())
         d.reload()
-        assert calls and d.config is old
+        until_reloaded(d)
+        assert d.config is old
         refused = [e for e in read_events(events) if e["event"] == "reload"]
         assert refused and refused[0]["ok"] is False and "kil" in refused[0]["message"]
+        assert refused[0]["message"].startswith("config refused, keeping the old one: ")
         assert d.growth.last_time() == 0.5  # what it knew is kept
     finally:
         d.close()
+
+
+def test_reload_takes_the_config_the_child_loaded(basic_tree, tmp_path):
+    from guardian.config import Victims
+
+    d, events = make_daemon(basic_tree, tmp_path, reload=lambda: Config(board="b", victims=Victims(growth_window_s=7)))
+    try:
+        d.tick(0.0)
+        d.reload()
+        d.reload()  # while one runs: queued, one more follows
+        assert d.reloader.queued
+        until_reloaded(d)
+        until_reloaded(d)
+        assert d.config.board == "b" and d.growth.window_s == 7
+        done = [e for e in read_events(events) if e["event"] == "reload"]
+        assert [e["ok"] for e in done] == [True, True] and done[0]["board"] == "b"
+    finally:
+        d.close()
+    assert not d.reloader.exiting and d.reloader.pid is None
 
 
 def test_once_a_stopped_victim_is_gone_the_lines_return_to_the_boards_own(basic_tree, tmp_path):
