@@ -81,13 +81,15 @@ def serve(start: "Dict[str, Any]") -> int:
     from guardian.config import from_plain
     from guardian.core.daemon import Daemon
     from guardian.core.eventlog import Place
-    from guardian.core.parts.metrics import Metrics
     from guardian.core.telemetry import Telemetry
 
     from guardian.logger import configure
 
     configure(start["log_level"])  # "guardian: LEVEL: message" lines on stderr
-    metrics = Metrics(start["metrics_file"]) if start["metrics_file"] else None
+    metrics = None
+    if start["metrics_file"]:  # only then: a board without metrics does not hold the exporter
+        from guardian.core.parts.metrics import Metrics
+        metrics = Metrics(start["metrics_file"])
     telemetry = Telemetry(state_file=start["state_file"], syslog=start["syslog"], metrics=metrics)
     try:
         telemetry.use_events(Place(*start["events"]))

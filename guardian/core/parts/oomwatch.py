@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 
-from guardian.analysis.oomreport import OomReport, OomReportParser
 from guardian.core.parts import Part, Tick
 from guardian.kernel.kmsg import KMSG_PATH, KmsgReader
 from guardian.logger import log
@@ -20,6 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional
 
+    from guardian.analysis.oomreport import OomReport, OomReportParser
     from guardian.core.parts import Tell
 
 
@@ -80,7 +80,8 @@ class KernelOomWatcher(Part):
             page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
         except (ValueError, OSError):
             page_kb = 4
-        self.parser = OomReportParser(page_kb=page_kb)
+        self._page_kb = page_kb
+        self._parser: Optional[OomReportParser] = None
         self._count: Optional[int] = None
         self._unexplained = 0  # kills counted but not yet matched by a report from the log
         self._ahead = 0  # kills reported from the log before the count showed them
@@ -90,6 +91,19 @@ class KernelOomWatcher(Part):
         if self.reader.fd is None:
             log.warning("kernel log unreadable (%s): kernel OOM kills are counted but not explained",
                         self.reader.error)
+
+    @property
+    def parser(self) -> OomReportParser:
+        """The report parser, made at the first kernel message drained: its patterns and re
+        cost ~1 MiB, which the idle daemon does not hold, and a kill has just given memory back."""
+        if self._parser is None:
+            from guardian.analysis.oomreport import OomReportParser
+            self._parser = OomReportParser(page_kb=self._page_kb)
+        return self._parser
+
+    def _current(self) -> Any:
+        """The report being read, if any (without making a parser)."""
+        return None if self._parser is None else self._parser.current
 
     @property
     def available(self) -> bool:
@@ -124,10 +138,11 @@ class KernelOomWatcher(Part):
 
         finished: List[OomReport] = []
         if self.reader.fd is not None and (drain or moved or oom_kill_count is None or self._unexplained
-                                           or self.parser.current is not None):
+                                           or self._current() is not None):
             finished = self._drain(now)
         if self._deadline is not None and now >= self._deadline:
-            finished.extend(self.parser.finish())
+            if self._parser is not None:
+                finished.extend(self._parser.finish())
             self._deadline = None
         out = []
         for report in finished:
@@ -145,7 +160,7 @@ class KernelOomWatcher(Part):
             out.append(self._count_only(self._unexplained))
             self._unexplained = 0
             self._deadline = None
-        if not self._unexplained and self.parser.current is None:
+        if not self._unexplained and self._current() is None:
             self._deadline = None
         return out
 
@@ -162,18 +177,20 @@ class KernelOomWatcher(Part):
         finished: List[OomReport] = []
         for record in self.reader.records():
             if self.reader.lost != self._lost_seen:
-                if self.parser.current is not None:
+                if self._current() is not None:
                     self.parser.current.records_lost += self.reader.lost - self._lost_seen
                 self._lost_seen = self.reader.lost
             # One printk with embedded newlines is one record (kmsg shows them as \x0a).
             for line in record.message.split("\n"):
                 finished.extend(self.parser.feed(line, record.ts))
         if self.reader.lost != self._lost_seen:
-            if self.parser.current is not None:
+            if self._current() is not None:
                 self.parser.current.records_lost += self.reader.lost - self._lost_seen
             self._lost_seen = self.reader.lost
-        finished.extend(self.parser.take_finished())
-        if self.parser.current is not None and self._deadline is None:
+        if self._parser is None:
+            return finished
+        finished.extend(self._parser.take_finished())
+        if self._parser.current is not None and self._deadline is None:
             self._deadline = now + self.wait_s
         return finished
 
