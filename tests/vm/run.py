@@ -35,7 +35,7 @@ from scenarios import BY_NAME, SCENARIOS, Scenario  # noqa: E402
 MIB = 1024  # in KiB, as the guest reports sizes
 # What the frozen guardian may hold at rest, all its processes together plus what it unpacked
 # into RAM (tmpfs, ramfs): the bound of its idle cost, as earlyoom's own tests bound its RSS.
-IDLE_RAM_BOUND_KIB = int(os.environ.get("VM_IDLE_RAM_BOUND_MIB", "21")) * MIB
+IDLE_RAM_BOUND_KIB = int(os.environ.get("VM_IDLE_RAM_BOUND_MIB", "14")) * MIB
 RAM_FILESYSTEMS = ("tmpfs", "ramfs", "rootfs", "none")
 
 
