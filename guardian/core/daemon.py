@@ -16,6 +16,7 @@ from guardian.actions import signals as sig
 from guardian.actions.stop import graceful_stop  # at start: nothing to import when memory is short
 from guardian.config import MIB, Config
 from guardian.kernel.libc import libc
+from guardian.kernel.meminfo import glance_meminfo
 from guardian.kernel.procs import ProcInfo
 from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
@@ -293,7 +294,12 @@ class Daemon:
                 # Between full ticks, a wake by timeout alone at ease only glances at
                 # MemAvailable (as earlyoom does): a third of a tick's cost.
                 while not self._stop and not self._reload:
-                    woke = self.waiter.wait_for(timeout) if timeout > 0 else ["now"]
+                    if timeout <= 0:
+                        woke = ["now"]
+                    elif self.sensor.last_zram is None and time.monotonic() < self._glance_until:
+                        woke = self._rest(timeout)
+                    else:
+                        woke = self.waiter.wait_for(timeout)
                     now = time.monotonic()
                     for part in self._wakers:
                         self.guarded(part, part.on_wake, now)
@@ -337,6 +343,50 @@ class Daemon:
         timeout = adaptive_timeout(available - self._glance_kill, self._glance_fill, self.config.wait,
                                    self.waiter.armed)
         return self._bounded(min(timeout, self._glance_until - now), now)
+
+    def _rest(self, timeout: float) -> List[str]:
+        """The loop at rest: wait, glance, wait again, in one frame, until a wake is more than a
+        quiet glance. What it returns is what woke the last wait (nothing: a timeout, which
+        the loop then glances at itself, with every check of _glance).
+
+        On a small board at rest this is nearly all the guardian does, several times a second:
+        under emulation each Python call here cost more than one of earlyoom's wake-ups, so the
+        wake that finds memory at ease makes none but the syscalls and the one parse."""
+        fd = self.sensor.meminfo_fd()
+        if fd is None:
+            return self.waiter.wait_for(timeout)
+        now = time.monotonic()
+        until = self._glance_until
+        for part in self._due_askers:  # a part's schedule changes only in its own calls
+            due = self.guarded(part, part.next_due, now)
+            if due is not None:
+                until = min(until, now + due)
+        for part in self._tick_askers:
+            if self.guarded(part, part.needs_tick, now):
+                return []
+        poll, monotonic, pread, glance = self.waiter.poll_set().poll, time.monotonic, os.pread, glance_meminfo
+        wait, armed, total = self.config.wait, self.waiter.armed, self._last_total
+        line, kill, fill = self._glance_line, self._glance_kill, self._glance_fill
+        before = self._glance_last[1]
+        while True:
+            try:
+                events = poll(timeout * 1000.0)
+            except InterruptedError:
+                return ["signal"]
+            if events:
+                return self.waiter.handle(events)
+            now = monotonic()
+            if now >= until:
+                return []
+            try:
+                got = glance(pread(fd, 8192, 0))
+            except OSError:
+                return []
+            if got is None or got[0] != total or got[1] < line or got[1] < before - total // 100:
+                return []  # _glance reads it again and says what it means
+            before = got[1]
+            self._glance_last = (now, before)
+            timeout = min(adaptive_timeout(before - kill, fill, wait, armed), until - now)
 
     def _glance_parsed(self, now: float) -> Optional[float]:
         """The glance with MemInfo parsed: zram's share of swap counts as headroom."""

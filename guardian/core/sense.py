@@ -91,6 +91,12 @@ class Sensor:
         self.last_meminfo = info
         return info
 
+    def meminfo_fd(self) -> Optional[int]:
+        """The kept descriptor of meminfo (opened if need be), for a loop that reads it itself."""
+        if self._meminfo.fd is None and self._meminfo.read_bytes() is None:
+            return None
+        return self._meminfo.fd
+
     def glance(self) -> Optional[Tuple[int, int]]:
         """(MemTotal, MemAvailable) in bytes, read raw; None when the file does not read or
         lacks either (the caller then reads it in full, which says why)."""

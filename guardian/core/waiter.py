@@ -154,7 +154,7 @@ class Waiter:
         self._extra.pop(fd, None)
         self._poller = None
 
-    def _poll_set(self) -> "select.poll":
+    def poll_set(self) -> "select.poll":
         """The poll set, built again only when its descriptors changed (a quiet wake-up at
         rest allocates nothing here)."""
         threshold_fds = tuple(self.thresholds.fds()) if self.thresholds else ()
@@ -172,13 +172,15 @@ class Waiter:
     def wait_for(self, timeout_s: float) -> List[str]:
         """Block until an event or the timeout; returns what woke it ("psi", "threshold",
         "fd", or nothing for a timeout). Extra fds' callbacks run here."""
-        poller = self._poll_set()
+        poller = self.poll_set()
         try:
             events = poller.poll(max(0.0, timeout_s) * 1000.0)
         except InterruptedError:
             return ["signal"]
-        if not events:
-            return []
+        return self.handle(events) if events else []
+
+    def handle(self, events: List[Tuple[int, int]]) -> List[str]:
+        """What poll() returned on the poll set: what woke it; extra fds' callbacks run here."""
         woke = []
         threshold_fds = self._threshold_fds
         for fd, mask in events:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from guardian.config import Config
+from guardian.config import Config, Wait
 from guardian.core.daemon import Daemon
 from guardian.core.telemetry import Telemetry
 from tests.support import fakeproc
@@ -202,6 +202,62 @@ def test_a_quiet_wake_only_glances_at_memavailable_until_something_calls_for_a_t
         assert d._glance(7.5) is None
     finally:
         d.close()
+
+
+def _resting(basic_tree, tmp_path, max_timeout_s=2.0):
+    cfg = Config(wait=Wait(use_psi=False, min_timeout_s=0.01, max_timeout_s=max_timeout_s,
+                           max_timeout_poll_s=max_timeout_s))
+    d, _ = make_daemon(basic_tree, tmp_path, config=cfg)
+    now = time.monotonic()
+    d.tick(now)
+    assert d.last_plan.action == "none" and d._glance_until == now + max_timeout_s
+    return d
+
+
+def test_at_rest_quiet_wakes_stay_in_the_rest_loop_until_a_full_tick_is_due(basic_tree, tmp_path):
+    d = _resting(basic_tree, tmp_path, max_timeout_s=0.3)
+    try:
+        looked = d._glance_last[0]
+        assert d._rest(0.01) == []
+        assert time.monotonic() >= d._glance_until  # it waited again after each quiet glance
+        assert d._glance_last[0] > looked
+        assert d._glance(time.monotonic()) is None  # and the loop's own glance then calls a full tick
+    finally:
+        d.close()
+
+
+def test_the_rest_loop_hands_a_shortage_or_a_fall_to_the_loop_at_the_first_wake(basic_tree, tmp_path):
+    d = _resting(basic_tree, tmp_path)
+    try:
+        looked = d._glance_last
+        fakeproc.meminfo(basic_tree, avail_mib=150)  # near the reclaim line
+        assert d._rest(0.01) == []
+        assert time.monotonic() < d._glance_until and d._glance_last == looked
+        assert d._glance(time.monotonic()) is None
+        d.tick(time.monotonic())
+        fakeproc.meminfo(basic_tree, avail_mib=800)
+        d.tick(time.monotonic())
+        looked = d._glance_last
+        fakeproc.meminfo(basic_tree, avail_mib=780)  # at ease, but 20 MiB (2 %) gone since the last look
+        assert d._rest(0.01) == []
+        assert d._glance_last == looked
+        assert d._glance(time.monotonic()) is None
+    finally:
+        d.close()
+
+
+def test_the_rest_loop_returns_what_a_descriptor_woke_and_runs_its_callback(basic_tree, tmp_path):
+    d = _resting(basic_tree, tmp_path)
+    r, w = os.pipe()
+    seen = []
+    try:
+        d.waiter.add(r, lambda: seen.append(os.read(r, 8)))
+        os.write(w, b"x")
+        assert d._rest(1.0) == ["fd"] and seen == [b"x"]
+    finally:
+        d.close()
+        os.close(r)
+        os.close(w)
 
 
 def test_after_the_kernel_oom_killer_ended_the_runaway_the_lines_return_to_the_boards_own(basic_tree, tmp_path):
