@@ -7,8 +7,11 @@
   userland, the frozen guardian (dist/guardian: the directory build it points into goes to
   /usr/lib/guardian/ with /usr/bin/guardian a symlink, as packaging/README.md installs it; a
   single-file build to /usr/bin/guardian) with the project's init/S03guardian and
-  init/guardian.default, earlyoom and stress-ng (Debian's) with the libraries they need, vmtool,
-  the scenario boards, and the zram modules (loaded by rcS only where a scenario asks for swap).
+  init/guardian.default, the floor beside it (dist/guardian-floor, the trivial wake loop frozen
+  by the same spec: /usr/lib/guardian-floor/ and /usr/bin/guardian-floor, laid out the same way;
+  the agent measures it after the guardian's idle window), earlyoom and stress-ng (Debian's) with
+  the libraries they need, vmtool, the scenario boards, and the zram modules (loaded by rcS only
+  where a scenario asks for swap).
 """
 import gzip
 import hashlib
@@ -291,7 +294,30 @@ def data_set() -> str:
     return d
 
 
-def build_rootfs(root: str, guardian: str, earlyoom: str, stress: str, vmtool: str, moddir: str) -> None:
+def install_frozen(path: str, root: str, name: str) -> List[str]:
+    """Install a frozen build as packaging/README.md does: a directory build (what `path` is, or
+    points into) to /usr/lib/NAME/ with /usr/bin/NAME a symlink, a single file to /usr/bin/NAME.
+    Returns the ELF files whose libraries the image needs (the bundled shared objects)."""
+    onedir = onedir_of(path)
+    if onedir:
+        shutil.copytree(onedir, os.path.join(root, "usr", "lib", name), symlinks=True)
+        os.symlink("../lib/%s/%s" % (name, os.path.basename(os.path.realpath(path))),
+                   os.path.join(root, "usr", "bin", name))
+        return [path] + elf_files(onedir)
+    _install(path, root, "/usr/bin/" + name)
+    scratch = os.path.join(BUILD, "sofiles", name)
+    os.makedirs(scratch, exist_ok=True)
+    inner = [path]
+    for so, blob in pyinstaller_binaries(path).items():
+        p = os.path.join(scratch, so.replace("/", "_"))
+        with open(p, "wb") as f:
+            f.write(blob)
+        inner.append(p)
+    return inner
+
+
+def build_rootfs(root: str, guardian: str, floor: str, earlyoom: str, stress: str, vmtool: str,
+                 moddir: str) -> None:
     from scenarios import SCENARIOS, env_file
 
     shutil.rmtree(root, ignore_errors=True)
@@ -311,34 +337,21 @@ def build_rootfs(root: str, guardian: str, earlyoom: str, stress: str, vmtool: s
             os.symlink("busybox", os.path.join(root, "bin", applet))
     os.symlink("../bin/busybox", os.path.join(root, "sbin", "init"))
 
-    # The tools: the frozen guardian, earlyoom, vmtool, and the libraries they load.
-    onedir = onedir_of(guardian)
-    if onedir:
-        shutil.copytree(onedir, os.path.join(root, "usr", "lib", "guardian"), symlinks=True)
-        os.symlink("../lib/guardian/" + os.path.basename(os.path.realpath(guardian)),
-                   os.path.join(root, "usr", "bin", "guardian"))
-    else:
-        _install(guardian, root, "/usr/bin/guardian")
+    # The tools: the frozen guardian and its floor, earlyoom, vmtool, and the libraries they load.
+    scratch = os.path.join(BUILD, "sofiles")
+    shutil.rmtree(scratch, ignore_errors=True)
+    inner = install_frozen(guardian, root, "guardian") + install_frozen(floor, root, "guardian-floor")
     _install(earlyoom, root, "/usr/bin/earlyoom")
     _install(stress, root, "/usr/bin/stress-ng")
     _install(vmtool, root, "/usr/bin/vmtool")
-    scratch = os.path.join(BUILD, "sofiles")
-    shutil.rmtree(scratch, ignore_errors=True)
-    os.makedirs(scratch)
-    inner = elf_files(onedir) if onedir else []
-    for name, blob in pyinstaller_binaries(guardian).items():
-        p = os.path.join(scratch, name.replace("/", "_"))
-        with open(p, "wb") as f:
-            f.write(blob)
-        inner.append(p)
     # Also what the bundled ones link (the bootloader needs libz before it unpacks its own).
-    for lib in ldd([guardian, earlyoom, stress] + inner):
+    for lib in ldd([earlyoom, stress] + inner):
         _copy_lib(lib, root)
     # glibc loads libgcc_s when a thread exits through pthread_exit (Python's daemon threads).
     for lib in ("/lib/x86_64-linux-gnu/libgcc_s.so.1",):
         if os.path.exists(lib):
             _copy_lib(lib, root)
-    shutil.rmtree(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
 
     # zram and what it needs, for rcS to insmod in this order (BusyBox has no modprobe index).
     order = module_order(moddir, ZRAM_MODULES)
@@ -375,12 +388,13 @@ def build_rootfs(root: str, guardian: str, earlyoom: str, stress: str, vmtool: s
 
 
 def check_rootfs(root: str) -> None:
-    """Run the frozen guardian from the image on this machine (chroot, own mount namespace):
-    the libraries are all there, and every scenario board loads."""
+    """Run the frozen guardian and its floor from the image on this machine (chroot, own mount
+    namespace): the libraries are all there, and every scenario board loads."""
     boards = sorted(f for f in os.listdir(os.path.join(root, "etc", "guardian", "vm"))
                     if f.endswith(".toml") and f != "vm-base.toml")
     script = "mount -t proc proc %s/proc && chroot %s /bin/sh -c '%s'" % (root, root, " && ".join(
-        ["TMPDIR=/root /usr/bin/guardian --version", "/usr/bin/earlyoom -v >/dev/null",
+        ["TMPDIR=/root /usr/bin/guardian --version", "TMPDIR=/root /usr/bin/guardian-floor --once",
+         "/usr/bin/earlyoom -v >/dev/null",
          "/usr/bin/stress-ng --version >/dev/null"] +
         ["{ TMPDIR=/root /usr/bin/guardian check --config /etc/guardian/vm/%s >/root/check.out 2>&1; "
          "[ $? -lt 2 ] || { cat /root/check.out; exit 1; }; }" % b for b in boards]))
@@ -414,8 +428,9 @@ def inputs_digest(paths: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def build(guardian: Optional[str] = None) -> Dict[str, str]:
-    """Build (or reuse) everything; returns the paths the VMs need."""
+def build(guardian: Optional[str] = None, floor: Optional[str] = None) -> Dict[str, str]:
+    """Build (or reuse) everything; returns the paths the VMs need. `floor`: the frozen floor
+    (default: guardian-floor beside the guardian)."""
     os.makedirs(BUILD, exist_ok=True)
     gi = os.path.join(REPO, "build", ".gitignore")
     if not os.path.exists(gi):
@@ -424,6 +439,10 @@ def build(guardian: Optional[str] = None) -> Dict[str, str]:
     guardian = guardian or os.path.join(REPO, "dist", "guardian")
     if not os.access(guardian, os.X_OK):
         raise SystemExit("vm: %s is missing: run `make frozen` first" % guardian)
+    floor = floor or os.path.join(os.path.dirname(os.path.abspath(guardian)), "guardian-floor")
+    if not os.access(floor, os.X_OK):
+        raise SystemExit("vm: %s (the floor the idle cost is measured against) is missing: run `make frozen` "
+                         "first, or name it with --floor" % floor)
     earlyoom = shutil.which("earlyoom")
     if not earlyoom:
         raise SystemExit("vm: earlyoom is missing (apt-get install earlyoom)")
@@ -436,19 +455,20 @@ def build(guardian: Optional[str] = None) -> Dict[str, str]:
     vmlinuz, moddir, version = kernel()
     paths = {"kernel": vmlinuz, "initramfs": os.path.join(BUILD, "initramfs.cpio.gz"),
              "root": os.path.join(BUILD, "root.sqfs"), "version": version}
-    digest = inputs_digest([onedir_of(guardian) or guardian, earlyoom, stress, HERE, os.path.join(REPO, "init"),
-                            vmlinuz])
+    digest = inputs_digest([onedir_of(guardian) or guardian, onedir_of(floor) or floor, earlyoom, stress, HERE,
+                            os.path.join(REPO, "init"), vmlinuz])
     stamp = os.path.join(BUILD, "image.digest")
     if (os.path.exists(stamp) and open(stamp).read() == digest
             and os.path.exists(paths["initramfs"]) and os.path.exists(paths["root"])):
         log("image up to date (kernel %s)" % version)
         return paths
-    log("building the image (kernel %s, guardian %s)" % (version, os.path.relpath(guardian, REPO)))
+    log("building the image (kernel %s, guardian %s, floor %s)" % (
+        version, os.path.relpath(guardian, REPO), os.path.relpath(floor, REPO)))
     vmtool = os.path.join(BUILD, "vmtool")
     build_vmtool(vmtool)
     build_initramfs(moddir, paths["initramfs"])
     root = os.path.join(BUILD, "rootfs")
-    build_rootfs(root, guardian, earlyoom, stress, vmtool, moddir)
+    build_rootfs(root, guardian, floor, earlyoom, stress, vmtool, moddir)
     check_rootfs(root)
     out = paths["root"]
     if os.path.exists(out):

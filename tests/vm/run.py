@@ -43,6 +43,21 @@ def idle_ram_kib(idle: Dict[str, Any]) -> int:
     """RSS of the tool's processes, plus the bytes it unpacked where they hold RAM."""
     in_ram = idle.get("unpack_kib", 0) if idle.get("unpack_fs") in RAM_FILESYSTEMS else 0
     return idle["rss_kib"] + in_ram
+
+
+def above_floor(idle: Dict[str, Any], floor: Dict[str, Any]) -> Dict[str, int]:
+    """What the guardian holds above the frozen floor measured in the same boot (KiB): RSS, anon
+    and private dirty from its idle window; PSS from the two read at the same moment (the floor
+    line's guardian_pss_kib), since the libraries they share are split between them only while
+    both run."""
+    out = {"rss_kib": idle["rss_kib"] - floor["rss_kib"],
+           "pss_kib": floor.get("guardian_pss_kib", idle["pss_kib"]) - floor["pss_kib"]}
+    for key in ("anon_kib", "private_dirty_kib"):
+        if key in idle and key in floor:
+            out[key] = idle[key] - floor[key]
+    return out
+
+
 RUNS = os.path.join(image.BUILD, "runs")
 
 
@@ -176,6 +191,7 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
     by = lambda t: [x for x in lines if x.get("type") == t]  # noqa: E731
     boot = (by("boot") or [{}])[0]
     idle = (by("idle") or [None])[0]
+    floor = (by("floor") or [None])[0]
     ready = (by("ready") or [{}])[0]
     events = [x["e"] for x in by("event")]
     tool_log = [x["line"] for x in by("log") if x.get("tool", "earlyoom") == "earlyoom"]
@@ -183,9 +199,14 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {"scenario": run["scenario"], "tool": run["tool"], "repeat": run.get("repeat", 0),
                            "vm_seconds": run["seconds"],
                            "mem_total_mib": round(boot.get("mem_total_kib", 0) / MIB, 1),
-                           "psi": boot.get("psi"), "zram": boot.get("zram"), "idle": idle,
+                           "psi": boot.get("psi"), "zram": boot.get("zram"), "idle": idle, "floor": floor,
                            "rounds": [], "failures": [], "notes": [], "known": [],
                            "errors": [x["message"] for x in by("error")], "dir": run["dir"]}
+    if floor and idle and run["tool"] == "guardian":
+        out["above_floor"] = above_floor(idle, floor)
+        done = by("floor_done")
+        if done:
+            out["floor_vm_s"] = done[0]["seconds"]  # what measuring the floor added to the VM's time
     starts = [e for e in events if e.get("event") == "start"]
     if starts and boot:
         boot_real = boot["now"] - boot["uptime"]
@@ -394,22 +415,42 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                     " (seen %s)" % "/".join("%g" % v for v in seen) if seen else "")
             out.append("| %s | %s | %s |" % (s.name, label, " | ".join(_cell(gr) + _cell(er))))
     out += ["", "## Idle cost, start-up, wait mode", "",
-            "| scenario | tool | mem MiB | RAM held MiB | RSS MiB | PSS MiB | private dirty MiB | CPU ticks "
-            "| wake-ups | window s | started at s | notes |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "Each tool at rest; in the guardian's VMs the floor (dist/guardian-floor: a trivial wake loop with "
+            "the guardian's wake rule, frozen by the same spec) is started after the guardian's window and "
+            "measured the same way over a shorter one. \"Above floor\": the guardian's RSS / PSS / anon minus "
+            "the floor's, same boot (PSS of the two read at the same moment).", "",
+            "| scenario | tool | mem MiB | RAM held MiB | RSS MiB | PSS MiB | private dirty MiB | anon MiB "
+            "| above floor RSS / PSS / anon MiB | CPU ticks | wake-ups | window s | started at s | notes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def mib(d: Dict[str, Any], key: str, fmt: str = "%.1f") -> str:
+        return fmt % (d[key] / MIB) if key in d else "-"
+
     for j in judged:
         i = j.get("idle")
         if not i:
             continue
-        out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %s | %d | %d | %.0f | %s | %s |" % (
+        a = j.get("above_floor")
+        out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %d | %d | %.0f | %s | %s |" % (
             j["scenario"], j["tool"], j["mem_total_mib"], idle_ram_kib(i) / MIB, i["rss_kib"] / MIB,
-            i["pss_kib"] / MIB, "%.1f" % (i["private_dirty_kib"] / MIB) if "private_dirty_kib" in i else "-",
+            i["pss_kib"] / MIB, mib(i, "private_dirty_kib"), mib(i, "anon_kib"),
+            " / ".join(mib(a, k, "%+.1f") for k in ("rss_kib", "pss_kib", "anon_kib")) if a else "-",
             i["ticks"],
             i["wakeups"], i["seconds"], j.get("tool_started_s", "-"),
             ("%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
              if j["tool"] == "guardian" and i["unpack_kib"] else "%d proc" % i["procs"])
             + ("; swap on zram %.0f MiB (%s)" % (j["zram"]["disksize"] / 2**20, j["zram"]["comp"])
                if j.get("zram") else "")))
+        f = j.get("floor") if j["tool"] == "guardian" else None
+        if f:
+            out.append("| %s | floor | %s | %.1f | %.1f | %.1f | %s | %s | - | %d | %d | %.0f | %s | %s |" % (
+                j["scenario"], j["mem_total_mib"], idle_ram_kib(f) / MIB, f["rss_kib"] / MIB, f["pss_kib"] / MIB,
+                mib(f, "private_dirty_kib"), mib(f, "anon_kib"), f["ticks"], f["wakeups"], f["seconds"],
+                "-", "; ".join(filter(None, [
+                    "%d proc%s" % (f["procs"], "s" if f["procs"] != 1 else ""),
+                    "in its loop %.1f s after start" % f["started_s"] if "started_s" in f else "",
+                    "args %s" % f["args"] if f.get("args") else "",
+                    "adds %.0f s to the VM" % j["floor_vm_s"] if "floor_vm_s" in j else ""]))))
     out += ["", "## Highest runaway rate with no kernel OOM kill", "",
             "| scenario | guardian | earlyoom |", "|---|---|---|"]
     for s in scenarios:
@@ -487,6 +528,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--tools", default="guardian,earlyoom")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("VM_JOBS", "2")), help="VMs at a time")
     parser.add_argument("--guardian", help="the frozen binary (default: dist/guardian)")
+    parser.add_argument("--floor", help="the frozen floor measured beside it (default: guardian-floor beside the "
+                                        "guardian, dist/guardian-floor)")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="boot each VM this many times (flakiness)")
@@ -518,7 +561,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         overrides[key] = value
     started = time.monotonic()
-    paths = image.build(args.guardian)
+    paths = image.build(args.guardian, args.floor)
     if args.build_only:
         return 0
     tools = [t for t in args.tools.split(",") if t]

@@ -176,3 +176,45 @@ def test_the_guardians_idle_ram_is_bounded_with_what_it_unpacked_into_ram():
     # earlyoom's cost is shown, never asserted
     assert failures(_idle(bound + 1), tool="earlyoom") == []
     assert "RAM held MiB" in run.report([run.judge(_run("runaway-256", "guardian", [_idle(9)] + rounds))], 1.0)
+
+
+def _floor(rss_mib, pss_mib, anon_mib, guardian_pss_mib):
+    return {"type": "floor", "args": "", "started_s": 1.4, "seconds": 5.0, "ticks": 1, "wakeups": 10, "procs": 1,
+            "rss_kib": int(rss_mib * MIB), "hwm_kib": int(rss_mib * MIB), "pss_kib": int(pss_mib * MIB),
+            "private_dirty_kib": int(anon_mib * MIB), "anon_kib": int(anon_mib * MIB),
+            "guardian_rss_kib": 9 * MIB, "guardian_pss_kib": int(guardian_pss_mib * MIB),
+            "guardian_private_dirty_kib": MIB, "guardian_anon_kib": MIB, "mem_available_kib": 100 * MIB}
+
+
+def test_the_floor_is_kept_and_the_guardian_shown_above_it():
+    rounds = [_round("rate=20", [HOG], rate=20)]
+    idle = dict(_idle(9), anon_kib=4 * MIB, private_dirty_kib=5 * MIB)
+    # The floor: 6 MiB RSS, 3 MiB anon; PSS 5.5 read beside a guardian whose PSS then read 8.5 (the
+    # libraries they share split between them): PSS above the floor is 8.5 - 5.5, not 9 - 5.5.
+    lines = [idle, _floor(6, 5.5, 3, 8.5), {"type": "floor_done", "seconds": 9.6}] + rounds
+    j = run.judge(_run("runaway-256", "guardian", lines))
+    assert j["failures"] == []
+    assert j["floor"]["rss_kib"] == 6 * MIB and j["floor_vm_s"] == 9.6
+    assert j["above_floor"] == {"rss_kib": 3 * MIB, "pss_kib": 3 * MIB, "anon_kib": MIB,
+                                "private_dirty_kib": 2 * MIB}
+    text = run.report([j], 1.0)
+    assert "| runaway-256 | guardian | 205.0 | 9.0 | 9.0 | 9.0 | 5.0 | 4.0 | +3.0 / +3.0 / +1.0 | 9 | 50 | 20 |" in text
+    assert "| runaway-256 | floor | 205.0 | 6.0 | 6.0 | 5.5 | 3.0 | 3.0 | - | 1 | 10 | 5 | - |" in text
+    assert "in its loop 1.4 s after start; adds 10 s to the VM" in text
+    # The guardian below its floor shows as negative, not hidden.
+    j = run.judge(_run("runaway-256", "guardian", [_idle(5), _floor(6, 6, 1, 5)] + rounds))
+    assert j["above_floor"]["rss_kib"] == -MIB and "| -1.0 / -1.0 / +0.0 |" in run.report([j], 1.0)
+
+
+def test_no_floor_no_above_floor_and_a_floor_that_did_not_start_fails():
+    rounds = [_round("rate=20", [HOG], rate=20)]
+    j = run.judge(_run("runaway-256", "guardian", [_idle(9)] + rounds))
+    assert j["floor"] is None and "above_floor" not in j
+    text = run.report([j], 1.0)
+    assert "| floor |" not in text and "| 1.0 | - | 9 | 50 |" in text
+    # earlyoom's VMs measure no floor; a stray line would not make a guardian figure of earlyoom.
+    j = run.judge(_run("runaway-256", "earlyoom", [_idle(2), _floor(6, 6, 3, 9)] + rounds))
+    assert "above_floor" not in j and "| floor |" not in run.report([j], 1.0)
+    error = {"type": "error", "message": "the floor (/usr/bin/guardian-floor ) did not reach its loop within 30 s"}
+    j = run.judge(_run("runaway-256", "guardian", [_idle(9), error] + rounds))
+    assert any("the floor" in f for f in j["failures"])

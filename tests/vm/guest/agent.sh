@@ -3,8 +3,9 @@
 # the tool started at boot (the guardian by its init script, or earlyoom), and writes one JSON
 # object per line to the second serial port, which the host reads. Then it powers off.
 #
-# Every line has "type": boot, ready, idle, round, event (the guardian's event log), log (a
-# line of earlyoom's or stress-ng's output), kernel (an OOM line of the kernel log), error, done.
+# Every line has "type": boot, ready, idle, floor (the frozen floor's idle cost, guardian VMs),
+# round, event (the guardian's event log), log (a line of earlyoom's or stress-ng's output),
+# kernel (an OOM line of the kernel log), error, done.
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
 . /run/vmtest/env
@@ -147,6 +148,49 @@ if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 		break
 	done
 	emit "{\"type\": \"idle\", \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
+fi
+
+# --------------------------------------------------------------------------- the floor
+
+# The guardian's VMs, after its idle window: the frozen floor (/usr/bin/guardian-floor, a trivial
+# wake loop with the guardian's wake rule, frozen by the same spec) is started, given the same
+# settle time once it is in its loop (it holds /proc/meminfo open), measured like the guardian
+# over FLOOR_IDLE_S (default 5 s: its RSS is flat once in the loop; ticks and wake-ups are per
+# window, see "seconds"), and stopped. The guardian's own figures are read again at the same
+# moment (guardian_*): the two share the system's libraries, which PSS splits between them.
+floor_pids() { pidof guardian-floor; }
+# in_loop PID: the floor holds /proc/meminfo open (its loop reads it from that descriptor).
+in_loop() {
+	for fd in "/proc/$1/fd/"*; do [ "$(readlink "$fd" 2>/dev/null)" = /proc/meminfo ] && return 0; done
+	return 1
+}
+if [ "$TOOL" = guardian ] && [ "${IDLE_S:-0}" -gt 0 ] && [ "${FLOOR_IDLE_S:-5}" -gt 0 ]; then
+	f_t0=$(now)
+	spawn /usr/bin/guardian-floor $FLOOR_ARGS
+	floor=$LAST i=0
+	until in_loop "$floor"; do
+		sleep 0.1; i=$((i + 1))
+		{ [ "$i" -gt 300 ] || ! alive "$floor"; } && break
+	done
+	if in_loop "$floor"; then
+		f_up=$(awk "BEGIN { print $(now) - $f_t0 }")
+		sleep 3
+		pids=$(floor_pids)
+		t0=$(sum_stat $pids); w0=$(sum_field status voluntary_ctxt_switches $pids)
+		n0=$(sum_field status nonvoluntary_ctxt_switches $pids); s0=$(now)
+		sleep "${FLOOR_IDLE_S:-5}"
+		s1=$(now); t1=$(sum_stat $pids); w1=$(sum_field status voluntary_ctxt_switches $pids)
+		n1=$(sum_field status nonvoluntary_ctxt_switches $pids)
+		g=$(tool_pids)
+		emit "{\"type\": \"floor\", \"args\": $(json_str "$FLOOR_ARGS"), \"started_s\": $f_up, \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"guardian_rss_kib\": $(sum_field status VmRSS $g), \"guardian_pss_kib\": $(sum_field smaps_rollup Pss $g), \"guardian_private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $g), \"guardian_anon_kib\": $(sum_field status RssAnon $g), \"mem_available_kib\": $(kib MemAvailable)}"
+	else
+		error "the floor (/usr/bin/guardian-floor $FLOOR_ARGS) did not reach its loop within 30 s (alive: $(alive "$floor" && echo yes || echo no))"
+	fi
+	pids=$(floor_pids)
+	[ -n "$pids" ] && kill -TERM $pids
+	wait_exit "$floor" 5 || kill -9 $(floor_pids) 2>/dev/null
+	wait "$floor" 2>/dev/null
+	emit "{\"type\": \"floor_done\", \"seconds\": $(awk "BEGIN { print $(now) - $f_t0 }")}"
 fi
 
 # --------------------------------------------------------------------------- rounds
