@@ -25,7 +25,7 @@ import errno
 import math
 import os
 import select
-import signal
+import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 import struct
 import time
 
