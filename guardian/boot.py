@@ -6,8 +6,9 @@ daemon, never imports it: a module once imported stays for the process's life.
 The child answers through a pipe, with marshal (builtin: nothing to import), either nothing
 (an error, --help: it printed what `run` prints and exits with `run`'s status, which this
 process then exits with) or {"start": {...}}: plain data, the config as guardian.config.to_plain
-made it. A reload (SIGHUP) loads again the same way in a child of the daemon (load_again,
-guardian.core.parts.reload)."""
+made it and its cmdline patterns as re compiled them (guardian.core.match.programs: this
+process does not import re). A reload (SIGHUP) loads again the same way in a child of the
+daemon (load_again, guardian.core.parts.reload)."""
 import marshal
 import os
 import sys
@@ -81,11 +82,13 @@ def serve(start: "Dict[str, Any]") -> int:
     from guardian.config import from_plain
     from guardian.core.daemon import Daemon
     from guardian.core.eventlog import Place
+    from guardian.core.match import adopt
     from guardian.core.telemetry import Telemetry
 
     from guardian.logger import configure
 
     configure(start["log_level"])  # "guardian: LEVEL: message" lines on stderr
+    adopt(start.get("regex"))  # the cmdline patterns, compiled by the child: no re here
     metrics = None
     if start["metrics_file"]:  # only then: a board without metrics does not hold the exporter
         from guardian.core.parts.metrics import Metrics

@@ -17,6 +17,8 @@ __dict__, as dataclasses' do.
 """
 from __future__ import annotations
 
+from _operator import attrgetter  # not operator.py: nothing more to import
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Tuple, TypeVar
@@ -31,6 +33,7 @@ else:
 
 _FIELDS = "__record_fields__"  # name -> default (_MISSING, a value, or a _Factory)
 _FROZEN = "__record_frozen__"
+_VALUES = "__record_values__"  # the field values getter
 
 
 class _Missing:
@@ -59,22 +62,50 @@ def field(*, default_factory: Callable[[], _T]) -> _T:
     return _Factory(default_factory)  # type: ignore[return-value]
 
 
-def _frozen(cls: Any, fields: Dict[str, Any]) -> None:
-    # as dataclasses: any attribute of the record itself, only fields on a plain subclass
-    def __setattr__(self: Any, name: str, value: Any) -> None:
-        if type(self) is cls or name in fields:
-            raise FrozenInstanceError("cannot assign to field %r" % name)
-        object.__setattr__(self, name, value)
+# The methods every record shares (one function each, not one per class: the resident daemon
+# holds some forty record classes). A record class keeps its field values' getter in _VALUES.
+def _values(self: Any) -> Tuple[Any, ...]:
+    return getattr(type(self), _VALUES)(self)  # type: ignore[no-any-return]
 
-    def __delattr__(self: Any, name: str) -> None:
-        if type(self) is cls or name in fields:
-            raise FrozenInstanceError("cannot delete field %r" % name)
-        object.__delattr__(self, name)
 
-    __setattr__.__qualname__ = "%s.__setattr__" % cls.__qualname__
-    __delattr__.__qualname__ = "%s.__delattr__" % cls.__qualname__
-    cls.__setattr__ = __setattr__
-    cls.__delattr__ = __delattr__
+def _repr(self: Any) -> str:
+    names = getattr(type(self), _FIELDS)
+    return "%s(%s)" % (self.__class__.__qualname__,
+                       ", ".join([n + "=" + repr(v) for n, v in zip(names, _values(self))]))
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is self.__class__:
+        return _values(self) == _values(other)
+    return NotImplemented
+
+
+def _hash(self: Any) -> int:
+    return hash(_values(self))
+
+
+# As dataclasses: any attribute of a frozen record itself is refused, only fields on a plain
+# subclass (a record class has _FROZEN in its own __dict__, a plain subclass does not).
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    if _FROZEN in type(self).__dict__ or name in getattr(type(self), _FIELDS):
+        raise FrozenInstanceError("cannot assign to field %r" % name)
+    object.__setattr__(self, name, value)
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    if _FROZEN in type(self).__dict__ or name in getattr(type(self), _FIELDS):
+        raise FrozenInstanceError("cannot delete field %r" % name)
+    object.__delattr__(self, name)
+
+
+def _getter(names: Tuple[str, ...]) -> Callable[[Any], Tuple[Any, ...]]:
+    """The field values of an instance, as a tuple, by a C getter (no generated code)."""
+    if not names:
+        return lambda _self: ()
+    get = attrgetter(*names)
+    if len(names) == 1:
+        return lambda self: (get(self),)
+    return get  # type: ignore[no-any-return]
 
 
 def _is_classvar(annotation: Any) -> bool:
@@ -129,19 +160,6 @@ def _build(cls: Any, frozen: bool) -> Any:
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     source = "def __init__(self%s):\n%s\n" % ("".join(", " + p for p in params), "\n".join(body) or "    pass")
-    values = "(%s)" % "".join("self.%s," % n for n in names)
-    other = "(%s)" % "".join("other.%s," % n for n in names)
-    source += (
-        "def __repr__(self):\n"
-        "    return self.__class__.__qualname__ + '(' + %s + ')'\n"
-        "def __eq__(self, other):\n"
-        "    if other.__class__ is self.__class__:\n"
-        "        return %s == %s\n"
-        "    return NotImplemented\n"
-        "def __hash__(self):\n"
-        "    return hash(%s)\n"
-    ) % (" + ', ' + ".join("%r + repr(self.%s)" % (n + "=", n) for n in names) or "''",
-         values, other, values)
     made: Dict[str, Any] = {}
     exec(source, scope, made)
 
@@ -149,18 +167,18 @@ def _build(cls: Any, frozen: bool) -> Any:
     # as dataclasses: a class body's __eq__ leaves __hash__ None there, which is not explicit
     explicit_hash = own.get("__hash__", _MISSING) is not _MISSING and not (
         own["__hash__"] is None and "__eq__" in own)
-    for name in ("__init__", "__repr__", "__eq__"):
+    if "__init__" not in own:
+        made["__init__"].__qualname__ = "%s.__init__" % cls.__qualname__
+        cls.__init__ = made["__init__"]
+    for name, shared in (("__repr__", _repr), ("__eq__", _eq)):
         if name not in own:
-            made[name].__qualname__ = "%s.%s" % (cls.__qualname__, name)
-            setattr(cls, name, made[name])
+            setattr(cls, name, shared)
     if not explicit_hash:
-        if frozen:
-            made["__hash__"].__qualname__ = "%s.__hash__" % cls.__qualname__
-            cls.__hash__ = made["__hash__"]
-        else:
-            cls.__hash__ = None  # mutable and compared by value: unhashable
+        cls.__hash__ = _hash if frozen else None  # mutable and compared by value: unhashable
     if frozen:
-        _frozen(cls, fields)
+        cls.__setattr__ = _frozen_setattr
+        cls.__delattr__ = _frozen_delattr
+    setattr(cls, _VALUES, _getter(names))
     setattr(cls, _FIELDS, fields)
     setattr(cls, _FROZEN, frozen)
     return cls

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import select
-import signal
+import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 import time
 
 from guardian.record import record

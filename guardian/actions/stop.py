@@ -9,7 +9,7 @@ caller to find out (``signals.wait_exit``).
 """
 from __future__ import annotations
 
-import signal
+import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 
 from guardian.actions.run import run
 from guardian.actions.signals import ProcessHandle, send_signal

@@ -38,6 +38,7 @@ def prepare_run(args: argparse.Namespace) -> Union[int, Dict[str, Any]]:
     from guardian.commands.options import load_config_for, scope_dir_for
     from guardian.config import to_plain
     from guardian.core.daemon import apply_board_sysctls
+    from guardian.core.match import programs
     from guardian.core.telemetry import Telemetry
 
     syslog = {"auto": "auto", "on": True, "off": False}[args.syslog]
@@ -62,8 +63,8 @@ def prepare_run(args: argparse.Namespace) -> Union[int, Dict[str, Any]]:
             "log_level": getattr(args, "sub_log_level", None) or args.log_level,
             "state_file": args.state_file or None, "syslog": syslog, "metrics_file": args.metrics_file,
             "events": (place.path, place.max_bytes, place.backups),
-            "config": to_plain(config), "why": why, "scope": scope, "proc_root": args.proc_root,
-            "sys_root": args.sys_root, "dry_run": args.dry_run, "hotplug": args.hotplug,
+            "config": to_plain(config), "regex": programs(config), "why": why, "scope": scope,
+            "proc_root": args.proc_root, "sys_root": args.sys_root, "dry_run": args.dry_run, "hotplug": args.hotplug,
             "protect_self": not args.no_self_protection,
             # What a reload needs to load the same way (guardian.boot.load_again).
             "reload": {"config": args.config, "board": args.board, "proc_root": args.proc_root,

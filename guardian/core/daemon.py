@@ -6,7 +6,7 @@ write, a bad reload) is logged and survived here; the loop itself only stops on 
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 import _thread  # not threading (~0.7 MiB resident): one thread per stop command
 import time
 

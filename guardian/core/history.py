@@ -5,7 +5,7 @@ clock or a file, so the policy's inputs stay reproducible in tests.
 """
 from __future__ import annotations
 
-from collections import deque
+from _collections import deque  # the C type: collections/__init__.py imports keyword, operator, reprlib
 
 from guardian.kernel.procs import ProcInfo
 

@@ -27,7 +27,7 @@ from guardian.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Iterable, List, Optional, Union
+    from typing import Any, Dict, Iterable, List, Optional, Union
 
 
 @record
@@ -44,8 +44,9 @@ MAX_MATCH_CHARS = 512
 
 def regex(pattern: str):  # -> re.Pattern[str]
     """The pattern compiled (an re.Pattern), once: every match of a process table reuses it.
-    re (~0.9 MiB resident) is imported by the first pattern, which precompile() makes the
-    config's (at start and at a reload), never a classification under memory pressure."""
+    The daemon has its config's patterns already (adopt(), from what its loader child compiled);
+    any other pattern imports re (~0.9 MiB resident with enum and functools), compiled by
+    precompile() when a config is set, never by a classification under memory pressure."""
     compiled = _regex_cache.get(pattern)
     if compiled is None:
         import re
@@ -55,10 +56,84 @@ def regex(pattern: str):  # -> re.Pattern[str]
 
 
 def precompile(config: Config) -> None:
-    """Compile the config's cmdline patterns now (and import re only if it has any)."""
-    for entry in tuple(config.critical) + tuple(config.low_priority):
-        if entry.match.cmdline is not None:
-            regex(entry.match.cmdline)
+    """Compile the config's cmdline patterns now (and import re only if one is not adopted)."""
+    for pattern in _patterns(config):
+        regex(pattern)
+
+
+def _patterns(config: Config) -> List[str]:
+    return [entry.match.cmdline for entry in tuple(config.critical) + tuple(config.low_priority)
+            if entry.match.cmdline is not None]
+
+
+def programs(config: Config) -> Dict[str, tuple]:
+    """In a loader child (the daemon's start-up or a reload, which imports re anyway): each of
+    the config's cmdline patterns as re compiled it, the arguments re gave _sre.compile (the
+    regex engine's program, as plain lists, dicts, tuples and ints), for marshal to carry to the
+    daemon, which builds the very same compiled patterns from them (adopt) without importing re.
+    A pattern whose program cannot go through marshal or does not build the same pattern again
+    is left out: the daemon compiles it."""
+    import marshal
+    import re
+
+    import _sre
+
+    out: Dict[str, tuple] = {}
+    real = _sre.compile
+
+    def spy(*args: Any) -> Any:
+        compiled = real(*args)
+        if args and isinstance(args[0], str):
+            out[args[0]] = (compiled, _plain(args[1:]))
+        return compiled
+
+    _sre.compile = spy
+    try:
+        for pattern in _patterns(config):
+            re.purge()  # so that re compiles it now, not from its cache
+            re.compile(pattern)
+    finally:
+        _sre.compile = real
+    found: Dict[str, tuple] = {}
+    for pattern, (compiled, program) in out.items():
+        try:
+            marshal.dumps(program)
+            if real(pattern, *program) != compiled:  # the same flags, pattern and program
+                continue
+        except Exception:
+            continue
+        found[pattern] = program
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """re's program with its named opcodes (int subclasses, which marshal refuses) as ints."""
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def adopt(programs: Optional[Dict[str, tuple]]) -> None:
+    """In the daemon: the compiled patterns, from the programs its loader child sent (programs()).
+    One that does not build (never expected: the child is this same interpreter) is left to
+    regex(), which compiles it with re."""
+    if not programs:
+        return
+    import _sre
+
+    for pattern, program in programs.items():
+        if pattern in _regex_cache:
+            continue
+        try:
+            compiled = _sre.compile(pattern, *program)
+        except Exception:
+            continue
+        _regex_cache[pattern] = compiled
 
 
 def read_exe(pid: int, proc_root: str = "/proc") -> Optional[str]:

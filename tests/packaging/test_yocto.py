@@ -38,6 +38,8 @@ PYTHON3_PACKAGE = {
     "__future__": "core",
     # optional: tomli only before Python 3.11
     "_json": "json", "_socket": "io", "_thread": "core",  # the C modules behind json, socket, threading
+    # built into the interpreter: the C modules behind signal, re, collections, operator
+    "_signal": "core", "_sre": "core", "_collections": "core", "_operator": "core",
     "tomli": None,
     # imported for the type checker only, never at run time
     "typing_extensions": None,

@@ -1,12 +1,16 @@
 """The running daemon's modules import none of the standard library's costly modules: logging
 (~2.1 MiB resident with what it pulls), subprocess (~1.9), socket (~1.0: its enums), json (~1.0
-with re), threading (~0.7), selectors, traceback, re (~0.9: only for a board's cmdline
-patterns, compiled when the config is set, and for the kernel OOM report parser, made at the
-first report). guardian.logger, jsontext, _socket, _thread and posix_spawn stand in for them."""
+with re), threading (~0.7), selectors, traceback, re (~0.9 with enum and functools: the board's
+cmdline patterns come compiled from the loader child, and the kernel OOM report parser is made
+at the first report), signal.py (~0.7: its enums), collections (~0.3: keyword, operator,
+reprlib; array imports it). guardian.logger, jsontext, _socket, _thread, posix_spawn, _signal,
+_collections.deque and leakstate.Column stand in for them."""
 import ast
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from tests.support import REPO
 
@@ -20,7 +24,8 @@ for _package in ("guardian/core/parts", "guardian/kernel", "guardian/actions"):
     RESIDENT += sorted("%s.%s" % (_package.replace("/", "."), name[:-3]) if name != "__init__.py"
                        else _package.replace("/", ".")
                        for name in os.listdir(os.path.join(REPO, _package)) if name.endswith(".py"))
-NEVER = ["logging", "json", "socket", "selectors", "threading", "subprocess", "traceback", "re"]
+NEVER = ["logging", "json", "socket", "selectors", "threading", "subprocess", "traceback", "re", "signal", "enum",
+         "functools", "collections", "operator", "array"]
 
 
 def _loaded(modules):
@@ -52,3 +57,49 @@ def test_no_resident_module_imports_re_at_its_top():
             if any(n == "re" or n.startswith("re.") or n.endswith("oomreport") for n in names):
                 importers.append(module)
     assert importers == []
+
+
+# `guardian run` itself, started as the init scripts start it, through a launcher that adds no
+# import (_signal, not signal.py): SIGUSR1 writes the daemon's sys.modules.
+_LAUNCH = r"""
+import os, sys, _signal
+def dump(signum, frame):
+    with open(os.environ["RESIDENT_DUMP"] + ".tmp", "w") as f:
+        f.write(" ".join(sorted(sys.modules)))
+    os.rename(os.environ["RESIDENT_DUMP"] + ".tmp", os.environ["RESIDENT_DUMP"])
+_signal.signal(_signal.SIGUSR1, dump)
+sys.argv[0] = "guardian"
+from guardian.cli import main
+sys.exit(main())
+"""
+
+
+def test_the_running_daemon_holds_none_of_them(tmp_path):
+    """The generic board has cmdline patterns (sshd, dbus) and leak watch: the daemon's own
+    sys.modules once it runs, not only what its modules import at their top."""
+    events, dump = str(tmp_path / "events.jsonl"), str(tmp_path / "modules")
+    env = dict(os.environ, PYTHONPATH=REPO, RESIDENT_DUMP=dump)
+    proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCH, "run", "--dry-run", "--board", "generic",
+                             "--hotplug", "auto", "--events-file", events, "--state-file", "",
+                             "--state-dir", str(tmp_path / "lib")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(events) and '"event":"start"' in open(events).read().replace(" ", "")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.05)
+        time.sleep(0.5)  # the parts start after the start event
+        proc.send_signal(signal.SIGUSR1)
+        while not os.path.exists(dump):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.02)
+        with open(dump) as f:
+            loaded = set(f.read().split())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "guardian.core.daemon" in loaded and "guardian.core.parts.leakwatch" in loaded
+    assert "_sre" in loaded  # the generic board's patterns, adopted
+    held = sorted(m for m in NEVER + ["typing", "dataclasses", "argparse", "tomllib"]
+                  if m in loaded or any(n.startswith(m + ".") for n in loaded))
+    assert not held, "held by the running daemon: %s" % held

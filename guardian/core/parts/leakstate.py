@@ -18,7 +18,7 @@ is new, and the series of processes watched by size (their identity is a PID) ar
 from __future__ import annotations
 
 import time
-from array import array
+from _struct import pack, pack_into, unpack, unpack_from  # struct.py's own C module
 
 from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian.analysis.trend import EMPTY, Trend, duration
@@ -27,7 +27,7 @@ from guardian.kernel.sysctl import read_sysctl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+    from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ["Series", "encode", "decode", "read_boot_id", "why", "STATE_NAME", "MAX_STATE_BYTES"]
 
@@ -40,6 +40,70 @@ RESTARTS_KEPT = 16
 _INF = float("inf")
 
 
+if TYPE_CHECKING:
+    _Sequence = Sequence[Any]  # what the type checker takes a Column for
+else:
+    _Sequence = object
+
+
+class Column(_Sequence):
+    """A growing column of 8-byte numbers ("d": floats, "q": integers), packed in a bytearray:
+    what the series need of array.array (append, len, indexing, slices as lists, iteration,
+    item assignment, deleting a leading slice, count, tolist). array would import collections.abc, and with it
+    collections, keyword, operator and reprlib (~0.3 MiB resident), into the daemon."""
+
+    __slots__ = ("code", "data")
+
+    def __init__(self, code: str):
+        self.code = code
+        self.data = bytearray()
+
+    def append(self, value: Any) -> None:
+        self.data += pack(self.code, value)
+
+    def __len__(self) -> int:
+        return len(self.data) >> 3
+
+    def _index(self, index: int) -> int:
+        n = len(self.data) >> 3
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("column index out of range")
+        return index << 3
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self.data) >> 3)
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            if stop <= start:
+                return []
+            return list(unpack("%d%s" % (stop - start, self.code), self.data[start << 3:stop << 3]))
+        return unpack_from(self.code, self.data, self._index(index))[0]
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        pack_into(self.code, self.data, self._index(index), value)
+
+    def __delitem__(self, index: slice) -> None:
+        start, stop, step = index.indices(len(self.data) >> 3)
+        if step != 1:
+            raise ValueError("only a run of samples can be deleted")
+        del self.data[start << 3:stop << 3]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self[:])
+
+    def count(self, value: Any) -> int:
+        return self[:].count(value)
+
+    def tolist(self) -> List[Any]:
+        return self[:]  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return "Column(%r, %r)" % (self.code, self[:])
+
+
 class Series:
     """The samples of one identity (a [[critical]] entry's name, or one big process)."""
 
@@ -50,11 +114,11 @@ class Series:
         self.key, self.name, self.kind = key, name, kind
         self.pid: Optional[int] = None
         self.starttime: Optional[int] = None
-        self.t = array("d")
-        self.rss = array("q")
-        self.anon = array("q")
-        self.pss = array("q")  # -1: not known
-        self.seg = array("l")
+        self.t = Column("d")
+        self.rss = Column("q")
+        self.anon = Column("q")
+        self.pss = Column("q")  # -1: not known
+        self.seg = Column("q")
         self.segment = 0
         self.restarts: List[Tuple[float, Optional[int], int, bool]] = []  # (time, old pid, new pid, planned)
         self.fired: Optional[float] = None  # the last leak event (cooldown)

@@ -1,9 +1,10 @@
 """SIGHUP's reload, in a short-lived child: loading a config imports the board loader (TOML,
 schema, board detection), which must not stay in the daemon's memory, and may take a while or
 hang (a config on a stuck mount). The daemon keeps watching memory meanwhile: the child's pipe
-is in its poll set, and the answer, plain data through marshal ({"config": to_plain(...)} or
-{"error": text}), is applied when it arrives. A child that crashes, hangs past timeout_s (it is
-killed) or writes garbage is a failed reload, never the daemon's end; every child is reaped.
+is in its poll set, and the answer, plain data through marshal ({"config": to_plain(...),
+"regex": its cmdline patterns as re compiled them (guardian.core.match.programs)} or
+{"error": text}), is applied when it arrives. A child that crashes, hangs past timeout_s (it
+is killed) or writes garbage is a failed reload, never the daemon's end; every child is reaped.
 
 What a fork child inherits of the daemon and must not act on: the signal handlers and the
 wakeup fd (reset to the defaults), the PSI trigger and netlink sockets (never polled here: the
@@ -11,11 +12,12 @@ child only loads and exits); memory locks and the death signal are not inherited
 asks for SIGKILL at the daemon's death itself)."""
 import marshal
 import os
-import signal
+import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 import sys
 import time
 
 from guardian.config import from_plain, to_plain
+from guardian.core.match import adopt, programs
 from guardian.core.parts import NEVER, Part
 from guardian.logger import log
 
@@ -97,7 +99,8 @@ class Reloader(Part):
         try:
             _leave_the_daemon()
             try:
-                answer = {"config": to_plain(self.load())}
+                config = self.load()
+                answer = {"config": to_plain(config), "regex": programs(config)}
             except Exception as exc:
                 answer = {"error": str(exc) or type(exc).__name__}
             data = marshal.dumps(answer)
@@ -160,6 +163,7 @@ class Reloader(Part):
                 new = from_plain(answer["config"])
                 if not hasattr(new, "thresholds"):
                     raise ValueError("not a config")
+                adopt(answer.get("regex"))  # its cmdline patterns, compiled: no re here
             else:
                 error = str(answer["error"])
         except Exception as exc:  # EOF without an answer (a crash) or garbage

@@ -8,7 +8,7 @@ import pytest
 from guardian.board.load import load_config
 from guardian.board.schema import backtracking_risk
 from guardian.config import Config, Critical, LowPriority, Match
-from guardian.core.match import MAX_MATCH_CHARS, classify, matches
+from guardian.core.match import MAX_MATCH_CHARS, classify, matches, programs
 from guardian.kernel.procs import ProcInfo, read_procs
 from tests.support import fakeproc
 
@@ -112,3 +112,53 @@ def test_the_reported_attack_no_longer_stalls_a_match():
     assert not matches(Match(cmdline=worst), hostile)
     assert time.monotonic() - started < 2.0
     assert MAX_MATCH_CHARS == 512
+
+
+# The daemon's cmdline patterns come compiled from its loader child (programs -> marshal ->
+# adopt): the same patterns, and no re in the daemon.
+_ADOPT = r"""
+import marshal, sys
+from guardian.config import Config, Critical, Match
+from guardian.core import match
+patterns = %r
+config = Config(critical=tuple(Critical(name="c%%d" %% i, match=Match(cmdline=p)) for i, p in enumerate(patterns)))
+data = sys.stdin.buffer.read()
+match.adopt(marshal.loads(data))
+match.precompile(config)
+texts = %r
+print(repr(["re" in sys.modules, [[bool(match.regex(p).search(t)) for t in texts] for p in patterns],
+            [match.regex(p).pattern for p in patterns]]))
+"""
+
+
+def test_the_daemon_adopts_the_patterns_its_loader_compiled_and_never_imports_re():
+    import ast
+    import marshal
+    import re
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    patterns = [r"^/usr/s?bin/sshd\b(?!.* -R)|\[listener\]", r"^(\S*/)?dbus-(daemon|broker)\b.*--system",
+                r"(?P<name>node)-red(?:\s|$)", r"caf\u00e9|[^\x00-\x7f]+x"]
+    texts = ["/usr/sbin/sshd -D", "/usr/sbin/sshd -D -R", "sshd: [listener] 0 of 10", "/usr/bin/dbus-daemon --system",
+             "dbus-broker --user", "node-red", "node-redx", "café", "\u00e9\u00e9x"]
+    config = Config(critical=tuple(Critical(name="c%d" % i, match=Match(cmdline=p)) for i, p in enumerate(patterns)))
+    compiled = programs(config)
+    assert sorted(compiled) == sorted(patterns)
+    out = subprocess.run([sys.executable, "-S", "-c", _ADOPT % (patterns, texts)], input=marshal.dumps(compiled),
+                         env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, check=True, timeout=60).stdout
+    imported_re, found, sources = ast.literal_eval(out.decode())
+    assert not imported_re
+    assert found == [[bool(re.search(p, t)) for t in texts] for p in patterns]
+    assert sources == patterns
+
+
+def test_without_programs_the_daemon_compiles_with_re(monkeypatch):
+    from guardian.core import match as match_module
+
+    monkeypatch.setattr(match_module, "_regex_cache", {})
+    match_module.adopt(None)
+    match_module.adopt({"a+b": ("not", "a program")})  # one that does not build is left to re
+    assert match_module.regex("a+b").search("xaab")

@@ -89,3 +89,30 @@ def test_a_value_that_cannot_be_encoded_is_reported_once_not_raised(tmp_path):
         assert not w.save(300.0 + i, force=True)
     problems = [m for m in tell.messages if "cannot encode" in m]
     assert len(problems) == 1 and "trend state is kept in memory only" in problems[0], tell.messages
+
+
+def test_a_column_does_what_the_series_did_with_array():
+    import struct
+    from array import array
+
+    from guardian.core.parts.leakstate import Column
+
+    for code, values in (("d", [0.5, -1.25, 1e300, 3.0, float("inf")]), ("q", [0, -1, 2 ** 62, 7, 7])):
+        col, arr = Column(code), array(code)
+        for v in values:
+            col.append(v)
+            arr.append(v)
+        assert len(col) == len(arr) and list(col) == arr.tolist() == col.tolist()
+        for i in range(-len(arr), len(arr)):
+            assert col[i] == arr[i]
+        for sl in (slice(1, None), slice(None, -1), slice(2, 2), slice(None, None, 2), slice(-3, None)):
+            assert col[sl] == arr[sl].tolist()
+        assert col.count(values[-1]) == arr.count(values[-1])
+        col[0] = arr[0] = values[3]
+        del col[:2]
+        del arr[:2]
+        assert col.tolist() == arr.tolist()
+        with pytest.raises(IndexError):
+            col[len(arr)]
+    with pytest.raises((TypeError, struct.error)):
+        Column("q").append(1.5)  # as array: no float in an integer column

@@ -76,3 +76,16 @@ def test_the_child_leaves_the_daemons_handlers():
         assert run(load)[0].board == "default handlers"
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_the_childs_cmdline_patterns_arrive_compiled(monkeypatch):
+    """The reloaded config's patterns are compiled by the child (re stays out of the daemon)."""
+    from guardian.config import Critical, Match
+    from guardian.core import match
+
+    monkeypatch.setattr(match, "_regex_cache", {})
+    pattern = r"^/usr/sbin/(foo|bar)d\b"
+    new, error, refused = run(lambda: Config(critical=(Critical(name="foo", match=Match(cmdline=pattern)),)))
+    assert error == "" and not refused and new.critical[0].match.cmdline == pattern
+    assert pattern in match._regex_cache  # adopted as the answer arrived
+    assert match.regex(pattern).search("/usr/sbin/bard -n") and not match.regex(pattern).search("/usr/sbin/bazd")
