@@ -39,7 +39,7 @@ PYTHON3_PACKAGE = {
     # optional: tomli only before Python 3.11
     "_json": "json", "_socket": "io", "_thread": "core",  # the C modules behind json, socket, threading
     # built into the interpreter: the C modules behind signal, re, collections, operator
-    "_signal": "core", "_sre": "core", "_collections": "core", "_operator": "core",
+    "_signal": "core", "_struct": "core", "_sre": "core", "_collections": "core", "_operator": "core",
     "tomli": None,
     # imported for the type checker only, never at run time
     "typing_extensions": None,
