@@ -6,9 +6,11 @@ daemon, never imports it: a module once imported stays for the process's life.
 The child answers through a pipe, with marshal (builtin: nothing to import), either nothing
 (an error, --help: it printed what `run` prints and exits with `run`'s status, which this
 process then exits with) or {"start": {...}}: plain data, the config as guardian.config.to_plain
-made it and its cmdline patterns as re compiled them (guardian.core.match.programs: this
-process does not import re). A reload (SIGHUP) loads again the same way in a child of the
-daemon (load_again, guardian.core.parts.reload)."""
+made it, its cmdline patterns as re compiled them (guardian.core.match.programs: this
+process does not import re) and the leak state file as the JSON parser read it
+(guardian.core.parts.leakstate.preread: this process does not hold the parser). A reload
+(SIGHUP) loads again the same way in a child of the daemon (load_again,
+guardian.core.parts.reload)."""
 import marshal
 import os
 import sys
@@ -19,7 +21,8 @@ if TYPE_CHECKING:  # no typing at run time: the daemon keeps what it imports
 
     from guardian.config import Config
 
-MAX_ANSWER = 1 << 20  # a start answer is a few KiB
+# A start answer is a few KiB, and the leak state file it carries parsed (at most 4 MiB of JSON).
+MAX_ANSWER = 16 << 20
 
 
 def run(argv: "List[str]") -> int:
@@ -100,7 +103,7 @@ def serve(start: "Dict[str, Any]") -> int:
         daemon = Daemon(from_plain(start["config"]), start["scope"], start["proc_root"], start["sys_root"],
                         dry_run=start["dry_run"], telemetry=telemetry, reload=lambda: load_again(spec),
                         why=start["why"], protect_self=start["protect_self"], hotplug=start["hotplug"],
-                        metrics=metrics)
+                        metrics=metrics, leak_state=start.get("leak_state"))
         return daemon.run()
     except KeyboardInterrupt:
         return 130

@@ -161,7 +161,7 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
     procs = read_procs(proc_root)
     roles = classify(procs, config, proc_root)
     from guardian.kernel.procs import printable
-    from guardian.core.match import impostors
+    from guardian.core.impostors import impostors
     fake: List[Finding] = []
     for i in impostors(procs, config, proc_root):
         kind = "critical" if i.kind == "critical" else "low-priority"
@@ -211,7 +211,7 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
 
 
 def audit_capabilities(config: Config, proc_root: str) -> List[Finding]:
-    from guardian.core.selfprotect import capabilities
+    from guardian.core.capabilities import capabilities
 
     caps = capabilities(proc_root)
     out: List[Finding] = []
@@ -472,8 +472,8 @@ def _audit_pid1(proc_root: str, total: Optional[int]) -> List[Finding]:
 
 def audit_events(config: Config, proc_root: str) -> List[Finding]:
     """Where `guardian run` will keep its events (without --events-file): not in RAM if a
-    persistent place exists (eventlog.choose_place)."""
-    from guardian.core.eventlog import events_place
+    persistent place exists (eventfiles.choose_place)."""
+    from guardian.core.eventfiles import events_place
 
     try:
         place = events_place(None, config.leaks.state_dir, proc_root)

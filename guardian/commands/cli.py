@@ -8,7 +8,8 @@ import os
 import sys
 
 from guardian import __version__
-from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place, choose_place, events_place
+from guardian.core.eventfiles import choose_place, events_place
+from guardian.core.eventlog import DEFAULT_EVENTS_FILE, Place
 from guardian.logger import INFO, WARNING, configure, log
 
 TYPE_CHECKING = False
@@ -39,6 +40,7 @@ def prepare_run(args: argparse.Namespace) -> Union[int, Dict[str, Any]]:
     from guardian.config import to_plain
     from guardian.core.daemon import apply_board_sysctls
     from guardian.core.match import programs
+    from guardian.core.parts.leakstate import preread
     from guardian.core.telemetry import Telemetry
 
     syslog = {"auto": "auto", "on": True, "off": False}[args.syslog]
@@ -66,6 +68,7 @@ def prepare_run(args: argparse.Namespace) -> Union[int, Dict[str, Any]]:
             "config": to_plain(config), "regex": programs(config), "why": why, "scope": scope,
             "proc_root": args.proc_root, "sys_root": args.sys_root, "dry_run": args.dry_run, "hotplug": args.hotplug,
             "protect_self": not args.no_self_protection,
+            "leak_state": preread(config.leaks.state_dir),  # parsed here: the daemon holds no JSON parser
             # What a reload needs to load the same way (guardian.boot.load_again).
             "reload": {"config": args.config, "board": args.board, "proc_root": args.proc_root,
                        "sys_root": args.sys_root, "state_dir": args.state_dir},
@@ -75,7 +78,7 @@ def prepare_run(args: argparse.Namespace) -> Union[int, Dict[str, Any]]:
 
 
 def _events_place(asked: Optional[str], state_dir: Optional[str]) -> Place:
-    """Where the events go: --events-file, else the default unless it is RAM (eventlog.choose_place)."""
+    """Where the events go: --events-file, else the default unless it is RAM (eventfiles.choose_place)."""
     from guardian.kernel import ParseError
 
     try:
@@ -86,7 +89,7 @@ def _events_place(asked: Optional[str], state_dir: Optional[str]) -> Place:
 
 
 def _warn_capabilities() -> None:
-    from guardian.core.selfprotect import STILL_WORKS, capabilities, missing_capability_report
+    from guardian.core.capabilities import STILL_WORKS, capabilities, missing_capability_report
     lines = missing_capability_report(capabilities())
     if lines:
         log.warning("running without some capabilities (uid %d); what does not work:", os.geteuid())

@@ -11,8 +11,9 @@ from guardian import __version__, safefile
 from guardian.commands.options import load_config_for, scope_dir_for
 from guardian.config import MIB, Config
 from guardian.core import policy
-from guardian.core.match import classify, impostors
-from guardian.core.selfprotect import STILL_WORKS, capabilities, missing_capability_report
+from guardian.core.impostors import impostors
+from guardian.core.match import classify
+from guardian.core.capabilities import STILL_WORKS, capabilities, missing_capability_report
 from guardian.core.sense import Sensor
 from guardian.core.waiter import arm_psi
 from guardian.kernel.procs import printable

@@ -90,8 +90,11 @@ class Daemon:
     def __init__(self, config: Config, scope_dir: Optional[str] = None, proc_root: str = "/proc",
                  sys_root: str = "/sys", dry_run: bool = False, telemetry: Optional[Telemetry] = None,
                  reload: Optional[ReloadFn] = None, protect_self: bool = True, why: str = "",
-                 hotplug: str = "off", metrics: Optional[Part] = None):
+                 hotplug: str = "off", metrics: Optional[Part] = None, leak_state: Optional[List[Any]] = None):
         self.config = config
+        # The leak state file as the start child read and parsed it (leakstate.preread): no JSON
+        # parser here. Handed to the leak watch when it starts, then dropped.
+        self._leak_state = leak_state
         precompile(config)  # re, if a pattern needs it, now and not at the first classification
         self.scope_dir = scope_dir
         self.proc_root = proc_root
@@ -218,7 +221,9 @@ class Daemon:
         if keeper is not None:
             self.guarded(keeper, keeper.on_table, self.sensor.procs())
         self._start("leak watch", lambda: LeakWatcher(
-            self.config, self.proc_root, state_dir=self.config.leaks.state_dir, tell=self.tell, dry_run=self.dry_run))
+            self.config, self.proc_root, state_dir=self.config.leaks.state_dir, tell=self.tell, dry_run=self.dry_run,
+            preread=self._leak_state))
+        self._leak_state = None
         self.oom_watch = self._start("kernel OOM reports", lambda: KernelOomWatcher(
             self.proc_root, sys_root=self.sys_root, scope_dir=self.scope_dir, tell=self.tell))
         if self.hotplug_mode != "off":

@@ -14,8 +14,8 @@ Names are not identities: comm, cmdline and argv[0] are chosen by whoever starts
 process takes a role only if its identity fits too: its owner (the entry's user/uid, or else a
 uid up to victims.role_max_uid: root and system accounts) and, where the entry names exe, an
 executable that is a root-owned file nobody else can write. A process whose name fits and whose
-identity does not is an impostor: no role, an ordinary candidate; `impostors()` lists them for
-`check` and `status`.
+identity does not is an impostor: no role, an ordinary candidate; guardian.core.impostors lists
+them for `check` and `status` (the daemon never holds it).
 """
 from __future__ import annotations
 
@@ -234,30 +234,3 @@ def classify(procs: Iterable[ProcInfo], config: Config, proc_root: str = "/proc"
                     roles[proc.pid] = Role("low_priority", low)
                     break
     return roles
-
-
-@record
-class Impostor:
-    proc: ProcInfo
-    kind: str  # the role its name asks for
-    entry: Union[Critical, LowPriority]
-    why: str
-    exe: Optional[str]
-
-
-def impostors(procs: Iterable[ProcInfo], config: Config, proc_root: str = "/proc") -> List[Impostor]:
-    """Processes named like a board entry whose identity does not fit it (and that hold no
-    role): for `check` and `status`, never for the loop."""
-    procs = tuple(procs)
-    roles = classify(procs, config, proc_root)
-    out = []
-    for proc in procs:
-        if proc.pid in roles:
-            continue
-        for kind, entries in (("critical", config.critical), ("low_priority", config.low_priority)):
-            entry = next((e for e in entries if _named(e.match, proc, proc_root)), None)
-            if entry is not None:
-                why = identity_problem(entry.match, proc, config.victims.role_max_uid, proc_root) or "?"
-                out.append(Impostor(proc, kind, entry, why, read_exe(proc.pid, proc_root)))
-                break
-    return out

@@ -17,10 +17,12 @@ is new, and the series of processes watched by size (their identity is a PID) ar
 """
 from __future__ import annotations
 
+import os
 import time
 from _struct import pack, pack_into, unpack, unpack_from  # struct.py's own C module
 
 from guardian import jsontext  # not json: it imports re (~1 MiB together)
+from guardian import safefile
 from guardian.analysis.trend import EMPTY, Trend, duration
 from guardian.config import MIB
 from guardian.kernel.sysctl import read_sysctl
@@ -206,11 +208,45 @@ def encode(series: Iterable[Series], now: float, clock_now: float, boot_id: str)
     return (jsontext.dumps(doc, separators=(",", ":")) + "\n").encode()
 
 
+def parse(data: bytes) -> Any:
+    """The file's JSON as plain data (no NaN nor Infinity, finite numbers only). ValueError (and
+    friends) when it is not JSON."""
+    return jsontext.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+
+
+def preread(state_dir: Optional[str]) -> Optional[List[Any]]:
+    """The state file read and parsed in `run`'s start child (guardian.commands.cli.prepare_run),
+    so that the daemon never holds the JSON parser: [path, "doc", the plain data], [path,
+    "unreadable", why] or [path, "garbled", why]; None when there is no file. LeakWatcher takes it
+    for what it would have read itself (marshal carries it: plain data)."""
+    if not state_dir:
+        return None
+    path = os.path.join(state_dir, STATE_NAME)
+    try:
+        # Not blocking on a FIFO, not following a link, not trusting a directory others can
+        # write (forged history could fire on_leak): guardian.safefile.
+        data = safefile.read_regular(path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return [path, "unreadable", str(exc.strerror or exc)]
+    try:
+        if len(data) > MAX_STATE_BYTES:
+            raise ValueError("larger than %d bytes" % MAX_STATE_BYTES)
+        return [path, "doc", parse(data)]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        return [path, "garbled", why(exc)]
+
+
 def decode(data: bytes, clock_now: float, boot_id: str) -> Tuple[List[Series], str]:
     """Series from the file's bytes, their times moved onto the watcher's clock (which reads
     clock_now at this moment), and a note on what was dropped ("" if nothing). Raises
     ValueError (and friends) for anything that is not a whole, well-formed file of ours."""
-    doc = jsontext.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+    return decode_doc(parse(data), clock_now, boot_id)
+
+
+def decode_doc(doc: Any, clock_now: float, boot_id: str) -> Tuple[List[Series], str]:
+    """decode, from the file's JSON already parsed (parse)."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("not format %d" % FORMAT)
     if not isinstance(doc.get("series"), list) or not all(isinstance(x, dict) for x in doc["series"]):

@@ -37,7 +37,7 @@ from guardian.analysis.trend import MIN_POINTS, Projection, Trend, duration, est
 from guardian.config import MIB, Config, Critical, LeakWatch, Leaks
 from guardian.core.match import Role
 from guardian.core.parts import Part, Tick, leakstate
-from guardian.core.parts.leakstate import MAX_STATE_BYTES, STATE_NAME, Series
+from guardian.core.parts.leakstate import STATE_NAME, Series
 from guardian.kernel.procs import ProcInfo, read_proc
 from guardian.kernel.smaps import read_rollup, read_smaps, smaps_growth
 from guardian.record import record
@@ -171,7 +171,8 @@ class LeakWatcher(Part):
     name = "leak watch"
 
     def __init__(self, config: Config, proc_root: str = "/proc", state_dir: Optional[str] = "/var/lib/guardian",
-                 tell: Optional[Tell] = None, dry_run: bool = False, clock: Optional[Callable[[], float]] = None):
+                 tell: Optional[Tell] = None, dry_run: bool = False, clock: Optional[Callable[[], float]] = None,
+                 preread: Optional[Sequence[Any]] = None):
         self.proc_root = proc_root
         self.state_dir = state_dir or None
         self.tell: Tell = tell if tell is not None else _LogTell()
@@ -192,7 +193,8 @@ class LeakWatcher(Part):
         # The critical daemons of the last full table: pid -> (starttime, role)
         self._critical: Optional[Dict[int, Tuple[int, Role]]] = None
         self.update_config(config)
-        self.loaded = self._load()
+        # The state file as the start child read it (leakstate.preread): the daemon keeps no parser.
+        self.loaded = self._load(preread)
 
     # -- config ----------------------------------------------------------------------------
 
@@ -588,27 +590,28 @@ class LeakWatcher(Part):
         self.bytes_written += len(data)
         return True
 
-    def _load(self) -> bool:
+    def _load(self, preread: Optional[Sequence[Any]] = None) -> bool:
         path = self.state_path
         if path is None:
             return False
-        try:
-            # Not blocking on a FIFO, not following a link, not trusting a directory others can
-            # write (forged history could fire on_leak): guardian.safefile.
-            data = safefile.read_regular(path, MAX_STATE_BYTES)
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
+        if preread is not None and preread[0] != path:
+            preread = None  # read for another directory: read it here
+        if preread is None:
+            preread = leakstate.preread(self.state_dir)
+            if preread is None:
+                return False
+        _path, what, doc = preread
+        if what == "unreadable":
             self.tell.event("leak_state", "cannot read %s: %s; starting without trend history" % (
-                path, exc.strerror or exc), ok=False, path=path)
+                path, doc), ok=False, path=path)
             return False
         try:
-            if len(data) > MAX_STATE_BYTES:
-                raise ValueError("larger than %d bytes" % MAX_STATE_BYTES)
-            series, dropped = leakstate.decode(data, self.clock(), leakstate.read_boot_id(self.proc_root))
+            if what != "doc":
+                raise ValueError(doc)
+            series, dropped = leakstate.decode_doc(doc, self.clock(), leakstate.read_boot_id(self.proc_root))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
             self.tell.event("leak_state", "ignored %s (torn or garbled: %s); starting without trend history" % (
-                path, leakstate.why(exc)), ok=False, path=path)
+                path, doc if what != "doc" else leakstate.why(exc)), ok=False, path=path)
             return False
         for s in series:
             if (s.kind == "critical" and s.key in self.watched) or (s.kind == "size" and SIZE in self._next):

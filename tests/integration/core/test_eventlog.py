@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from guardian.core.eventlog import EventLog, read_events_counted
+from guardian.core.eventfiles import read_events_counted
+from guardian.core.eventlog import EventLog
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration

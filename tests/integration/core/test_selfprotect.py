@@ -8,12 +8,8 @@ import sys
 
 import pytest
 
-from guardian.core.selfprotect import (
-    CAPABILITIES,
-    capabilities,
-    missing_capability_report,
-    set_oom_score_adj,
-)
+from guardian.core.capabilities import CAPABILITIES, capabilities, missing_capability_report
+from guardian.core.selfprotect import set_oom_score_adj
 from tests.support import REPO
 from tests.support.processes import read_adj
 
@@ -25,7 +21,8 @@ SETPRIV = shutil.which("setpriv")
 CHILD = """
 import json, resource, sys
 {pre}
-from guardian.core.selfprotect import capabilities, lock_memory
+from guardian.core.capabilities import capabilities
+from guardian.core.selfprotect import lock_memory
 out = {{"caps": capabilities()}}
 if {lock}:
     out["desc"] = lock_memory()

@@ -6,8 +6,9 @@ import os
 import threading
 import time
 
-from guardian.core import eventlog
-from guardian.core.eventlog import EventLog, read_events, read_events_counted
+from guardian.core import eventfiles, eventlog
+from guardian.core.eventfiles import read_events, read_events_counted
+from guardian.core.eventlog import EventLog
 from guardian.core.telemetry import Telemetry
 
 
@@ -189,7 +190,7 @@ def test_event_json_is_one_line_even_with_newlines(tmp_path):
 
 
 def test_measure_fsync(tmp_path):
-    result = eventlog.measure_fsync(str(tmp_path), count=5)
+    result = eventfiles.measure_fsync(str(tmp_path), count=5)
     assert result["count"] == 5 and 0 <= result["median_ms"] <= result["max_ms"]
     assert os.listdir(str(tmp_path)) == []
 
@@ -202,32 +203,32 @@ def _fs(ram):
 
 
 def test_default_place_on_a_persistent_var_log():
-    place = eventlog.choose_place(None, "/var/lib/guardian", _fs(["/tmp", "/run"]))
+    place = eventfiles.choose_place(None, "/var/lib/guardian", _fs(["/tmp", "/run"]))
     assert place.path == eventlog.DEFAULT_EVENTS_FILE and not place.in_ram and place.note is None
     assert place.max_bytes == eventlog.DEFAULT_MAX_BYTES and place.backups == eventlog.DEFAULT_BACKUPS
 
 
 def test_var_log_in_ram_sends_events_beside_the_leak_state():
-    place = eventlog.choose_place(None, "/var/lib/guardian", _fs(["/var/log", "/tmp"]))
+    place = eventfiles.choose_place(None, "/var/lib/guardian", _fs(["/var/log", "/tmp"]))
     assert place.path == "/var/lib/guardian/events.jsonl" and not place.in_ram
     assert "/var/log/guardian is on tmpfs (RAM)" in place.note and "survives a reboot" in place.note
 
 
 def test_nothing_persistent_keeps_a_small_ring_in_ram_and_says_its_size():
-    place = eventlog.choose_place(None, "/var/lib/guardian", _fs(["/var"]))
+    place = eventfiles.choose_place(None, "/var/lib/guardian", _fs(["/var"]))
     assert place.path == eventlog.DEFAULT_EVENTS_FILE and place.in_ram
     assert (place.max_bytes, place.backups) == (eventlog.RAM_MAX_BYTES, eventlog.RAM_BACKUPS)
     assert place.ram_bytes == 512 << 10 and "at most 512 KiB (256 KiB and 1 rotation)" in place.note
-    assert eventlog.choose_place(None, "", _fs(["/var"])).in_ram  # leak state kept in RAM only
+    assert eventfiles.choose_place(None, "", _fs(["/var"])).in_ram  # leak state kept in RAM only
 
 
 def test_an_explicit_path_is_kept_and_ram_is_said():
-    place = eventlog.choose_place("/run/guardian/events.jsonl", "/var/lib/guardian", _fs(["/run"]))
+    place = eventfiles.choose_place("/run/guardian/events.jsonl", "/var/lib/guardian", _fs(["/run"]))
     assert place.path == "/run/guardian/events.jsonl" and place.in_ram
     assert "lost at a reboot" in place.note and "up to 3 MiB of RAM (1 MiB and 2 rotations)" in place.note
-    assert eventlog.choose_place("/data/ev.jsonl", None, _fs(["/run"])).note is None
-    assert eventlog.choose_place("", "/var/lib/guardian", _fs(["/var"])).path is None
+    assert eventfiles.choose_place("/data/ev.jsonl", None, _fs(["/run"])).note is None
+    assert eventfiles.choose_place("", "/var/lib/guardian", _fs(["/var"])).path is None
 
 
 def test_unknown_filesystem_is_taken_as_persistent():
-    assert eventlog.choose_place(None, "/var/lib/guardian", lambda p: None).path == eventlog.DEFAULT_EVENTS_FILE
+    assert eventfiles.choose_place(None, "/var/lib/guardian", lambda p: None).path == eventlog.DEFAULT_EVENTS_FILE

@@ -3,12 +3,8 @@ parsed from a fake status file, the report of missing ones. Locking memory and s
 oom_score_adj for real: tests/integration/core/test_selfprotect.py."""
 import os
 
-from guardian.core.selfprotect import (
-    CAPABILITIES,
-    capabilities,
-    lock_memory,
-    missing_capability_report,
-)
+from guardian.core.capabilities import CAPABILITIES, capabilities, missing_capability_report
+from guardian.core.selfprotect import lock_memory
 
 
 def test_lock_memory_never_raises_and_describes(monkeypatch):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from guardian.core import eventlog
-from guardian.core.eventlog import read_events
+from guardian.core.eventfiles import read_events
 from guardian.core.telemetry import Telemetry
 
 

@@ -18,7 +18,7 @@ import pytest
 from guardian.config import Config, Critical, Match
 from guardian.kernel.procs import read_procs
 from guardian.core.parts.adj import AdjKeeper
-from guardian.core.selfprotect import capabilities
+from guardian.core.capabilities import capabilities
 from tests.support.processes import read_adj
 
 pytestmark = pytest.mark.integration

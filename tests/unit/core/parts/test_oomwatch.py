@@ -122,7 +122,7 @@ def test_watcher_multi_line_record(watcher, ring):
 
 
 def test_watcher_report_goes_through_telemetry(watcher, ring, tmp_path):
-    from guardian.core.eventlog import read_events
+    from guardian.core.eventfiles import read_events
     from guardian.core.telemetry import Telemetry
     tell = Telemetry(state_file=None, events_file=str(tmp_path / "ev.jsonl"))
     watcher.check(0)
