@@ -7,7 +7,14 @@ ARGS   ?=
 
 .PHONY: run test test-fast deps test-deps lint unit integration clean status
 
-$(VENV)/.ok: pyproject.toml
+# The install compiles guardian._rest (guardian/_rest.c, the loop at rest in C): gcc and Python's
+# headers. Without them it still installs, and the daemon runs that loop in Python.
+C_BUILD_DEPS = command -v gcc >/dev/null && $(PYTHON) -c 'import os, sysconfig; \
+	os.stat(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev python3-dev; }
+
+$(VENV)/.ok: pyproject.toml setup.py guardian/_rest.c
+	$(C_BUILD_DEPS)
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PIP) install -e .
 	touch $@

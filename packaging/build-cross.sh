@@ -40,11 +40,13 @@ STAMP=$ROOT/.guardian-root-ready
 OUT=$TOP/dist
 
 # What the build root needs. libpython3.11 because Debian's python3.11 binary is linked
-# statically and PyInstaller bundles the shared library; armhf also builds PyInstaller's
-# bootloader from source (C and zlib; it needs no Python headers).
-PACKAGES=python3,python3-venv,python3-pip,binutils,libpython3.11,ca-certificates
+# statically and PyInstaller bundles the shared library; gcc, libc6-dev and python3-dev for
+# guardian._rest (guardian/_rest.c, the loop at rest in C); armhf also builds PyInstaller's
+# bootloader from source (C and zlib).
+C_PACKAGES="gcc libc6-dev python3-dev"
+PACKAGES=python3,python3-venv,python3-pip,binutils,libpython3.11,ca-certificates,$(echo "$C_PACKAGES" | tr ' ' ,)
 if [ "$ARCH" = armhf ]; then
-	PACKAGES=$PACKAGES,gcc,libc6-dev,zlib1g-dev
+	PACKAGES=$PACKAGES,zlib1g-dev
 fi
 
 say() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$ARCH" "$*" >&2; }
@@ -138,7 +140,7 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 rm -rf "$ROOT/src"
 mkdir -p "$ROOT/src"
 (cd "$TOP" && tar cf - --exclude=__pycache__ --exclude='*.pyc' \
-	pyproject.toml guardian board-configs packaging) | tar xf - -C "$ROOT/src"
+	pyproject.toml setup.py guardian board-configs packaging) | tar xf - -C "$ROOT/src"
 
 say "building ($MODE) inside the $ARCH root"
 # /proc and /dev for pip and PyInstaller, mounted in a mount namespace of its own: they
@@ -147,12 +149,16 @@ say "building ($MODE) inside the $ARCH root"
 # shellcheck disable=SC2016 # $1 and $2 are the inner shell's
 unshare --mount --propagation private sh -c '
 	mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" || exit 1
+	# A root made before guardian._rest lacks its compiler: add it (apt in the root).
+	chroot "$1" /bin/sh -c "command -v gcc >/dev/null && ls /usr/include/python3*/Python.h >/dev/null 2>&1" ||
+		chroot "$1" /usr/bin/env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin DEBIAN_FRONTEND=noninteractive \
+			sh -c "apt-get update -qq && apt-get install -y -qq $3" || exit 1
 	exec chroot "$1" /usr/bin/env -i \
 		PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8 \
 		PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
 		PIP_DEFAULT_TIMEOUT=180 FROZEN_VENV=/opt/frozen-venv GUARDIAN_FROZEN_MODE="$2" \
 		sh /src/packaging/build-frozen.sh
-' build-in-root "$ROOT" "$MODE"
+' build-in-root "$ROOT" "$MODE" "$C_PACKAGES"
 T2=$(now)
 say "built ($((T2 - T1)) s)"
 

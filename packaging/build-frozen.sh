@@ -49,6 +49,20 @@ if [ ! -x "$FROZEN_VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$FROZEN_VENV/
 	cp "$REQUIREMENTS" "$FROZEN_VENV/.requirements"
 fi
 
+# guardian._rest (guardian/_rest.c, the loop at rest in C), compiled for the interpreter that is
+# frozen, under build/: guardian.spec takes it from there, whatever the checkout has built in place.
+# setup.py makes it optional for an install; the frozen guardian must have it.
+EXT_DIR=$BUILD_DIR/ext-$MACHINE
+rm -rf "$EXT_DIR" "$EXT_DIR.tmp"
+(cd "$TOP" && "$FROZEN_VENV/bin/python" setup.py -q build_ext --build-lib "$EXT_DIR" --build-temp "$EXT_DIR.tmp") >&2
+set -- "$EXT_DIR"/guardian/_rest.*.so
+if [ ! -f "$1" ]; then
+	echo "frozen: guardian._rest did not build: install gcc and Python's headers (python3-dev)" >&2
+	exit 1
+fi
+GUARDIAN_REST_EXT=$1
+export GUARDIAN_REST_EXT
+
 echo "frozen: PyInstaller for $MACHINE (onedir and onefile; dist/guardian: $MODE)" >&2
 rm -rf "$DIST_DIR/guardian" "$DIST_DIR/guardian-floor" "$DIST_DIR/guardian-onedir" \
 	"$DIST_DIR/guardian-floor-onedir" "$DIST_DIR/guardian-onefile" "$DIST_DIR/guardian-floor-onefile"

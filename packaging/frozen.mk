@@ -18,6 +18,7 @@ BUILDROOT_PYTHON ?= $(PYTHON)
 .PHONY: frozen frozen-arm64 frozen-armhf lint-init lint-packaging
 
 frozen:
+	$(C_BUILD_DEPS)
 	PYTHON=$(PYTHON) sh packaging/build-frozen.sh
 
 frozen-arm64:

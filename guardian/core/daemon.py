@@ -31,6 +31,11 @@ from guardian.core.waiter import UsageThresholds, Waiter, adaptive_timeout
 from guardian.record import replace
 from guardian.logger import log
 
+try:  # the loop at rest in C (guardian/_rest.c), where the install had a compiler; else in Python
+    from guardian import _rest as rest_in_c
+except ImportError:
+    rest_in_c = None
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -176,9 +181,10 @@ class Daemon:
         z = self.sensor.last_zram
         zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
             z.total / MIB, z.free / MIB, z.relief / MIB) if z is not None else ""
-        self.tell.event("start", "guardian %s, scope %s, wait %s, %s%s" % (
+        self.tell.event("start", "guardian %s, scope %s, wait %s, %s%s; rest loop in %s" % (
             "dry run" if self.dry_run else "armed", self.scope_dir or "system", self.waiter.describe(),
-            self.self_protection, zram), board=self.config.board, config=self.config.source, why=self.why)
+            self.self_protection, zram, "Python" if rest_in_c is None else "C"),
+            board=self.config.board, config=self.config.source, why=self.why)
         self.tell.notify(READY="1", STATUS="watching, wait mode %s" % self.waiter.mode)
 
     def _install_signals(self) -> None:
@@ -369,10 +375,21 @@ class Daemon:
         for part in self._tick_askers:
             if self.guarded(part, part.needs_tick, now):
                 return []
-        poll, monotonic, pread, glance = self.waiter.poll_set().poll, time.monotonic, os.pread, glance_meminfo
         wait, armed, total = self.config.wait, self.waiter.armed, self._last_total
         line, kill, fill = self._glance_line, self._glance_kill, self._glance_fill
         before = self._glance_last[1]
+        in_c = rest_in_c
+        if in_c is not None:  # the same loop, without the interpreter: guardian/_rest.c
+            kind, events, last, available = in_c.rest(
+                self.waiter.poll_fds(), fd, timeout, until, line, kill, -1 if total is None else total, before,
+                fill, wait.assumed_fill_rate_mib_s, wait.min_timeout_s,
+                wait.max_timeout_s if armed else wait.max_timeout_poll_s)
+            if last is not None:
+                self._glance_last = (last, available)
+            if kind == "events":
+                return self.waiter.handle(events)
+            return ["signal"] if kind == "signal" else []
+        poll, monotonic, pread, glance = self.waiter.poll_set().poll, time.monotonic, os.pread, glance_meminfo
         while True:
             try:
                 events = poll(timeout * 1000.0)

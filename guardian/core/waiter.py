@@ -130,6 +130,7 @@ class Waiter:
         self.thresholds = thresholds
         self._extra: Dict[int, Callable[[], None]] = {}
         self._poller: Optional["select.poll"] = None
+        self._poll_fds: Tuple[Tuple[int, int], ...] = ()
         self._threshold_fds: Tuple[int, ...] = ()
 
     @property
@@ -159,15 +160,25 @@ class Waiter:
         rest allocates nothing here)."""
         threshold_fds = tuple(self.thresholds.fds()) if self.thresholds else ()
         if self._poller is None or threshold_fds != self._threshold_fds:
-            poller = select.poll()
+            wanted: Dict[int, int] = {}  # as poll.register keeps them: one mask per fd, the last
             if self.psi_fd is not None:
-                poller.register(self.psi_fd, select.POLLPRI)
+                wanted[self.psi_fd] = select.POLLPRI
             for fd in threshold_fds:
-                poller.register(fd, select.POLLIN)
+                wanted[fd] = select.POLLIN
             for fd in self._extra:
-                poller.register(fd, select.POLLIN | select.POLLPRI)
+                wanted[fd] = select.POLLIN | select.POLLPRI
+            poller = select.poll()
+            for fd, mask in wanted.items():
+                poller.register(fd, mask)
             self._poller, self._threshold_fds = poller, threshold_fds
+            self._poll_fds = tuple(wanted.items())
         return self._poller
+
+    def poll_fds(self) -> Tuple[Tuple[int, int], ...]:
+        """The (fd, events) pairs of poll_set(), in its order: for a loop that polls in C
+        (guardian._rest) and hands what it returned to handle()."""
+        self.poll_set()
+        return self._poll_fds
 
     def wait_for(self, timeout_s: float) -> List[str]:
         """Block until an event or the timeout; returns what woke it ("psi", "threshold",

@@ -13,9 +13,9 @@ def _newest_source_mtime():
     for top in ("guardian", "board-configs", "packaging"):
         for dirpath, _dirs, files in os.walk(os.path.join(REPO, top)):
             for name in files:
-                if name.endswith((".py", ".toml", ".spec", ".sh", ".txt")):
+                if name.endswith((".py", ".toml", ".spec", ".sh", ".txt", ".c")):
                     newest = max(newest, os.path.getmtime(os.path.join(dirpath, name)))
-    return newest
+    return max(newest, os.path.getmtime(os.path.join(REPO, "setup.py")))
 
 
 def _built(name):

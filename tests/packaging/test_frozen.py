@@ -71,6 +71,34 @@ def test_the_default_is_the_onedir_layout(frozen_binary):
         assert lib not in names, lib
     _stripped(os.path.realpath(frozen_binary))
     _stripped(os.path.join(internal, "libpython%d.%d.so.1.0" % sys.version_info[:2]))
+    rest = [f for f in os.listdir(os.path.join(internal, "guardian")) if f.startswith("_rest.") and f.endswith(".so")]
+    assert len(rest) == 1, "guardian._rest (guardian/_rest.c) is not in %s/guardian" % internal
+
+
+@pytest.mark.parametrize("layout", ["default", "onefile"])
+def test_rests_in_c(layout, tmp_path, frozen_binary, onefile_binary):
+    """The frozen guardian has guardian._rest (built by build-frozen.sh): its start event says the
+    loop at rest runs in C."""
+    binary = frozen_binary if layout == "default" else onefile_binary
+    events = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([binary, "run", "--dry-run", "--board", "generic", "--state-file", "",
+                             "--events-file", str(events)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    try:
+        start = None
+        deadline = time.monotonic() + 30
+        while start is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            if events.exists():
+                for line in events.read_text().splitlines():
+                    event = json.loads(line)
+                    if event.get("event") == "start":
+                        start = event
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert start is not None, "no start event:\n" + err[-2000:]
+    assert "rest loop in C" in start["message"], start
 
 
 def test_floor_builds_and_runs(floor_binaries):

@@ -8,9 +8,12 @@
 GUARDIAN_VERSION = 0.1.0
 GUARDIAN_SITE = $(BR2_EXTERNAL_GUARDIAN_PATH)/..
 GUARDIAN_SITE_METHOD = local
+# *.so: guardian._rest as `make deps` built it in place, for the host (the
+# target's is compiled here, by the target toolchain).
 GUARDIAN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude /build --exclude /dist --exclude /.venv --exclude '*.egg-info' \
-	--exclude .pytest_cache --exclude .hypothesis --exclude .benchmarks
+	--exclude .pytest_cache --exclude .hypothesis --exclude .benchmarks \
+	--exclude '*.so'
 # pyproject.toml: build-backend = "setuptools.build_meta"
 GUARDIAN_SETUP_TYPE = setuptools
 GUARDIAN_LICENSE = MIT

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from guardian.config import Config, Wait
+from guardian.core import daemon as daemon_module
 from guardian.core.daemon import Daemon
 from guardian.core.telemetry import Telemetry
 from tests.support import fakeproc
@@ -204,6 +205,25 @@ def test_a_quiet_wake_only_glances_at_memavailable_until_something_calls_for_a_t
         d.close()
 
 
+@pytest.fixture(params=["c", "python"])
+def rest_loop(request, monkeypatch):
+    """Daemon._rest both ways: its loop in C (guardian._rest), and the same in Python."""
+    if request.param == "python":
+        monkeypatch.setattr(daemon_module, "rest_in_c", None)
+    elif daemon_module.rest_in_c is None:
+        if os.environ.get("GUARDIAN_PURE_PYTHON") == "1":
+            pytest.skip("GUARDIAN_PURE_PYTHON=1: no guardian._rest")
+        pytest.fail("guardian._rest not built (tests/unit/test_rest_c.py)")
+    else:  # count the calls: the C loop, not the Python one, ran
+        real, calls = daemon_module.rest_in_c, []
+        monkeypatch.setattr(daemon_module, "rest_in_c", type("Counted", (), {
+            "rest": staticmethod(lambda *a: calls.append(a) or real.rest(*a))}))
+        yield calls
+        assert calls, "the C loop never ran"
+        return
+    yield None
+
+
 def _resting(basic_tree, tmp_path, max_timeout_s=2.0):
     cfg = Config(wait=Wait(use_psi=False, min_timeout_s=0.01, max_timeout_s=max_timeout_s,
                            max_timeout_poll_s=max_timeout_s))
@@ -214,7 +234,7 @@ def _resting(basic_tree, tmp_path, max_timeout_s=2.0):
     return d
 
 
-def test_at_rest_quiet_wakes_stay_in_the_rest_loop_until_a_full_tick_is_due(basic_tree, tmp_path):
+def test_at_rest_quiet_wakes_stay_in_the_rest_loop_until_a_full_tick_is_due(basic_tree, tmp_path, rest_loop):
     d = _resting(basic_tree, tmp_path, max_timeout_s=0.3)
     try:
         looked = d._glance_last[0]
@@ -226,7 +246,7 @@ def test_at_rest_quiet_wakes_stay_in_the_rest_loop_until_a_full_tick_is_due(basi
         d.close()
 
 
-def test_the_rest_loop_hands_a_shortage_or_a_fall_to_the_loop_at_the_first_wake(basic_tree, tmp_path):
+def test_the_rest_loop_hands_a_shortage_or_a_fall_to_the_loop_at_the_first_wake(basic_tree, tmp_path, rest_loop):
     d = _resting(basic_tree, tmp_path)
     try:
         looked = d._glance_last
@@ -246,7 +266,7 @@ def test_the_rest_loop_hands_a_shortage_or_a_fall_to_the_loop_at_the_first_wake(
         d.close()
 
 
-def test_the_rest_loop_returns_what_a_descriptor_woke_and_runs_its_callback(basic_tree, tmp_path):
+def test_the_rest_loop_returns_what_a_descriptor_woke_and_runs_its_callback(basic_tree, tmp_path, rest_loop):
     d = _resting(basic_tree, tmp_path)
     r, w = os.pipe()
     seen = []

@@ -1,6 +1,7 @@
 """The waiter's poll set with real descriptors: pipes added and removed between waits, a
 timeout that reports nothing, and what woke it."""
 import os
+import select
 
 from guardian.config import Wait
 from guardian.core.waiter import Waiter
@@ -39,4 +40,24 @@ def test_the_poll_set_follows_descriptors_added_and_removed_between_waits():
     finally:
         w.close()
         for fd in (a_r, a_w, b_r, b_w):
+            os.close(fd)
+
+
+def test_poll_fds_are_the_poll_sets_descriptors_kept_in_step():
+    """What the loop in C polls (guardian._rest) is what poll_set() has registered."""
+    w = Waiter(Wait(use_psi=False), None)
+    r, wr = os.pipe()
+    r2, wr2 = os.pipe()
+    try:
+        assert w.poll_fds() == ()
+        w.add(r, lambda: None)
+        w.add(r2, lambda: None)
+        assert w.poll_fds() == ((r, select.POLLIN | select.POLLPRI), (r2, select.POLLIN | select.POLLPRI))
+        w.remove(r)
+        os.write(wr, b"x")
+        os.write(wr2, b"x")
+        assert w.poll_fds() == ((r2, select.POLLIN | select.POLLPRI),)
+        assert [fd for fd, _ in w.poll_set().poll(0)] == [fd for fd, _ in w.poll_fds()]
+    finally:
+        for fd in (r, wr, r2, wr2):
             os.close(fd)

@@ -1,0 +1,355 @@
+/* guardian._rest: the daemon's loop at rest (Daemon._rest in guardian/core/daemon.py) in C.
+ *
+ * At rest the guardian wakes several times a second (the sleep is the headroom above the kill
+ * line over the fastest fill), and on a small board under emulation each wake through the
+ * Python interpreter cost three times one of earlyoom's. This loop makes the same wakes with
+ * the same syscalls and no Python at all: poll(2) on the waiter's descriptors, then on a quiet
+ * timeout clock_gettime(CLOCK_MONOTONIC), pread(2) of /proc/meminfo into a stack buffer, the
+ * parse of MemTotal and MemAvailable, and the next sleep, all with the GIL released.
+ *
+ * It mirrors, and tests/unit/test_rest_c.py compares it with on many inputs:
+ *   glance()          guardian.kernel.meminfo.glance_meminfo (what it rejects, it rejects)
+ *   adaptive_timeout  guardian.core.waiter.adaptive_timeout (the same double arithmetic)
+ *   rest()            the while loop of Daemon._rest
+ * The Python versions stay: an install without a compiler, or another interpreter, runs them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB_F 1048576.0
+#define READ_MAX 8192   /* os.pread(fd, 8192, 0) in the Python loop */
+#define FDS_ON_STACK 8
+#define INT_MAX_STR_DIGITS 4300 /* CPython's default limit on int() of a string (3.11, 3.10.7, 3.9.14) */
+/* A value in kB whose bytes fit in a long long. Python takes larger ones, which never equal
+ * the kept MemTotal or make a sleep other than the ceiling: here they are a look (the loop's
+ * own glance, in Python, then says what they mean). */
+#define KB_MAX ((1LL << 53) - 1)
+
+/* Py_ISSPACE: what int() skips around the digits (not str.isspace's 0x1c-0x1f) */
+static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* int(bytes) of CPython, base 10, times 1024: leading and trailing whitespace, one sign,
+ * digits with single underscores between them. 0 and *out set, or -1 for what int() refuses
+ * (ValueError) and for values out of range (see KB_MAX). */
+static int parse_kb(const char *s, Py_ssize_t n, long long *out)
+{
+    Py_ssize_t i = 0, digits = 0;
+    unsigned long long v = 0;
+    int neg = 0, over = 0;
+    char prev = 0;
+
+    if (n < 0)
+        return -1;
+    while (i < n && is_space((unsigned char)s[i]))
+        i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    if (i < n && s[i] == '_')
+        return -1;
+    while (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '_')) {
+        if (s[i] == '_') {
+            if (prev == '_')
+                return -1;
+        } else {
+            digits++;
+            if (!over) {
+                v = v * 10 + (unsigned long long)(s[i] - '0');
+                over = v > (unsigned long long)KB_MAX;
+            }
+        }
+        prev = s[i];
+        i++;
+    }
+    if (prev == '_' || digits == 0 || digits > INT_MAX_STR_DIGITS)
+        return -1;
+    while (i < n && is_space((unsigned char)s[i]))
+        i++;
+    if (i != n || over)
+        return -1;
+    *out = (neg ? -(long long)v : (long long)v) * 1024;
+    return 0;
+}
+
+/* bytes.find(needle, start): the index, or -1 (NULs are bytes like any other) */
+static Py_ssize_t find(const char *s, Py_ssize_t n, Py_ssize_t start, const char *needle, Py_ssize_t m)
+{
+    for (Py_ssize_t i = start; i + m <= n; i++) {
+        if (s[i] == needle[0] && memcmp(s + i, needle, (size_t)m) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* glance_meminfo: MemTotal first, then "\nMemAvailable:" anywhere after it; each value runs
+ * from after its colon to the first "kB" after its key. 0 with both in bytes, or -1. */
+static int glance(const char *d, Py_ssize_t n, long long *total, long long *available)
+{
+    Py_ssize_t at, k;
+
+    if (n < 9 || memcmp(d, "MemTotal:", 9) != 0)
+        return -1;
+    at = find(d, n, 9, "\nMemAvailable:", 14);
+    if (at < 0)
+        return -1;
+    k = find(d, n, 9, "kB", 2);
+    if (k < 0 || parse_kb(d + 9, k - 9, total) < 0)
+        return -1;
+    k = find(d, n, at, "kB", 2);
+    if (k < 0 || parse_kb(d + at + 14, k - (at + 14), available) < 0)
+        return -1;
+    return 0;
+}
+
+/* adaptive_timeout(headroom, fill_rate, wait, armed), `ceiling` being max_timeout_s when armed
+ * else max_timeout_poll_s. Python's max(a, b) is a unless b > a; min(a, b) is a unless b < a. */
+static double adaptive(long long headroom, double fill, double assumed_mib_s, double min_s, double ceiling)
+{
+    double rate = assumed_mib_s * MIB_F, twice = 2.0 * fill, t;
+
+    if (twice > rate)
+        rate = twice;
+    if (headroom <= 0)
+        return min_s;
+    t = (double)headroom / rate;
+    if (t < ceiling)
+        ceiling = t;
+    return ceiling > min_s ? ceiling : min_s;
+}
+
+/* time.monotonic(): nanoseconds of CLOCK_MONOTONIC to seconds, as CPython rounds them */
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    long long ns;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    if (ns % 1000000000LL == 0)
+        return (double)(ns / 1000000000LL);
+    return (double)ns / 1e9;
+}
+
+/* poll.poll(timeout * 1000.0): milliseconds rounded up. The loop never sleeps forever: a
+ * timeout <= 0 polls without waiting (the daemon never passes one). */
+static int to_ms(double timeout)
+{
+    double ms = timeout * 1000.0;
+
+    if (!(ms > 0.0))
+        return 0;
+    if (ms >= (double)INT_MAX)
+        return INT_MAX;
+    return (int)ceil(ms);
+}
+
+static long long sub_sat(long long a, long long b)
+{
+    long long r;
+
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? LLONG_MAX : LLONG_MIN;
+    return r;
+}
+
+static long long floor_div(long long a, long long b)
+{
+    long long q = a / b;
+
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+enum { KIND_EVENTS, KIND_SIGNAL, KIND_LOOK, KIND_ERROR };
+
+PyDoc_STRVAR(rest_doc,
+"rest(fds, meminfo_fd, timeout, until, line, kill, total, before, fill,\n"
+"     assumed_fill_rate_mib_s, min_timeout_s, ceiling) -> (kind, events, last_time, last_available)\n\n"
+"Daemon._rest's loop: poll fds ((fd, events) pairs) for timeout seconds; on a quiet timeout\n"
+"before until (time.monotonic() seconds), read meminfo_fd and, while MemTotal == total and\n"
+"MemAvailable is >= line and has not fallen by more than total // 100 since before, sleep\n"
+"again for min(adaptive_timeout(available - kill, ...), until - now). kind: \"events\" (events\n"
+"is the list of (fd, revents) poll returned), \"signal\" (a wait was interrupted; the signal\n"
+"handlers have run), \"look\" (due, not at ease, or the read or parse failed: the caller\n"
+"glances itself). last_time, last_available: the last quiet glance (None, before if none).");
+
+static PyObject *rest(PyObject *self, PyObject *args)
+{
+    PyObject *fds_obj, *seq, *result = NULL, *events = NULL, *last_time;
+    int meminfo_fd, kind = KIND_LOOK, err = 0, nready = 0, looked = 0;
+    double timeout, until, fill, assumed, min_s, ceiling, last_t = 0.0;
+    long long line, kill, total, before;
+    struct pollfd on_stack[FDS_ON_STACK], *pfds = on_stack;
+    Py_ssize_t nfds, i;
+    static const char *const kinds[] = {"events", "signal", "look"};
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OiddLLLLdddd:rest", &fds_obj, &meminfo_fd, &timeout, &until, &line, &kill,
+                          &total, &before, &fill, &assumed, &min_s, &ceiling))
+        return NULL;
+    seq = PySequence_Fast(fds_obj, "rest: fds must be a sequence of (fd, events)");
+    if (seq == NULL)
+        return NULL;
+    nfds = PySequence_Fast_GET_SIZE(seq);
+    if (nfds > FDS_ON_STACK) {
+        pfds = PyMem_New(struct pollfd, (size_t)nfds);
+        if (pfds == NULL) {
+            Py_DECREF(seq);
+            return PyErr_NoMemory();
+        }
+    }
+    for (i = 0; i < nfds; i++) {
+        int fd, mask;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ii;rest: fds must be (fd, events) pairs",
+                              &fd, &mask))
+            goto done;
+        if (fd < 0) {
+            PyErr_SetString(PyExc_ValueError, "rest: negative file descriptor");
+            goto done;
+        }
+        pfds[i].fd = fd;
+        pfds[i].events = (short)mask;
+        pfds[i].revents = 0;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        char buf[READ_MAX];
+        ssize_t got;
+        long long avail_total, available;
+        double now, next, left;
+
+        nready = poll(pfds, (nfds_t)nfds, to_ms(timeout));
+        if (nready < 0) {
+            err = errno;
+            kind = err == EINTR ? KIND_SIGNAL : KIND_ERROR;
+            break;
+        }
+        if (nready > 0) {
+            kind = KIND_EVENTS;
+            break;
+        }
+        now = monotonic_s();
+        if (now >= until)
+            break;
+        got = pread(meminfo_fd, buf, sizeof buf, 0);
+        if (got < 0) {
+            kind = errno == EINTR ? KIND_SIGNAL : KIND_LOOK;
+            break;
+        }
+        if (glance(buf, got, &avail_total, &available) < 0 || avail_total != total || available < line
+                || available < sub_sat(before, floor_div(total, 100)))
+            break;
+        before = available;
+        last_t = now;
+        looked = 1;
+        next = adaptive(sub_sat(available, kill), fill, assumed, min_s, ceiling);
+        left = until - now;
+        timeout = left < next ? left : next;
+    }
+    Py_END_ALLOW_THREADS
+
+    if (kind == KIND_ERROR) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    if (kind == KIND_SIGNAL && PyErr_CheckSignals() < 0)
+        goto done;  /* a handler raised: so does the wait, as poll.poll() would */
+    if (kind == KIND_EVENTS) {
+        Py_ssize_t j = 0;
+        events = PyList_New(nready);
+        if (events == NULL)
+            goto done;
+        for (i = 0; i < nfds && j < nready; i++) {
+            PyObject *pair;
+            if (!pfds[i].revents)
+                continue;
+            pair = Py_BuildValue("(ii)", pfds[i].fd, pfds[i].revents & 0xffff);
+            if (pair == NULL)
+                goto done;
+            PyList_SET_ITEM(events, j++, pair);
+        }
+    } else {
+        Py_INCREF(Py_None);
+        events = Py_None;
+    }
+    if (looked) {
+        last_time = PyFloat_FromDouble(last_t);
+        if (last_time == NULL)
+            goto done;
+    } else {
+        Py_INCREF(Py_None);
+        last_time = Py_None;
+    }
+    result = Py_BuildValue("(sNNL)", kinds[kind], events, last_time, before);
+    events = NULL;  /* N: stolen, or dropped if the tuple failed */
+
+done:
+    Py_XDECREF(events);
+    Py_DECREF(seq);
+    if (pfds != on_stack)
+        PyMem_Free(pfds);
+    return result;
+}
+
+PyDoc_STRVAR(glance_doc,
+"glance(data) -> (total, available) or None\n\n"
+"glance_meminfo in C, for the tests; None also for values whose bytes overflow 64 bits.");
+
+static PyObject *py_glance(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    long long total, available;
+    int bad;
+
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    bad = glance((const char *)view.buf, view.len, &total, &available);
+    PyBuffer_Release(&view);
+    if (bad)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(LL)", total, available);
+}
+
+PyDoc_STRVAR(adaptive_doc,
+"adaptive_timeout(headroom, fill_rate, assumed_fill_rate_mib_s, min_timeout_s, ceiling) -> float\n\n"
+"waiter.adaptive_timeout in C, for the tests.");
+
+static PyObject *py_adaptive(PyObject *self, PyObject *args)
+{
+    long long headroom;
+    double fill, assumed, min_s, ceiling;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Ldddd:adaptive_timeout", &headroom, &fill, &assumed, &min_s, &ceiling))
+        return NULL;
+    return PyFloat_FromDouble(adaptive(headroom, fill, assumed, min_s, ceiling));
+}
+
+static PyMethodDef methods[] = {
+    {"rest", rest, METH_VARARGS, rest_doc},
+    {"glance", py_glance, METH_O, glance_doc},
+    {"adaptive_timeout", py_adaptive, METH_VARARGS, adaptive_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "guardian._rest",
+    "The daemon's loop at rest in C (see Daemon._rest).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rest(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,9 @@
+# guardian/_rest.c: the daemon's loop at rest in C (optional; see Daemon._rest).
+from typing import List, Optional, Sequence, Tuple
+
+def rest(fds: Sequence[Tuple[int, int]], meminfo_fd: int, timeout: float, until: float, line: int, kill: int,
+         total: int, before: int, fill: float, assumed_fill_rate_mib_s: float, min_timeout_s: float,
+         ceiling: float) -> Tuple[str, Optional[List[Tuple[int, int]]], Optional[float], int]: ...
+def glance(data: bytes) -> Optional[Tuple[int, int]]: ...
+def adaptive_timeout(headroom: int, fill_rate: float, assumed_fill_rate_mib_s: float, min_timeout_s: float,
+                     ceiling: float) -> float: ...
