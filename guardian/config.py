@@ -62,7 +62,9 @@ class Wait:
     use_psi: bool = True
     # Adaptive timeout between events: headroom to the kill line / fill rate, clamped.
     min_timeout_s: float = 0.1
-    max_timeout_s: float = 5.0  # with PSI triggers armed
+    # With PSI triggers armed; also how often a full tick comes at rest. PSI's avg10 is a 10 s
+    # average: read every 10 s it still shows every rise, and the trigger wakes for stalls.
+    max_timeout_s: float = 10.0
     max_timeout_poll_s: float = 1.0  # without them
     # The rate assumed for a burst before any has been seen on this device.
     assumed_fill_rate_mib_s: float = 100.0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from _operator import methodcaller  # operator.py's own C module
+
 from guardian.kernel import ParseError, read_optional_text, read_text
 from guardian.record import record
 
@@ -82,12 +84,44 @@ def glance_meminfo(data: bytes) -> Optional[Tuple[int, int]]:
         return None
 
 
+_SPLIT_KEY = methodcaller("split", ":", 1)
+
+
+def _wanted_fields(text: str) -> Optional[Dict[str, int]]:
+    """The WANTED lines in bytes, read from a dict of every line: a full tick's parse, where
+    the line-by-line one was two thirds of the tick's Python calls. None when anything is off
+    (a line without its colon, a wanted value that is not "N kB" or "N", a truncated last
+    line): _parse_fields then says which line and what was expected."""
+    if not text.endswith("\n"):
+        return None
+    try:
+        lines = dict(map(_SPLIT_KEY, text[:-1].split("\n")))  # no Python frame per line
+    except ValueError:
+        return None
+    fields = {}
+    for key in WANTED.intersection(lines):
+        parts = lines[key].split()
+        if len(parts) == 2 and parts[1] == "kB":
+            scale = 1024
+        elif len(parts) == 1:
+            scale = 1
+        else:
+            return None
+        try:
+            fields[key] = int(parts[0]) * scale
+        except ValueError:
+            return None
+    return fields
+
+
 def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
     """Parse the text of /proc/meminfo. Raises ParseError if MemTotal/MemFree are missing or
     a value is not a number. Without MemAvailable (kernel < 3.14), estimates
     MemFree + Active(file) + Inactive(file), or MemFree + Cached + Buffers when the file LRU
     lines are missing too, and sets available_estimated."""
-    f = _parse_fields(text, path, WANTED)
+    f = _wanted_fields(text)
+    if f is None:
+        f = _parse_fields(text, path, WANTED)
     for key in ("MemTotal", "MemFree"):
         if key not in f:
             raise ParseError(path, key, "missing (file empty or truncated?)")

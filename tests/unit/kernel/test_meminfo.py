@@ -201,3 +201,18 @@ def test_glance_gives_none_for_what_only_a_full_parse_can_explain(raw):
 def test_glance_agrees_with_the_full_parse():
     info = meminfo.parse_meminfo(MEMINFO_510)
     assert meminfo.glance_meminfo(MEMINFO_510.encode()) == (info.total, info.available)
+
+
+def test_the_full_ticks_parse_agrees_with_the_line_by_line_one():
+    fast = meminfo._wanted_fields(MEMINFO_510)
+    assert fast and fast == meminfo._parse_fields(MEMINFO_510, "/proc/meminfo", meminfo.WANTED)
+
+
+@pytest.mark.parametrize("text", [
+    MEMINFO_510[:-1],  # truncated last line
+    MEMINFO_510.replace("MemFree:           23764 kB", "MemFree: lots kB"),
+    MEMINFO_510.replace("Cached:           171020 kB", "Cached: 5 MB"),
+    "MemTotal: 1 kB\nMemFree: 1 kB\n\x00\x00garbage\n",
+])
+def test_the_full_ticks_parse_leaves_anything_off_to_the_line_by_line_one(text):
+    assert meminfo._wanted_fields(text) is None
