@@ -29,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FLOOR_SCRIPT = os.path.join(REPO, "packaging", "floor.py")
 KIB = 1024
+sys.path.insert(0, os.path.join(REPO, "packaging"))
+from measure import descendants, tree_size  # noqa: E402  (one process-tree walk, one tree size)
 
 STDLIB = ["typing", "dataclasses", "inspect", "logging", "json", "re", "socket", "_socket", "subprocess",
           "threading", "argparse", "tomllib", "ctypes", "enum", "collections", "functools", "struct",
@@ -66,23 +68,6 @@ def _read(path):
         return ""
 
 
-def descendants(pid):
-    children = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            stat = _read("/proc/%s/stat" % name)
-            try:
-                children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(name))
-            except (ValueError, IndexError):
-                continue
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, ()))
-    return out
-
-
 def memory_kib(pids):
     """kB summed over the processes: rss, anon, file, shmem (status), pss (smaps_rollup)."""
     total = {"rss": 0, "anon": 0, "file": 0, "shmem": 0, "pss": 0}
@@ -99,11 +84,7 @@ def memory_kib(pids):
 
 
 def tree_bytes(path):
-    size = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            size += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return size
+    return tree_size(path)[1]  # allocated bytes
 
 
 def measure(argv, settle=3.0, env=None, modules=False, timeout=60.0):

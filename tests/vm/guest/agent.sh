@@ -35,6 +35,18 @@ sum_stat() { # utime + stime (clock ticks) of the PIDs
 	for p in "$@"; do s=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null); t=$((t + ${s:-0})); done
 	echo "$t"
 }
+# window_begin PID... / window_end PID...: CPU ticks (W_TICKS), wake-ups (W_WAKES, voluntary and
+# not) and seconds (W_S) of the PIDs between the two.
+window_begin() {
+	W_T0=$(sum_stat "$@")
+	W_W0=$(($(sum_field status voluntary_ctxt_switches "$@") + $(sum_field status nonvoluntary_ctxt_switches "$@")))
+	W_S0=$(now)
+}
+window_end() {
+	W_S=$(awk "BEGIN { print $(now) - $W_S0 }")
+	W_TICKS=$(($(sum_stat "$@") - W_T0))
+	W_WAKES=$(($(sum_field status voluntary_ctxt_switches "$@") + $(sum_field status nonvoluntary_ctxt_switches "$@") - W_W0))
+}
 sum_field() { # FILE KEY PID...: sum of "KEY: N" over the PIDs' /proc/PID/FILE
 	f=$1 k=$2 t=0
 	shift 2
@@ -133,11 +145,9 @@ emit "{\"type\": \"ready\", \"now\": $(now), \"waited_s\": $(awk "BEGIN { print 
 if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 	sleep 3
 	pids=$(tool_pids)
-	t0=$(sum_stat $pids); w0=$(sum_field status voluntary_ctxt_switches $pids)
-	n0=$(sum_field status nonvoluntary_ctxt_switches $pids); s0=$(now)
+	window_begin $pids
 	sleep "$IDLE_S"
-	s1=$(now); t1=$(sum_stat $pids); w1=$(sum_field status voluntary_ctxt_switches $pids)
-	n1=$(sum_field status nonvoluntary_ctxt_switches $pids)
+	window_end $pids
 	# Where the single-file build unpacked itself (the directory of its mapped libraries).
 	unpack=0 unpack_fs=""
 	for p in $pids; do
@@ -147,7 +157,7 @@ if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 		unpack_fs=$(stat -f -c %T "$d" 2>/dev/null || df -P "$d" | awk 'NR == 2 { print $1 }')
 		break
 	done
-	emit "{\"type\": \"idle\", \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
+	emit "{\"type\": \"idle\", \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
 fi
 
 # --------------------------------------------------------------------------- the floor
@@ -176,13 +186,11 @@ if [ "$TOOL" = guardian ] && [ "${IDLE_S:-0}" -gt 0 ] && [ "${FLOOR_IDLE_S:-5}" 
 		f_up=$(awk "BEGIN { print $(now) - $f_t0 }")
 		sleep 3
 		pids=$(floor_pids)
-		t0=$(sum_stat $pids); w0=$(sum_field status voluntary_ctxt_switches $pids)
-		n0=$(sum_field status nonvoluntary_ctxt_switches $pids); s0=$(now)
+		window_begin $pids
 		sleep "${FLOOR_IDLE_S:-5}"
-		s1=$(now); t1=$(sum_stat $pids); w1=$(sum_field status voluntary_ctxt_switches $pids)
-		n1=$(sum_field status nonvoluntary_ctxt_switches $pids)
+		window_end $pids
 		g=$(tool_pids)
-		emit "{\"type\": \"floor\", \"args\": $(json_str "$FLOOR_ARGS"), \"started_s\": $f_up, \"seconds\": $(awk "BEGIN { print $s1 - $s0 }"), \"ticks\": $((t1 - t0)), \"wakeups\": $((w1 - w0 + n1 - n0)), \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"guardian_rss_kib\": $(sum_field status VmRSS $g), \"guardian_pss_kib\": $(sum_field smaps_rollup Pss $g), \"guardian_private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $g), \"guardian_anon_kib\": $(sum_field status RssAnon $g), \"mem_available_kib\": $(kib MemAvailable)}"
+		emit "{\"type\": \"floor\", \"args\": $(json_str "$FLOOR_ARGS"), \"started_s\": $f_up, \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"guardian_rss_kib\": $(sum_field status VmRSS $g), \"guardian_pss_kib\": $(sum_field smaps_rollup Pss $g), \"guardian_private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $g), \"guardian_anon_kib\": $(sum_field status RssAnon $g), \"mem_available_kib\": $(kib MemAvailable)}"
 	else
 		error "the floor (/usr/bin/guardian-floor $FLOOR_ARGS) did not reach its loop within 30 s (alive: $(alive "$floor" && echo yes || echo no))"
 	fi
