@@ -420,7 +420,8 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
             "measured the same way over a shorter one. \"Above floor\": the guardian's RSS / PSS / anon minus "
             "the floor's, same boot (PSS of the two read at the same moment).", "",
             "| scenario | tool | mem MiB | RAM held MiB | RSS MiB | PSS MiB | private dirty MiB | anon MiB "
-            "| above floor RSS / PSS / anon MiB | CPU ticks | wake-ups | window s | started at s | notes |",
+            "| above floor RSS / PSS / anon MiB | CPU ticks | wake-ups | window s | started at s "
+            "| start-up ticks (settled after s) | notes |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def mib(d: Dict[str, Any], key: str, fmt: str = "%.1f") -> str:
@@ -431,19 +432,20 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
         if not i:
             continue
         a = j.get("above_floor")
-        out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %d | %d | %.0f | %s | %s |" % (
+        out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %d | %d | %.0f | %s | %s | %s |" % (
             j["scenario"], j["tool"], j["mem_total_mib"], idle_ram_kib(i) / MIB, i["rss_kib"] / MIB,
             i["pss_kib"] / MIB, mib(i, "private_dirty_kib"), mib(i, "anon_kib"),
             " / ".join(mib(a, k, "%+.1f") for k in ("rss_kib", "pss_kib", "anon_kib")) if a else "-",
             i["ticks"],
             i["wakeups"], i["seconds"], j.get("tool_started_s", "-"),
+            "%d (%.0f)" % (i["startup_ticks"], i["settle_s"]) if "startup_ticks" in i else "-",
             ("%d procs; unpacked %.1f MiB on %s" % (i["procs"], i["unpack_kib"] / MIB, i["unpack_fs"])
              if j["tool"] == "guardian" and i["unpack_kib"] else "%d proc" % i["procs"])
             + ("; swap on zram %.0f MiB (%s)" % (j["zram"]["disksize"] / 2**20, j["zram"]["comp"])
                if j.get("zram") else "")))
         f = j.get("floor") if j["tool"] == "guardian" else None
         if f:
-            out.append("| %s | floor | %s | %.1f | %.1f | %.1f | %s | %s | - | %d | %d | %.0f | %s | %s |" % (
+            out.append("| %s | floor | %s | %.1f | %.1f | %.1f | %s | %s | - | %d | %d | %.0f | %s | - | %s |" % (
                 j["scenario"], j["mem_total_mib"], idle_ram_kib(f) / MIB, f["rss_kib"] / MIB, f["pss_kib"] / MIB,
                 mib(f, "private_dirty_kib"), mib(f, "anon_kib"), f["ticks"], f["wakeups"], f["seconds"],
                 "-", "; ".join(filter(None, [

@@ -218,3 +218,10 @@ def test_no_floor_no_above_floor_and_a_floor_that_did_not_start_fails():
     error = {"type": "error", "message": "the floor (/usr/bin/guardian-floor ) did not reach its loop within 30 s"}
     j = run.judge(_run("runaway-256", "guardian", [_idle(9), error] + rounds))
     assert any("the floor" in f for f in j["failures"])
+
+
+def test_the_idle_row_shows_the_start_up_ticks_and_when_the_tool_was_at_rest():
+    idle = dict(_idle(9), startup_ticks=57, settle_s=6.2)
+    text = run.report([run.judge(_run("runaway-256", "guardian", [idle, _round("rate=20", [HOG], rate=20)]))], 1.0)
+    assert "| 57 (6) |" in text
+    assert "| - |" in run.report([run.judge(_run("runaway-256", "guardian", [_idle(9), _round("r", [HOG])]))], 1.0)

@@ -35,6 +35,22 @@ sum_stat() { # utime + stime (clock ticks) of the PIDs
 	for p in "$@"; do s=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null); t=$((t + ${s:-0})); done
 	echo "$t"
 }
+# settle PID...: wait until the PIDs are at rest (at most 1 CPU tick in 2 s; at most
+# IDLE_SETTLE_MAX_S, 30), so that the idle window does not measure the end of a start-up (the
+# frozen guardian's, under emulation, lasts a few seconds past its start event). SETTLE_S: how
+# long it took; STARTUP_TICKS: the PIDs' CPU ticks since they started, at its end.
+settle() {
+	st_t0=$(now) st_prev=$(sum_stat "$@")
+	while :; do
+		sleep 2
+		STARTUP_TICKS=$(sum_stat "$@")
+		[ $((STARTUP_TICKS - st_prev)) -le 1 ] && break
+		[ "$(awk "BEGIN { print ($(now) - $st_t0 >= ${IDLE_SETTLE_MAX_S:-30}) }")" = 1 ] && break
+		st_prev=$STARTUP_TICKS
+	done
+	SETTLE_S=$(awk "BEGIN { print $(now) - $st_t0 }")
+}
+
 # window_begin PID... / window_end PID...: CPU ticks (W_TICKS), wake-ups (W_WAKES, voluntary and
 # not) and seconds (W_S) of the PIDs between the two.
 window_begin() {
@@ -145,6 +161,7 @@ emit "{\"type\": \"ready\", \"now\": $(now), \"waited_s\": $(awk "BEGIN { print 
 if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 	sleep 3
 	pids=$(tool_pids)
+	settle $pids
 	window_begin $pids
 	sleep "$IDLE_S"
 	window_end $pids
@@ -157,7 +174,7 @@ if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 		unpack_fs=$(stat -f -c %T "$d" 2>/dev/null || df -P "$d" | awk 'NR == 2 { print $1 }')
 		break
 	done
-	emit "{\"type\": \"idle\", \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
+	emit "{\"type\": \"idle\", \"settle_s\": $SETTLE_S, \"startup_ticks\": $STARTUP_TICKS, \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
 fi
 
 # --------------------------------------------------------------------------- the floor
