@@ -27,6 +27,9 @@ MAX_ANSWER = 16 << 20
 
 def run(argv: "List[str]") -> int:
     """Parse and prepare in a child; start the daemon here with what it answers."""
+    # The child's ending, loaded before the fork so that it cannot fail there (the daemon
+    # holds the module anyway: it is the reload part's).
+    import guardian.core.parts.reload  # noqa: F401
     for stream in (sys.stdout, sys.stderr):  # or the child would write their buffers again
         stream.flush()
     r, w = os.pipe()
@@ -55,6 +58,8 @@ def run(argv: "List[str]") -> int:
 
 def _child(argv: "List[str]", w: int) -> None:
     """The start-up work; never returns. Its exit status is `run`'s when it does not start."""
+    from guardian.core.parts.reload import exit_child, write_all  # imported by run, before the fork
+
     status = 1
     try:
         from guardian.commands.cli import main
@@ -72,12 +77,7 @@ def _child(argv: "List[str]", w: int) -> None:
         sys.excepthook(*sys.exc_info())  # the traceback the interpreter would print
         status = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(status)  # not the parent's atexit handlers, nor its buffers again
+        exit_child(status)
 
 
 def serve(start: "Dict[str, Any]") -> int:
@@ -132,12 +132,6 @@ def read_all(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def wait_status(pid: int) -> int:

@@ -103,10 +103,7 @@ class Reloader(Part):
                 answer = {"config": to_plain(config), "regex": programs(config)}
             except Exception as exc:
                 answer = {"error": str(exc) or type(exc).__name__}
-            data = marshal.dumps(answer)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w, view):]
+            write_all(w, marshal.dumps(answer))
             code = 0
         except BaseException as exc:
             try:
@@ -114,12 +111,7 @@ class Reloader(Part):
             except BaseException:
                 pass
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except BaseException:
-                    pass
-            os._exit(code)  # never the daemon's loop, atexit handlers or finally blocks
+            exit_child(code)
 
     # ---------------------------------------------------------------------- in the daemon
 
@@ -236,6 +228,24 @@ class Reloader(Part):
             self._reap(pid)  # SIGKILLed: a zombie a moment later at most, and we exit
         self._close_pipe()
         self.pid, self.exiting = None, []
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """A child's whole answer down its pipe."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def exit_child(status: int) -> None:
+    """A fork child's end: what it printed reaches its streams, then _exit, never the parent's
+    loop, atexit handlers, finally blocks or buffers again (the start child in guardian.boot too)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(status)
 
 
 def _kill(pid: int) -> None:
