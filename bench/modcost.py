@@ -32,6 +32,8 @@ KIB = 1024
 sys.path.insert(0, os.path.join(REPO, "packaging"))
 from measure import descendants, tree_size  # noqa: E402  (one process-tree walk, one tree size)
 
+from frozen_excludes import EXCLUDES  # noqa: E402  (left out of the frozen build: no frozen row)
+
 STDLIB = ["typing", "dataclasses", "inspect", "logging", "json", "re", "socket", "_socket", "subprocess",
           "threading", "argparse", "tomllib", "ctypes", "enum", "collections", "functools", "struct",
           "select", "signal"]
@@ -206,7 +208,7 @@ def run(python=sys.executable, frozen=None, only=None, settle=3.0, jobs=4, log=l
     tasks = []
     for name, mods in sets:
         tasks.append((name, "unfrozen", unfrozen_argv(python, mods)))
-        if frozen:
+        if frozen and not any(m in EXCLUDES for m in mods):
             tasks.append((name, "frozen", frozen_argv(frozen, mods)))
 
     def one(task):
@@ -268,7 +270,8 @@ def markdown(res):
     text = ["## Module cost over the floor", "",
             "RSS of a fresh process after importing each set and %.0f s of the floor's wake loop "
             "(packaging/floor.py), summed over its processes; Δ is over the floor. Unfrozen: `python -S` "
-            "with compiled bytecode. Frozen: `%s --import SET` (the floor built by the guardian's spec)."
+            "with compiled bytecode. Frozen: `%s --import SET` (the floor built by the guardian's spec); "
+            "– where the set is left out of the frozen build (packaging/frozen_excludes.py)."
             % (res["settle_s"], res["frozen"] or "dist/guardian-floor (not built)"), "", table(res), ""]
     return "\n".join(text)
 

@@ -12,6 +12,10 @@
  *   adaptive_timeout  guardian.core.waiter.adaptive_timeout (the same double arithmetic)
  *   rest()            the while loop of Daemon._rest
  * The Python versions stay: an install without a compiler, or another interpreter, runs them.
+ *
+ * It also makes the few libc calls os lacks (guardian.kernel.libc: mlockall, prctl, syscall,
+ * timerfd, a socket filter), so that the daemon need not hold ctypes and libffi for them (~0.4 MiB resident,
+ * twice that where libffi is a shared library).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,6 +25,12 @@
 #include <math.h>
 #include <poll.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -336,16 +346,148 @@ static PyObject *py_adaptive(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(adaptive(headroom, fill, assumed, min_s, ceiling));
 }
 
+/* ------------------------------------------------------------------ the libc calls os lacks
+ * Each returns the call's result, or raises OSError with its errno (as os does). */
+
+PyDoc_STRVAR(mlockall_doc, "mlockall(flags) -> 0");
+
+static PyObject *py_mlockall(PyObject *self, PyObject *args)
+{
+    int flags;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:mlockall", &flags))
+        return NULL;
+    if (mlockall(flags) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(0);
+}
+
+PyDoc_STRVAR(prctl_doc, "prctl(option, arg2=0, arg3=0, arg4=0, arg5=0) -> int");
+
+static PyObject *py_prctl(PyObject *self, PyObject *args)
+{
+    int option, ret;
+    unsigned long arg[4] = {0, 0, 0, 0};
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i|kkkk:prctl", &option, &arg[0], &arg[1], &arg[2], &arg[3]))
+        return NULL;
+    ret = prctl(option, arg[0], arg[1], arg[2], arg[3]);
+    if (ret == -1)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(ret);
+}
+
+PyDoc_STRVAR(syscall_doc,
+"syscall(number, *args) -> int\n\n"
+"syscall(2) with up to six integer arguments; the GIL is released (process_mrelease reaps a\n"
+"whole address space before it returns).");
+
+static PyObject *py_syscall(PyObject *self, PyObject *args)
+{
+    long number, ret, arg[6] = {0, 0, 0, 0, 0, 0};
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "l|llllll:syscall", &number, &arg[0], &arg[1], &arg[2], &arg[3], &arg[4], &arg[5]))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    ret = syscall(number, arg[0], arg[1], arg[2], arg[3], arg[4], arg[5]);
+    Py_END_ALLOW_THREADS
+    if (ret == -1)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(ret);
+}
+
+PyDoc_STRVAR(timerfd_create_doc, "timerfd_create(clockid, flags) -> fd");
+
+static PyObject *py_timerfd_create(PyObject *self, PyObject *args)
+{
+    int clockid, flags, fd;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ii:timerfd_create", &clockid, &flags))
+        return NULL;
+    fd = timerfd_create(clockid, flags);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
+PyDoc_STRVAR(timerfd_settime_doc,
+"timerfd_settime(fd, interval_s) -> 0\n\n"
+"Fire every interval_s seconds from now on (0: stop), as the keeper's ticker wants.");
+
+static PyObject *py_timerfd_settime(PyObject *self, PyObject *args)
+{
+    int fd;
+    double interval, whole;
+    struct itimerspec spec;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "id:timerfd_settime", &fd, &interval))
+        return NULL;
+    if (!(interval >= 0.0) || interval > (double)INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "timerfd_settime: interval_s must be in 0..INT_MAX");
+        return NULL;
+    }
+    whole = floor(interval);
+    spec.it_interval.tv_sec = spec.it_value.tv_sec = (time_t)whole;
+    spec.it_interval.tv_nsec = spec.it_value.tv_nsec = (long)round((interval - whole) * 1e9);
+    if (spec.it_value.tv_nsec >= 1000000000L) {  /* 0.9999999999 rounds up to the next second */
+        spec.it_interval.tv_sec = spec.it_value.tv_sec = (time_t)whole + 1;
+        spec.it_interval.tv_nsec = spec.it_value.tv_nsec = 0;
+    }
+    if (timerfd_settime(fd, 0, &spec, NULL) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(0);
+}
+
+PyDoc_STRVAR(attach_filter_doc,
+"attach_filter(fd, program) -> 0\n\n"
+"setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER) with a classic BPF program (8-byte instructions):\n"
+"the sock_fprog points at the program, which Python's setsockopt cannot say.");
+
+static PyObject *py_attach_filter(PyObject *self, PyObject *args)
+{
+    int fd, ret;
+    Py_buffer prog;
+    struct sock_fprog fprog;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iy*:attach_filter", &fd, &prog))
+        return NULL;
+    if (prog.len == 0 || prog.len % sizeof(struct sock_filter) != 0 ||
+            prog.len / sizeof(struct sock_filter) > 0xffff) {
+        PyBuffer_Release(&prog);
+        PyErr_SetString(PyExc_ValueError, "attach_filter: the program must be 1..65535 8-byte instructions");
+        return NULL;
+    }
+    fprog.len = (unsigned short)(prog.len / sizeof(struct sock_filter));
+    fprog.filter = (struct sock_filter *)prog.buf;
+    ret = setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog));  /* the kernel copies it */
+    PyBuffer_Release(&prog);
+    if (ret != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(0);
+}
+
 static PyMethodDef methods[] = {
     {"rest", rest, METH_VARARGS, rest_doc},
     {"glance", py_glance, METH_O, glance_doc},
     {"adaptive_timeout", py_adaptive, METH_VARARGS, adaptive_doc},
+    {"mlockall", py_mlockall, METH_VARARGS, mlockall_doc},
+    {"prctl", py_prctl, METH_VARARGS, prctl_doc},
+    {"syscall", py_syscall, METH_VARARGS, syscall_doc},
+    {"timerfd_create", py_timerfd_create, METH_VARARGS, timerfd_create_doc},
+    {"timerfd_settime", py_timerfd_settime, METH_VARARGS, timerfd_settime_doc},
+    {"attach_filter", py_attach_filter, METH_VARARGS, attach_filter_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "guardian._rest",
-    "The daemon's loop at rest in C (see Daemon._rest).", -1, methods,
+    "The daemon's loop at rest in C (see Daemon._rest), and the libc calls os lacks.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

@@ -7,7 +7,8 @@ the guardian (dist/guardian-floor), so that what the guardian costs above it is 
     guardian-floor --once               one wake, then exit 0 (a build check)
 
 The wake rule is the guardian's: mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) through
-ctypes, pread of /proc/meminfo from a descriptor kept open, sleep 0.5 s while plenty is
+the guardian's C extension, as the guardian makes it (ctypes where that is not built; the frozen
+build has no ctypes), pread of /proc/meminfo from a descriptor kept open, sleep 0.5 s while plenty is
 available and 0.1 s when not. Nothing else: no argparse, no logging.
 """
 import os
@@ -18,12 +19,19 @@ MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 
 
 def _lock():
-    import ctypes
+    try:
+        from guardian._rest import mlockall
+    except ImportError:
+        import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0:
-        # No CAP_IPC_LOCK and a small RLIMIT_MEMLOCK: the guardian logs and goes on too.
-        sys.stderr.write("guardian-floor: mlockall: %s\n" % os.strerror(ctypes.get_errno()))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0:
+            sys.stderr.write("guardian-floor: mlockall: %s\n" % os.strerror(ctypes.get_errno()))
+        return
+    try:
+        mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)
+    except OSError as e:  # no CAP_IPC_LOCK and a small RLIMIT_MEMLOCK: the guardian goes on too
+        sys.stderr.write("guardian-floor: mlockall: %s\n" % e.strerror)
 
 
 def main(argv):

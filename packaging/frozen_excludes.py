@@ -35,6 +35,9 @@ EXCLUDES = [
     "pydoc_data", "tracemalloc", "_threading_local", "py_compile", "compileall",
     "getopt", "lib2to3", "distutils", "setuptools", "pkg_resources", "venv", "ensurepip",
     "idlelib", "turtle", "turtledemo", "test",
+    # the libc calls come from guardian._rest (which the build requires); and PyInstaller's
+    # bootstrap imports ctypes whenever the archive has it: 0.4 MiB resident, libffi mapped
+    "ctypes", "_ctypes",
 ]
 
 # Codecs kept: what Python needs to start, and the single-byte locales a board might set
@@ -65,10 +68,14 @@ def unused_encodings():
 # archives, which the guardian never reads.
 PROBED = {"bz2", "_bz2", "lzma", "_lzma"}
 
+# Excluded, yet named by a guardian module: guardian.kernel.libc falls back to ctypes where
+# guardian._rest is not built, which a frozen build never is (build-frozen.sh fails without it).
+FALLBACK = {"ctypes", "ctypes.util"}
+
 # Standard-library modules bench/modcost.py imports in the frozen floor (guardian-floor
 # --import ...): in the floor's archive whether or not the guardian uses them.
 MODCOST_STDLIB = [
     "typing", "dataclasses", "inspect", "logging", "json", "re", "socket", "_socket",
-    "subprocess", "threading", "argparse", "tomllib", "ctypes", "enum", "collections",
+    "subprocess", "threading", "argparse", "tomllib", "enum", "collections",
     "functools", "struct", "select", "signal",
 ]

@@ -77,17 +77,8 @@ def _syscall_number(name: str) -> int:
 
 
 def _syscall(name: str, *args: int) -> int:
-    """libc.syscall(); raises OSError with the errno (ENOSYS if ctypes or libc is missing)."""
-    lib = libc()
-    import ctypes  # loaded by libc()
-
-    lib.syscall.restype = ctypes.c_long
-    ctypes.set_errno(0)
-    ret = lib.syscall(ctypes.c_long(_syscall_number(name)), *(ctypes.c_long(a) for a in args))
-    if ret == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
+    """syscall(2); raises OSError with the errno (ENOSYS where no way to make it is built)."""
+    return libc().syscall(_syscall_number(name), *args)  # type: ignore[no-any-return]
 
 
 def _pidfd_open(pid: int) -> int:

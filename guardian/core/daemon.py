@@ -70,7 +70,7 @@ def _die_with_parent(ppid: int) -> None:
     the PID in its pidfile (the unpacker) would otherwise start a second guardian beside it."""
     try:
         PR_SET_PDEATHSIG = 1
-        libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError) as exc:
         log.debug("prctl(PR_SET_PDEATHSIG): %s", exc)
         return

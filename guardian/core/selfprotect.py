@@ -36,22 +36,22 @@ def lock_memory() -> str:
     allocations fail once the limit is reached.
     """
     try:
-        import ctypes
-
         mlockall = libc().mlockall
-    except (ImportError, OSError, AttributeError) as e:
+    except (OSError, AttributeError) as e:
         return "mlockall unavailable: %s" % e
     current, future, onfault = _mcl_flags()
-    ctypes.set_errno(0)
-    if mlockall(current | future | onfault) == 0:
+    try:
+        mlockall(current | future | onfault)
         return "mlockall(current|future|onfault)"
-    err = ctypes.get_errno()
+    except OSError as e:
+        err = e.errno
     if err == errno.EINVAL:
-        ctypes.set_errno(0)
-        if mlockall(current | future) == 0:
+        try:
+            mlockall(current | future)
             return "mlockall(current|future)"
-        err = ctypes.get_errno()
-    return "mlockall refused: %s" % os.strerror(err)
+        except OSError as e:
+            err = e.errno
+    return "mlockall refused: %s" % os.strerror(err or 0)
 
 
 def set_oom_score_adj(value: int, pid: Union[int, str] = "self", proc_root: str = "/proc") -> Optional[str]:

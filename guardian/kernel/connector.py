@@ -18,6 +18,8 @@ import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 
+from guardian.kernel.libc import libc
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Optional, Tuple
@@ -32,7 +34,6 @@ PROC_EVENT_COMM = 0x00000200
 NLMSG_DONE = 3
 NLMSG_ERROR = 2
 NLMSG_OVERRUN = 4
-SO_ATTACH_FILTER = 26
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid: 16 bytes
 _CN_MSG = struct.Struct("=IIIIHH")  # idx, val, seq, ack, len, flags: 20 bytes
@@ -74,14 +75,9 @@ def attach_filter(sock: _socket.socket, drop_all: bool = False) -> bool:
     """Attach (or replace) the socket's classic BPF filter: the exec/comm one, or with drop_all
     one that drops every event in the kernel (the subscription stays). False if it failed."""
     try:
-        import ctypes
-
-        prog = _DROP_ALL if drop_all else _bpf_program()
-        buf = ctypes.create_string_buffer(prog, len(prog))
-        fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
-        sock.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        libc().attach_filter(sock.fileno(), _DROP_ALL if drop_all else _bpf_program())
         return True
-    except (ImportError, OSError):
+    except OSError:
         return False
 
 

@@ -1,22 +1,41 @@
-"""The C library, loaded once through ctypes, for the calls Python's os module lacks
-(mlockall, prctl, syscall, timerfd). ctypes is imported at the first call, not at import:
-a board whose guardian never needs it does not hold it."""
+"""The libc calls Python's os module lacks: mlockall, prctl, syscall, timerfd_create,
+timerfd_settime, and attach_filter (a socket filter: its pointer Python cannot pass). Each
+returns the call's result or raises OSError with its errno.
+
+They come from guardian._rest, the project's C extension, where the install built it: the
+daemon then holds no ctypes (~0.4 MiB resident, about twice that where libffi is a shared
+library). Else from the C library through ctypes, loaded at the first call; OSError(ENOSYS)
+when neither is there (a Python without libffi, a static binary without dlopen)."""
 from __future__ import annotations
 
 import errno
+import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional
 
 _libc: Optional[Any] = None
+_CALLS = ("mlockall", "prctl", "syscall", "timerfd_create", "timerfd_settime", "attach_filter")
 
 
 def libc() -> Any:
-    """The process's libc (ctypes.CDLL, use_errno=True). OSError(ENOSYS) when ctypes or libc is
-    missing (a Python built without libffi, a static binary without dlopen)."""
+    """The calls, from the extension or from ctypes (see the module's docstring)."""
     global _libc
     if _libc is None:
+        try:
+            from guardian import _rest as ext
+        except ImportError:
+            ext = None  # type: ignore[assignment]
+        # An extension built before it had these calls (an old in-place build) is passed over.
+        _libc = ext if ext is not None and all(hasattr(ext, name) for name in _CALLS) else CtypesLibc()
+    return _libc
+
+
+class CtypesLibc:
+    """The same calls through ctypes."""
+
+    def __init__(self) -> None:
         try:
             import ctypes
         except ImportError:
@@ -31,5 +50,65 @@ def libc() -> Any:
             if not path:
                 raise OSError(errno.ENOSYS, "libc not found") from None
             lib = ctypes.CDLL(path, use_errno=True)
-        _libc = lib
-    return _libc
+        lib.syscall.restype = ctypes.c_long
+        self._ctypes, self._lib = ctypes, lib
+
+    def _call(self, name: str, *args: Any) -> int:
+        self._ctypes.set_errno(0)
+        ret = getattr(self._lib, name)(*args)
+        if ret == -1:
+            err = self._ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return int(ret)
+
+    def mlockall(self, flags: int) -> int:
+        return self._call("mlockall", flags)
+
+    def prctl(self, option: int, *args: int) -> int:
+        c_ulong = self._ctypes.c_ulong
+        return self._call("prctl", option, *(c_ulong(a) for a in (list(args) + [0, 0, 0, 0])[:4]))
+
+    def syscall(self, number: int, *args: int) -> int:
+        c_long = self._ctypes.c_long
+        return self._call("syscall", c_long(number), *(c_long(a) for a in args))
+
+    def timerfd_create(self, clockid: int, flags: int) -> int:
+        return self._call("timerfd_create", clockid, flags)
+
+    def timerfd_settime(self, fd: int, interval_s: float) -> int:
+        import ctypes  # loaded by __init__
+
+        if not 0 <= interval_s <= 2 ** 31 - 1:
+            raise ValueError("timerfd_settime: interval_s must be in 0..INT_MAX")
+
+        class Timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+        class Itimerspec(ctypes.Structure):
+            _fields_ = [("it_interval", Timespec), ("it_value", Timespec)]
+
+        sec, nsec = int(interval_s), int(round((interval_s % 1) * 1e9))
+        if nsec >= 1000000000:
+            sec, nsec = sec + 1, 0
+        spec = Itimerspec()
+        spec.it_interval.tv_sec = spec.it_value.tv_sec = sec
+        spec.it_interval.tv_nsec = spec.it_value.tv_nsec = nsec
+        return self._call("timerfd_settime", fd, 0, ctypes.byref(spec), None)
+
+    def attach_filter(self, fd: int, program: bytes) -> int:
+        import struct
+
+        if not program or len(program) % 8 or len(program) // 8 > 0xFFFF:
+            raise ValueError("attach_filter: the program must be 1..65535 8-byte instructions")
+        buf = self._ctypes.create_string_buffer(program, len(program))
+        fprog = struct.pack("HL", len(program) // 8, self._ctypes.addressof(buf))
+        SO_ATTACH_FILTER = 26
+        # setsockopt through a socket object made for the descriptor (and detached: it is not ours)
+        import _socket
+
+        sock = _socket.socket(fileno=fd)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        finally:
+            sock.detach()
+        return 0

@@ -67,30 +67,18 @@ class _Ticker:
     wake-up while exec events are batched, so the guardian's wait need not know of it."""
 
     def __init__(self) -> None:
-        import ctypes
-
-        class _Timespec(ctypes.Structure):
-            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-        class _Itimerspec(ctypes.Structure):
-            _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
-
-        self._ctypes, self._spec = ctypes, _Itimerspec
         self._libc = libc()
-        fd = self._libc.timerfd_create(1, os.O_NONBLOCK | os.O_CLOEXEC)  # CLOCK_MONOTONIC
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "timerfd_create: %s" % os.strerror(ctypes.get_errno()))
-        self.fd = fd
+        try:
+            self.fd: int = self._libc.timerfd_create(1, os.O_NONBLOCK | os.O_CLOEXEC)  # CLOCK_MONOTONIC
+        except OSError as e:
+            raise OSError(e.errno, "timerfd_create: %s" % e.strerror) from None
 
     def set(self, interval_s: float) -> None:
         """Fire every interval_s from now on (0: stop)."""
-        sec, nsec = int(interval_s), int(round((interval_s % 1) * 1e9))
-        spec = self._spec()
-        spec.it_interval.tv_sec = spec.it_value.tv_sec = sec
-        spec.it_interval.tv_nsec = spec.it_value.tv_nsec = nsec
-        if self._libc.timerfd_settime(self.fd, 0, self._ctypes.byref(spec), None) != 0:
-            err = self._ctypes.get_errno()
-            raise OSError(err, "timerfd_settime: %s" % os.strerror(err))
+        try:
+            self._libc.timerfd_settime(self.fd, interval_s)
+        except OSError as e:
+            raise OSError(e.errno, "timerfd_settime: %s" % e.strerror) from None
 
     def consume(self) -> int:
         try:

@@ -274,7 +274,7 @@ def _leave_the_daemon() -> None:
         from guardian.kernel.libc import libc
 
         PR_SET_PDEATHSIG = 1
-        libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
     try:  # the daemon's -1000 is not for its loader: the kernel may take it, the reload fails

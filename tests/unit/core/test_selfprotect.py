@@ -8,8 +8,6 @@ from guardian.core.selfprotect import lock_memory
 
 
 def test_lock_memory_never_raises_and_describes(monkeypatch):
-    import ctypes
-
     from guardian.core import selfprotect
 
     onfault = selfprotect._mcl_flags()[2]
@@ -18,8 +16,8 @@ def test_lock_memory_never_raises_and_describes(monkeypatch):
     class FakeLibc:
         def mlockall(self, flags):
             calls.append(flags)
-            ctypes.set_errno(22 if flags & onfault else 1)  # EINVAL for ONFAULT, then EPERM
-            return -1
+            err = 22 if flags & onfault else 1  # EINVAL for ONFAULT, then EPERM
+            raise OSError(err, os.strerror(err))
 
     monkeypatch.setattr(selfprotect, "libc", lambda: FakeLibc())  # not the shared handle: others use it
     assert lock_memory() == "mlockall refused: %s" % os.strerror(1)
