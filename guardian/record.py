@@ -34,6 +34,8 @@ else:
 _FIELDS = "__record_fields__"  # name -> default (_MISSING, a value, or a _Factory)
 _FROZEN = "__record_frozen__"
 _VALUES = "__record_values__"  # the field values getter
+_NAMES = "__record_names__"  # the field names, in order
+_POST = "__record_post__"  # whether __init__ ends with self.__post_init__()
 
 
 class _Missing:
@@ -84,6 +86,41 @@ def _hash(self: Any) -> int:
     return hash(_values(self))
 
 
+# One __init__ for every record, not one compiled per class: the compiler it took pulled about
+# 0.25 MiB of the interpreter's parser into the resident daemon's memory (locked there), and
+# each generated function held its own code. The instance's __dict__ is filled directly, as
+# dataclasses' frozen __init__ does through object.__setattr__.
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    cls = type(self)
+    names = getattr(cls, _NAMES)
+    d = self.__dict__
+    if args:
+        if len(args) > len(names):
+            raise TypeError("%s() takes %d positional arguments but %d were given"
+                            % (cls.__qualname__, len(names), len(args)))
+        d.update(zip(names, args))
+    if kwargs:
+        if not kwargs.keys() <= getattr(cls, _FIELDS).keys() or (args and not d.keys().isdisjoint(kwargs)):
+            _refuse(cls, d, kwargs)
+        d.update(kwargs)
+    if len(d) < len(names):
+        for name, default in getattr(cls, _FIELDS).items():
+            if name not in d:
+                if default is _MISSING:
+                    raise TypeError("%s() missing required argument: %r" % (cls.__qualname__, name))
+                d[name] = default.factory() if type(default) is _Factory else default
+    if getattr(cls, _POST):
+        self.__post_init__()
+
+
+def _refuse(cls: Any, given: Dict[str, Any], kwargs: Dict[str, Any]) -> None:
+    for name in kwargs:
+        if name not in getattr(cls, _FIELDS):
+            raise TypeError("%s() got an unexpected keyword argument %r" % (cls.__qualname__, name))
+        if name in given:
+            raise TypeError("%s() got multiple values for argument %r" % (cls.__qualname__, name))
+
+
 # As dataclasses: any attribute of a frozen record itself is refused, only fields on a plain
 # subclass (a record class has _FROZEN in its own __dict__, a plain subclass does not).
 def _frozen_setattr(self: Any, name: str, value: Any) -> None:
@@ -132,44 +169,20 @@ def _build(cls: Any, frozen: bool) -> Any:
         fields[name] = default
 
     names = tuple(fields)
-    scope: Dict[str, Any] = {"_MISSING": _MISSING, "_setattr": object.__setattr__}
-    params = []
-    body = []
     seen_default = False
-    for i, name in enumerate(names):
-        default = fields[name]
-        if default is _MISSING:
+    for name in names:
+        if fields[name] is _MISSING:
             if seen_default:
                 raise TypeError("non-default argument %r follows default argument" % name)
-            params.append(name)
-            value = name
         else:
             seen_default = True
-            if isinstance(default, _Factory):
-                scope["_f%d" % i] = default.factory
-                params.append("%s=_MISSING" % name)
-                value = "_f%d() if %s is _MISSING else %s" % (i, name, name)
-            else:
-                scope["_d%d" % i] = default
-                params.append("%s=_d%d" % (name, i))
-                value = name
-        if frozen:
-            body.append("    _setattr(self, %r, %s)" % (name, value))
-        else:
-            body.append("    self.%s = %s" % (name, value))
-    if hasattr(cls, "__post_init__"):
-        body.append("    self.__post_init__()")
-    source = "def __init__(self%s):\n%s\n" % ("".join(", " + p for p in params), "\n".join(body) or "    pass")
-    made: Dict[str, Any] = {}
-    exec(source, scope, made)
 
     own = cls.__dict__
     # as dataclasses: a class body's __eq__ leaves __hash__ None there, which is not explicit
     explicit_hash = own.get("__hash__", _MISSING) is not _MISSING and not (
         own["__hash__"] is None and "__eq__" in own)
     if "__init__" not in own:
-        made["__init__"].__qualname__ = "%s.__init__" % cls.__qualname__
-        cls.__init__ = made["__init__"]
+        cls.__init__ = _init
     for name, shared in (("__repr__", _repr), ("__eq__", _eq)):
         if name not in own:
             setattr(cls, name, shared)
@@ -180,7 +193,9 @@ def _build(cls: Any, frozen: bool) -> Any:
         cls.__delattr__ = _frozen_delattr
     setattr(cls, _VALUES, _getter(names))
     setattr(cls, _FIELDS, fields)
+    setattr(cls, _NAMES, names)
     setattr(cls, _FROZEN, frozen)
+    setattr(cls, _POST, hasattr(cls, "__post_init__"))
     return cls
 
 

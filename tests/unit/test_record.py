@@ -183,3 +183,36 @@ def test_is_record_and_fields_of_other_things():
     assert not is_record(int) and not is_record(3) and not is_record(typing.Optional[Point])
     with pytest.raises(TypeError):
         fields(3)
+
+
+def test_construction_errors_name_the_class_and_the_argument():
+    with pytest.raises(TypeError, match=r"Point\(\) missing required argument: 'x'"):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"Point\(\) takes 3 positional arguments but 4 were given"):
+        Point(1, 2, {}, 3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"Point\(\) got an unexpected keyword argument 'w'"):
+        Point(1, w=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"Point\(\) got multiple values for argument 'x'"):
+        Point(1, x=2)  # type: ignore[misc]
+
+
+def test_no_record_class_compiles_code():
+    """Every record shares one __init__: none is compiled per class (the compiler's pages would
+    stay in the daemon's locked memory)."""
+    assert Point.__init__ is Box.__init__
+    assert Point.__init__.__code__.co_filename.endswith("record.py")
+
+
+def test_post_init_runs_after_the_fields_are_set():
+    seen = []
+
+    @mutable_record
+    class Counted:
+        n: int
+        doubled: int = 0
+
+        def __post_init__(self):
+            seen.append(self.n)
+            self.doubled = 2 * self.n
+
+    assert Counted(4).doubled == 8 and seen == [4]
