@@ -1,5 +1,6 @@
-"""/proc/stat: the one line the guardian reads, "processes" (forks since boot), which tells the
-adj keeper how many processes appear per second."""
+"""How processes appear, for the adj keeper: /proc/stat's "processes" (forks since boot), which
+tells how many appear per second, and /proc/loadavg's last PID, which tells whether any did
+since the last look (a 30-byte file, where listing /proc reads an entry per process)."""
 from __future__ import annotations
 
 import os
@@ -25,5 +26,25 @@ def read_fork_count(proc_root: str = "/proc") -> Optional[int]:
     try:
         with open(os.path.join(proc_root, "stat"), "rb") as f:
             return parse_fork_count(f.read())
+    except OSError:
+        return None
+
+
+def parse_last_pid(data: bytes) -> Optional[int]:
+    """The last field of /proc/loadavg: the PID most recently given out (in the reader's PID
+    namespace), or None where it is missing or garbled."""
+    fields = data.split()
+    if len(fields) != 5:
+        return None
+    try:
+        return int(fields[4])
+    except ValueError:
+        return None
+
+
+def read_last_pid(proc_root: str = "/proc") -> Optional[int]:
+    try:
+        with open(os.path.join(proc_root, "loadavg"), "rb") as f:
+            return parse_last_pid(f.read())
     except OSError:
         return None

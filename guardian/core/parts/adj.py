@@ -44,7 +44,7 @@ from guardian.kernel.connector import (
 )
 from guardian.kernel.libc import libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_cmdline_text, read_comm, read_proc, read_procs
-from guardian.kernel.stat import read_fork_count
+from guardian.kernel.stat import read_fork_count, read_last_pid
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
 from guardian.core.parts import NEVER, Part
 from guardian.logger import log
@@ -118,6 +118,15 @@ class AdjKeeper(Part):
     # when fewer than half that many new processes appear per second, events come back.
     MAX_WAKES_PER_S = 1.0
     RATE_WINDOW_S = 10.0
+    # The fork counter also counts forks that exec nothing (subshells, threads): a board whose
+    # scripts fork without exec would keep the keeper polling for good. So events are also
+    # tried again once the batched spell has lasted BATCH_HOLD_S; a board that still execs
+    # fast sends it back within a window, and the next spell lasts twice as long (at most
+    # BATCH_HOLD_MAX_S: ten wakes per try).
+    BATCH_HOLD_S = 60.0
+    BATCH_HOLD_MAX_S = 960.0
+    # No PID given out at all over this many polls: quiet for sure, events come back now.
+    QUIET_POLLS = 3
 
     def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True, dry_run: bool = False):
         self.dry_run = dry_run  # say what would be set, set nothing
@@ -145,10 +154,14 @@ class AdjKeeper(Part):
         self._missing: Set[str] = set()  # entries reported as not running
         self._rescan = False
         self._batched = False
+        self._hold_s = self.BATCH_HOLD_S  # how long this batched spell lasts at most
+        self._batched_at = self._left_at = float("-inf")  # when the last spell began, ended
         self._window_start = time.monotonic()
         self._window_count = 0  # wakes (netlink) or new PIDs (batched) in this window
         self._window_forks = 0  # the fork counter when the batched window opened
         self._polled = 0.0  # when poll() last ran from the loop's wakes
+        self._last_pid: Optional[int] = None  # /proc/loadavg's last PID at the last listing
+        self._quiet_polls = 0  # polls in a row that saw no PID given out
         self._set_config(config)
 
     # -------------------------------------------------------------------------------- config
@@ -209,10 +222,14 @@ class AdjKeeper(Part):
         self._window_start, self._window_forks, self._window_count = now, forks, 0
         return rate
 
-    def _enter_batched(self, rate: float) -> str:
+    def _enter_batched(self, rate: float, now: float) -> str:
         assert self._sock is not None
         if not attach_filter(self._sock, drop_all=True):
             return ""
+        # straight back after a try of events: the execs go on, hold longer this time
+        retried = now - self._left_at <= 2 * self.RATE_WINDOW_S
+        self._hold_s = min(2 * self._hold_s, self.BATCH_HOLD_MAX_S) if retried else self.BATCH_HOLD_S
+        self._batched_at = now
         self._window_forks = read_fork_count(self.proc_root) or 0
         try:
             if self._ticker is None:
@@ -227,10 +244,12 @@ class AdjKeeper(Part):
         # A process that execs around the switch may have lost its event: the next poll
         # looks at every process once (comm/cmdline reads only, for those that fit nothing).
         self._seen = None
-        return ("exec events at %.1f/s: polling %s every %.1f s until it is quieter"
-                % (rate, self.proc_root, self.POLL_INTERVAL_S))
+        return ("exec events at %.1f/s: polling %s every %.1f s until it is quieter (events tried "
+                "again in %.0f s)" % (rate, self.proc_root, self.POLL_INTERVAL_S, self._hold_s))
 
-    def _leave_batched(self, rate: float) -> str:
+    def _leave_batched(self, rate: Optional[float], now: float) -> str:
+        """rate: new processes per second over the window just closed; None: no PID given out
+        over the last QUIET_POLLS polls."""
         assert self._sock is not None
         attach_filter(self._sock)  # events first, then a full look: nothing falls in between
         if self._ticker is not None:
@@ -241,7 +260,13 @@ class AdjKeeper(Part):
         self._batched = False
         self.mode = "netlink"
         self._seen = None
-        return "new processes at %.1f/s: back to exec events" % rate
+        self._left_at = now
+        if rate is None:
+            return "no process started for %.0f s: back to exec events" % (self.QUIET_POLLS * self.POLL_INTERVAL_S)
+        if rate < self.MAX_WAKES_PER_S / 2:
+            return "new processes at %.1f/s: back to exec events" % rate
+        return ("new processes at %.1f/s, after %.0f s of polling: trying exec events again (forks that "
+                "exec nothing count too)" % (rate, now - self._batched_at))
 
     # -------------------------------------------------------------------------------- the loop's part
 
@@ -359,7 +384,7 @@ class AdjKeeper(Part):
         else:
             rate = self._window(now)
         if rate is not None and rate > self.MAX_WAKES_PER_S and not self._batched:
-            note = self._enter_batched(rate)
+            note = self._enter_batched(rate, now)
             if note:
                 findings.append(note)
                 self._drain()  # queued before the switch: the next poll looks at everything
@@ -371,9 +396,22 @@ class AdjKeeper(Part):
         or while events are batched."""
         findings: List[str] = []
         if self._batched:
-            rate = self._forks_window(time.monotonic() if now is None else now)
-            if rate is not None and rate < self.MAX_WAKES_PER_S / 2:
-                findings.append(self._leave_batched(rate))
+            now = time.monotonic() if now is None else now
+            rate = self._forks_window(now)
+            if rate is not None and (rate < self.MAX_WAKES_PER_S / 2 or now - self._batched_at >= self._hold_s):
+                findings.append(self._leave_batched(rate, now))
+        # No PID given out since the last listing: nothing new to look at, and none gone that
+        # could come back under a reused number. One small read instead of listing /proc,
+        # once a second wherever the keeper polls (batched, or no netlink at all).
+        last_pid = read_last_pid(self.proc_root)
+        if last_pid is not None and last_pid == self._last_pid and self._seen is not None and not self._fresh:
+            self._quiet_polls += 1
+            if self._batched and self._quiet_polls >= self.QUIET_POLLS:
+                now = time.monotonic() if now is None else now
+                findings.append(self._leave_batched(None, now))
+            return findings
+        self._quiet_polls = 0
+        self._last_pid = last_pid
         pids = set(list_pids(self.proc_root))
         if self._seen is None:  # a full look after a switch; not counted as new processes
             new = pids

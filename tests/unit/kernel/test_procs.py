@@ -327,3 +327,12 @@ def test_fork_count_of_proc_stat(tmp_path):
     assert parse_fork_count(b"cpu 1\nprocesses x\n") is None and parse_fork_count(b"cpu 1\n") is None
     (tmp_path / "stat").write_bytes(text)
     assert read_fork_count(str(tmp_path)) == 123456 and read_fork_count(str(tmp_path / "none")) is None
+
+
+def test_parse_last_pid():
+    from guardian.kernel.stat import parse_last_pid
+
+    assert parse_last_pid(b"0.52 0.58 0.59 2/345 31234\n") == 31234
+    assert parse_last_pid(b"0.52 0.58 0.59 2/345\n") is None
+    assert parse_last_pid(b"0.52 0.58 0.59 2/345 x\n") is None
+    assert parse_last_pid(b"") is None

@@ -255,3 +255,104 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
         assert took is not None and took < 0.5
     finally:
         keeper.close()
+
+
+FORKS_WITHOUT_EXEC = ("import os\nwhile True:\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
+                      "    os.waitpid(pid, 0)\n")
+
+
+def _drive(keeper, until, seconds):
+    """Run the keeper's wake-ups (its fd, or its poll interval) until until() or the time is up."""
+    findings, deadline = [], time.monotonic() + seconds
+    while not until() and time.monotonic() < deadline:
+        if keeper.poll_interval_s() is None:
+            if select.select([keeper.fileno()], [], [], 0.2)[0]:
+                findings += keeper.read_events()
+        else:
+            time.sleep(keeper.poll_interval_s())
+            findings += keeper.poll()
+    return findings
+
+
+def test_forks_without_exec_do_not_keep_the_keeper_polling(daemonish):
+    """Subshells and threads count in the kernel's fork counter but exec nothing: once the
+    batched spell has lasted its hold, events are tried again. An exec storm still going on
+    sends the keeper straight back, for a hold twice as long."""
+    background = _exec_rate()
+    if background is None:
+        pytest.skip("no netlink proc connector here")
+    keeper = AdjKeeper(Config(critical=(daemonish.entry(),)))
+    keeper.RATE_WINDOW_S = 1.0
+    keeper.BATCH_HOLD_S = 2.0
+    keeper.MAX_WAKES_PER_S = max(5.0, 3 * background + 10)
+    storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+    forker = None
+    try:
+        keeper.apply(read_procs())
+        findings = _drive(keeper, lambda: keeper.mode == "netlink-batched", 10)
+        assert keeper.mode == "netlink-batched", findings
+        assert any(f.endswith("(events tried again in 2 s)") for f in findings), findings
+        storm.kill()
+        storm.wait()
+        forker = subprocess.Popen([sys.executable, "-c", FORKS_WITHOUT_EXEC])
+        findings = _drive(keeper, lambda: keeper.mode == "netlink", 8)
+        assert keeper.mode == "netlink", findings
+        assert any("trying exec events again" in f for f in findings), findings
+        # no exec now, only forks: events stay, for a whole hold and more (the threshold raised
+        # for it: this machine's other jobs exec at a rate of their own)
+        budget, keeper.MAX_WAKES_PER_S = keeper.MAX_WAKES_PER_S, 1e6
+        findings = _drive(keeper, lambda: keeper.mode != "netlink", 3)
+        assert keeper.mode == "netlink", findings
+        # execs again, soon after the try (within two windows): back to polling, held twice as long
+        keeper.MAX_WAKES_PER_S = budget
+        keeper.RATE_WINDOW_S = 5.0
+        storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+        findings = _drive(keeper, lambda: keeper.mode == "netlink-batched", 10)
+        assert keeper.mode == "netlink-batched", findings
+        assert any(f.endswith("(events tried again in 4 s)") for f in findings), findings
+    finally:
+        for proc in (storm, forker):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        keeper.close()
+
+
+def test_no_pid_given_out_for_three_polls_brings_events_back(daemonish, monkeypatch):
+    """While batched, a poll that finds /proc/loadavg's last PID unchanged lists nothing; three
+    in a row and events come back. (This machine's other jobs start processes all the time,
+    so the last PID is held still here: what the kernel reports on a quiet board.)"""
+    from guardian.core.parts import adj as protect
+
+    background = _exec_rate()
+    if background is None:
+        pytest.skip("no netlink proc connector here")
+    keeper = AdjKeeper(Config(critical=(daemonish.entry(),)))
+    keeper.RATE_WINDOW_S = 1.0
+    keeper.MAX_WAKES_PER_S = max(5.0, 3 * background + 10)
+    storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+    try:
+        keeper.apply(read_procs())
+        findings = _drive(keeper, lambda: keeper.mode == "netlink-batched", 10)
+        assert keeper.mode == "netlink-batched", findings
+    finally:
+        storm.kill()
+        storm.wait()
+    try:
+        listed = []
+        real_list = protect.list_pids
+        monkeypatch.setattr(protect, "list_pids", lambda root: listed.append(root) or real_list(root))
+        keeper.RATE_WINDOW_S = 1e9  # no rate window closes now: only the quiet polls can bring events back
+        still = protect.read_last_pid()
+        monkeypatch.setattr(protect, "read_last_pid", lambda root: still)
+        keeper.poll()  # one listing, then the last PID holds still
+        start = time.monotonic()
+        findings = _drive(keeper, lambda: keeper.mode == "netlink", 10)
+        assert keeper.mode == "netlink", findings
+        assert "no process started for 3 s: back to exec events" in findings
+        assert time.monotonic() - start < 8.0
+        # the storm's last processes are looked at again for FRESH_POLLS polls (late renames);
+        # the quiet polls after them read loadavg only
+        assert len(listed) <= 1 + keeper.FRESH_POLLS, listed
+    finally:
+        keeper.close()

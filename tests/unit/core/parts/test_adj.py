@@ -215,3 +215,44 @@ def test_the_prefilter_sees_the_cmdline_as_matching_does(tmp_path):
         assert adj(root, 400) == 0 and adj(root, 401) == -800
     finally:
         k.close()
+
+
+def test_poll_lists_proc_only_when_a_pid_was_given_out(tree, keeper, monkeypatch):
+    """/proc/loadavg's last PID unchanged since the last listing: no process can have started,
+    and the poll reads that one small file instead of listing /proc."""
+    def loadavg(last_pid):
+        with open(os.path.join(tree, "loadavg"), "w") as f:
+            f.write("0.00 0.01 0.05 1/120 %d\n" % last_pid)
+
+    listed = []
+    real_list = protect.list_pids
+    monkeypatch.setattr(protect, "list_pids", lambda root: listed.append(root) or real_list(root))
+    loadavg(340)
+    keeper.apply(read_procs(tree))
+    assert keeper.poll() == [] and len(listed) == 1  # the first poll lists: nothing to compare with yet
+    import shutil
+
+    shutil.rmtree(os.path.join(tree, "300"))
+    fakeproc.process(tree, 400, "connmand", 2)  # a fake tree: the file was not told
+    assert keeper.poll() == [] and len(listed) == 1
+    assert adj(tree, 400) == 0
+    loadavg(400)
+    findings = keeper.poll()
+    assert len(listed) == 2 and adj(tree, 400) == -900, findings
+    assert keeper.poll() == [] and len(listed) == 2
+
+
+def test_poll_lists_again_while_a_new_process_may_still_rename_itself(tree, tmp_path, monkeypatch):
+    config = Config(critical=(Critical("node-red", Match(comm="node-red"), oom_score_adj=-900),))
+    keeper = AdjKeeper(config, proc_root=tree)
+    with open(os.path.join(tree, "loadavg"), "w") as f:
+        f.write("0.00 0.01 0.05 1/120 600\n")
+    keeper.apply(read_procs(tree))
+    keeper.poll()
+    fakeproc.process(tree, 600, "node", 2, cmdline=["node", "/usr/lib/app.js"])
+    with open(os.path.join(tree, "loadavg"), "w") as f:
+        f.write("0.00 0.01 0.05 1/120 601\n")
+    keeper.poll()  # new, matches nothing yet: looked at again by the next polls
+    fakeproc.process(tree, 600, "node-red", 2, cmdline=["node-red"])  # renamed; no new PID
+    keeper.poll()
+    assert adj(tree, 600) == -900
