@@ -8,10 +8,13 @@ How a restart is noticed:
   On a board that execs all the time (shell scripts in loops) that would mean a wake-up per
   exec: above MAX_WAKES_PER_S the filter is swapped for one that drops everything in the
   kernel and the keeper polls instead ("netlink-batched") until new processes are rare again
-  (the kernel's fork counter says so). fileno() is an epoll set holding the socket and, while
-  batched, a 1 s timerfd: the daemon keeps waiting on the same fd whatever the mode.
+  (the kernel's fork counter says so, or no PID was given out for three polls), or a hold has
+  passed (forks that exec nothing count too: events are tried again). fileno() is an epoll set
+  holding the socket and, while batched, a 1 s timerfd: the daemon keeps waiting on the same fd
+  whatever the mode.
 - otherwise (no CAP_NET_ADMIN, not the initial PID namespace), poll(): list /proc every
-  poll_interval_s() and look only at PIDs not seen before (and, for two more polls, at new
+  poll_interval_s(), when /proc/loadavg's last PID moved since the last listing (a 30-byte
+  read otherwise), and look only at PIDs not seen before (and, for two more polls, at new
   ones that fit no entry yet: programs that rename themselves). A process that was already
   listed and execs a daemon later than that is only caught by the next apply() of a full
   process-table read.
