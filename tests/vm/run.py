@@ -283,6 +283,17 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
                 rnd["restart_after_s"] = round(r["restarted_at"] - r["t0"], 1)
             if not restarted:
                 fails.append(("critical", "critd was not restarted on purpose (alive: %s)" % r["critd_alive"]))
+            elif run["tool"] == "guardian":
+                # The restart command runs at 0, whatever the guardian's own -1000 (so nothing
+                # it starts is beyond the kernel's OOM killer), and the daemon it restarted
+                # gets the board's value from the adj keeper.
+                rnd["restart_cmd_adj"], rnd["critd1_adj"] = r.get("restart_cmd_adj"), r.get("critd1_adj")
+                if r.get("restart_cmd_adj") != 0:
+                    fails.append(("adj", "the restart command ran at oom_score_adj %s, not 0"
+                                  % r.get("restart_cmd_adj")))
+                if r.get("critd1_adj") != -900:
+                    fails.append(("adj", "the restarted critd has oom_score_adj %s, not the board's -900"
+                                  % r.get("critd1_adj")))
         elif not rnd["critd_survived"]:
             fails.append(("critical", "critd did not survive (pid %s -> %s, alive %s)" % (
                 r["critd_before"], r["critd_after"], r["critd_alive"])))

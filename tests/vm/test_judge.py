@@ -225,3 +225,19 @@ def test_the_idle_row_shows_the_start_up_ticks_and_when_the_tool_was_at_rest():
     text = run.report([run.judge(_run("runaway-256", "guardian", [idle, _round("rate=20", [HOG], rate=20)]))], 1.0)
     assert "| 57 (6) |" in text
     assert "| - |" in run.report([run.judge(_run("runaway-256", "guardian", [_idle(9), _round("r", [HOG])]))], 1.0)
+
+
+def test_leak_the_restart_command_runs_at_zero_and_the_restarted_daemon_is_protected():
+    def leak(tool, **adj):
+        return run.judge(_run("leak", tool, [_round("leak", [], restarted_at=T0 + 20, critd_pid0=10,
+                                                    critd_pid1=20, critd_after=20, **adj)]))
+
+    ok = leak("guardian", restart_cmd_adj=0, critd1_adj=-900)
+    assert ok["failures"] == []
+    text = " ".join(leak("guardian", restart_cmd_adj=-1000, critd1_adj=-900)["failures"])
+    assert "the restart command ran at oom_score_adj -1000, not 0" in text
+    text = " ".join(leak("guardian", restart_cmd_adj=0, critd1_adj=0)["failures"])
+    assert "the restarted critd has oom_score_adj 0, not the board's -900" in text
+    assert "restart command" in " ".join(leak("guardian")["failures"])  # nothing recorded: no proof
+    # earlyoom restarts nothing: the check is the guardian's
+    assert not any("oom_score_adj" in f for f in leak("earlyoom", restart_cmd_adj=-1000)["failures"])

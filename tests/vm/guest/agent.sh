@@ -369,7 +369,10 @@ scenario_leak() {
 			gone=0
 		fi
 	done
-	round_end "leak" "\"critd_pid0\": $pid0, \"critd_pid1\": ${pid1:-0}, \"restarted_at\": $restarted_at"
+	# What the restart command ran at, and what the restarted daemon was given.
+	cmd_adj=$(cat /run/vmtest/critd.restart.adj 2>/dev/null)
+	new_adj=$(cat "/proc/${pid1:-0}/oom_score_adj" 2>/dev/null)
+	round_end "leak" "\"critd_pid0\": $pid0, \"critd_pid1\": ${pid1:-0}, \"restarted_at\": $restarted_at, \"restart_cmd_adj\": ${cmd_adj:-null}, \"critd1_adj\": ${new_adj:-null}"
 }
 
 scenario_forkserver() {
