@@ -3,9 +3,10 @@
  * At rest the guardian wakes several times a second (the sleep is the headroom above the kill
  * line over the fastest fill), and on a small board under emulation each wake through the
  * Python interpreter cost three times one of earlyoom's. This loop makes the same wakes with
- * the same syscalls and no Python at all: poll(2) on the waiter's descriptors, then on a quiet
- * timeout clock_gettime(CLOCK_MONOTONIC), pread(2) of /proc/meminfo into a stack buffer, the
- * parse of MemTotal and MemAvailable, and the next sleep, all with the GIL released.
+ * the same syscalls and no Python at all: epoll_wait(2) on the waiter's epoll set (or poll(2)
+ * on its descriptors), then on a quiet timeout clock_gettime(CLOCK_MONOTONIC), pread(2) of
+ * /proc/meminfo into a stack buffer, the parse of MemTotal and MemAvailable, and the next
+ * sleep, all with the GIL released.
  *
  * It mirrors, and tests/unit/test_rest_c.py compares it with on many inputs:
  *   glance()          guardian.kernel.meminfo.glance_meminfo (what it rejects, it rejects)
@@ -26,6 +27,7 @@
 #include <poll.h>
 #include <string.h>
 #include <linux/filter.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
@@ -37,6 +39,7 @@
 #define MIB_F 1048576.0
 #define READ_MAX 8192   /* os.pread(fd, 8192, 0) in the Python loop */
 #define FDS_ON_STACK 8
+#define EPOLL_EVENTS 8  /* at most this many per wake; the rest stay ready for the next */
 #define INT_MAX_STR_DIGITS 4300 /* CPython's default limit on int() of a string (3.11, 3.10.7, 3.9.14) */
 /* A value in kB whose bytes fit in a long long. Python takes larger ones, which never equal
  * the kept MemTotal or make a sleep other than the ceiling: here they are a look (the loop's
@@ -183,7 +186,8 @@ enum { KIND_EVENTS, KIND_SIGNAL, KIND_LOOK, KIND_ERROR };
 PyDoc_STRVAR(rest_doc,
 "rest(fds, meminfo_fd, timeout, until, line, kill, total, before, fill,\n"
 "     assumed_fill_rate_mib_s, min_timeout_s, ceiling) -> (kind, events, last_time, last_available)\n\n"
-"Daemon._rest's loop: poll fds ((fd, events) pairs) for timeout seconds; on a quiet timeout\n"
+"Daemon._rest's loop: poll fds ((fd, events) pairs; or wait on fds, an epoll descriptor holding\n"
+"them, which costs a wake less) for timeout seconds; on a quiet timeout\n"
 "before until (time.monotonic() seconds), read meminfo_fd and, while MemTotal == total and\n"
 "MemAvailable is >= line and has not fallen by more than total // 100 since before, sleep\n"
 "again for min(adaptive_timeout(available - kill, ...), until - now). kind: \"events\" (events\n"
@@ -193,26 +197,38 @@ PyDoc_STRVAR(rest_doc,
 
 static PyObject *rest(PyObject *self, PyObject *args)
 {
-    PyObject *fds_obj, *seq, *result = NULL, *events = NULL, *last_time;
+    PyObject *fds_obj, *seq = NULL, *result = NULL, *events = NULL, *last_time;
     int meminfo_fd, kind = KIND_LOOK, err = 0, nready = 0, looked = 0;
     double timeout, until, fill, assumed, min_s, ceiling, last_t = 0.0;
     long long line, kill, total, before;
     struct pollfd on_stack[FDS_ON_STACK], *pfds = on_stack;
-    Py_ssize_t nfds, i;
+    struct epoll_event ready[EPOLL_EVENTS];
+    Py_ssize_t nfds = 0, i;
+    int epfd = -1;
     static const char *const kinds[] = {"events", "signal", "look"};
 
     (void)self;
     if (!PyArg_ParseTuple(args, "OiddLLLLdddd:rest", &fds_obj, &meminfo_fd, &timeout, &until, &line, &kill,
                           &total, &before, &fill, &assumed, &min_s, &ceiling))
         return NULL;
-    seq = PySequence_Fast(fds_obj, "rest: fds must be a sequence of (fd, events)");
-    if (seq == NULL)
-        return NULL;
-    nfds = PySequence_Fast_GET_SIZE(seq);
+    if (PyLong_Check(fds_obj)) {  /* an epoll descriptor */
+        epfd = _PyLong_AsInt(fds_obj);
+        if (epfd == -1 && PyErr_Occurred())
+            return NULL;
+        if (epfd < 0) {
+            PyErr_SetString(PyExc_ValueError, "rest: negative file descriptor");
+            return NULL;
+        }
+    } else {
+        seq = PySequence_Fast(fds_obj, "rest: fds must be a sequence of (fd, events) or an epoll descriptor");
+        if (seq == NULL)
+            return NULL;
+        nfds = PySequence_Fast_GET_SIZE(seq);
+    }
     if (nfds > FDS_ON_STACK) {
         pfds = PyMem_New(struct pollfd, (size_t)nfds);
         if (pfds == NULL) {
-            Py_DECREF(seq);
+            Py_XDECREF(seq);
             return PyErr_NoMemory();
         }
     }
@@ -237,7 +253,10 @@ static PyObject *rest(PyObject *self, PyObject *args)
         long long avail_total, available;
         double now, next, left;
 
-        nready = poll(pfds, (nfds_t)nfds, to_ms(timeout));
+        if (epfd >= 0)
+            nready = epoll_wait(epfd, ready, EPOLL_EVENTS, to_ms(timeout));
+        else
+            nready = poll(pfds, (nfds_t)nfds, to_ms(timeout));
         if (nready < 0) {
             err = errno;
             kind = err == EINTR ? KIND_SIGNAL : KIND_ERROR;
@@ -279,7 +298,13 @@ static PyObject *rest(PyObject *self, PyObject *args)
         events = PyList_New(nready);
         if (events == NULL)
             goto done;
-        for (i = 0; i < nfds && j < nready; i++) {
+        for (i = 0; epfd >= 0 && i < nready; i++) {  /* select.epoll keeps the fd as the event's data */
+            PyObject *pair = Py_BuildValue("(ii)", ready[i].data.fd, (int)(ready[i].events & 0xffff));
+            if (pair == NULL)
+                goto done;
+            PyList_SET_ITEM(events, j++, pair);
+        }
+        for (i = 0; epfd < 0 && i < nfds && j < nready; i++) {
             PyObject *pair;
             if (!pfds[i].revents)
                 continue;
@@ -305,7 +330,7 @@ static PyObject *rest(PyObject *self, PyObject *args)
 
 done:
     Py_XDECREF(events);
-    Py_DECREF(seq);
+    Py_XDECREF(seq);
     if (pfds != on_stack)
         PyMem_Free(pfds);
     return result;

@@ -395,7 +395,7 @@ class Daemon:
         in_c = rest_in_c
         if in_c is not None:  # the same loop, without the interpreter: guardian/_rest.c
             kind, events, last, available = in_c.rest(
-                self.waiter.poll_fds(), fd, timeout, until, line, kill, -1 if total is None else total, before,
+                self.waiter.rest_fds(), fd, timeout, until, line, kill, -1 if total is None else total, before,
                 fill, wait.assumed_fill_rate_mib_s, wait.min_timeout_s,
                 wait.max_timeout_s if armed else wait.max_timeout_poll_s)
             if last is not None:

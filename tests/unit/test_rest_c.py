@@ -256,3 +256,26 @@ def test_bad_arguments_are_refused(pipe):
         _rest.rest([(-1, select.POLLIN)], pipe[0], 0.01, 0.0, LINE, KILL, TOTAL, 0, *SLEEP)
     with pytest.raises(TypeError):
         _rest.rest(None, pipe[0], 0.01, 0.0, LINE, KILL, TOTAL, 0, *SLEEP)
+
+
+@needs_c
+def test_an_epoll_descriptor_is_waited_on_as_its_pairs_would_be(tmp_path, pipe):
+    """The daemon hands the loop an epoll set (Waiter.rest_fds): what woke it comes back as
+    (fd, revents) pairs, as from poll; at ease it glances and sleeps again the same way."""
+    r, w = pipe
+    fd = _meminfo(tmp_path, 800 * 1024)
+    ep = select.epoll()
+    try:
+        ep.register(r, select.EPOLLIN | select.EPOLLPRI)
+        (kind, events, last, _), until = _rest_for(ep.fileno(), fd, 0.3)
+        assert time.monotonic() >= until and kind == "look" and events is None and last is not None
+        os.write(w, b"x")
+        (kind, events, last, available), _ = _rest_for(ep.fileno(), fd, 5.0, timeout=5.0)
+        assert (kind, events, last, available) == ("events", [(r, select.POLLIN)], None, 800 * MIB)
+        with pytest.raises(ValueError):
+            _rest.rest(-1, fd, 0.01, 0.0, LINE, KILL, TOTAL, 0, *SLEEP)
+        with pytest.raises(OSError):  # not an epoll descriptor: the wait fails as epoll_wait does
+            _rest_for(fd, fd, 5.0)
+    finally:
+        ep.close()
+        os.close(fd)

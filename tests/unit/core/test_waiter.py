@@ -61,3 +61,34 @@ def test_poll_fds_are_the_poll_sets_descriptors_kept_in_step():
     finally:
         for fd in (r, wr, r2, wr2):
             os.close(fd)
+
+
+def _ready(epfd):
+    ep = select.epoll.fromfd(os.dup(epfd))
+    try:
+        return ep.poll(1.0)
+    finally:
+        ep.close()
+
+
+def test_rest_fds_is_one_epoll_set_of_the_poll_set_made_again_when_it_changes():
+    waiter = Waiter(Wait(use_psi=False), None)
+    assert waiter.rest_fds() == ()  # nothing to wait on: the loop only sleeps
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    seen = []
+    try:
+        waiter.add(r, lambda: seen.append(os.read(r, 1)))
+        ep = waiter.rest_fds()
+        assert isinstance(ep, int) and waiter.rest_fds() == ep  # kept between wakes
+        os.write(w, b"x")
+        events = _ready(ep)
+        assert events == [(r, select.EPOLLIN)] and waiter.handle(events) == ["fd"] and seen == [b"x"]
+        waiter.add(r2, lambda: None)
+        ep2 = waiter.rest_fds()
+        os.write(w2, b"y")
+        assert _ready(ep2) == [(r2, select.EPOLLIN)]
+    finally:
+        waiter.close()
+        for fd in (r, w, r2, w2):
+            os.close(fd)

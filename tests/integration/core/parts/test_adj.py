@@ -320,8 +320,8 @@ def test_forks_without_exec_do_not_keep_the_keeper_polling(daemonish):
 
 def test_no_pid_given_out_for_three_polls_brings_events_back(daemonish, monkeypatch):
     """While batched, a poll that finds /proc/loadavg's last PID unchanged lists nothing; three
-    in a row and events come back. (This machine's other jobs start processes all the time,
-    so the last PID is held still here: what the kernel reports on a quiet board.)"""
+    in a row and events come back. (This machine's other jobs start processes all the time, so
+    the last PID and the listing are held still here: what the kernel shows on a quiet board.)"""
     from guardian.core.parts import adj as protect
 
     background = _exec_rate()
@@ -340,8 +340,8 @@ def test_no_pid_given_out_for_three_polls_brings_events_back(daemonish, monkeypa
         storm.wait()
     try:
         listed = []
-        real_list = protect.list_pids
-        monkeypatch.setattr(protect, "list_pids", lambda root: listed.append(root) or real_list(root))
+        quiet = protect.list_pids("/proc")  # what a quiet board shows from now on: the same PIDs
+        monkeypatch.setattr(protect, "list_pids", lambda root: listed.append(root) or list(quiet))
         keeper.RATE_WINDOW_S = 1e9  # no rate window closes now: only the quiet polls can bring events back
         still = protect.read_last_pid()
         monkeypatch.setattr(protect, "read_last_pid", lambda root: still)
