@@ -47,6 +47,7 @@ lint: test-deps
 test: lint
 	$(PY) -m pytest -ra tests
 	$(MAKE) --no-print-directory vm-test
+	$(MAKE) --no-print-directory vm-test-systemd
 
 # The lint and pytest parts alone (a few minutes; no VMs).
 test-fast: lint
@@ -54,7 +55,7 @@ test-fast: lint
 
 # Unit tests: fake trees and pure code (tests/unit, and the VM suite's judge, which boots no VM).
 unit: test-deps
-	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py
+	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py tests/vm/systemd/test_sdjudge.py
 
 # Integration tests: this machine's kernel, real processes and cgroups (most need root).
 integration: test-deps
@@ -65,3 +66,4 @@ clean:
 include packaging/frozen.mk
 include bench/bench.mk
 include tests/vm/vm.mk
+include tests/vm/systemd/systemd.mk
