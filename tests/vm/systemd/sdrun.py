@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -33,16 +33,21 @@ class Scenario(NamedTuple):
     name: str
     mem_mib: int
     env: Dict[str, str]
-    rounds: int
+    expect: Tuple[str, ...]  # the guest's lines the judge asks for (the guardian's checks)
     timeout_s: int
     what: str
 
 
+RUNAWAY = ("restart", "cgroup_oom")
 SCENARIOS = (
-    Scenario("runaway-512", 512, {"RATES": "20 100 0"}, 3, 420,
-             "a runaway in a systemd-run unit at 20, 100 MiB/s and flat out; idle 20 s first"),
-    Scenario("runaway-256", 256, {"RATES": "10 50 0"}, 3, 420,
+    Scenario("runaway-512", 512, {"RATES": "20 100 0"}, RUNAWAY, 420,
+             "idle 20 s; a runaway in a systemd-run unit at 20, 100 MiB/s and flat out; critd restarted through "
+             "systemctl (its adj within 0.1 s); a unit over its MemoryMax= (the kernel_oom event's cause)"),
+    Scenario("runaway-256", 256, {"RATES": "10 50 0"}, RUNAWAY, 420,
              "the same on 256 MiB at 10, 50 MiB/s and flat out"),
+    Scenario("gateway-512", 512, {"RATES": "", "IDLE_S": "0"}, ("sigkill", "sigstop", "scope"), 420,
+             "the tool SIGKILLed through systemctl halfway down a runaway, then SIGSTOPped (the watchdog); "
+             "--scope cgroup:apps.slice with a grower in the slice (MemoryMax=160M)"),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 RUNS = os.path.join(sdimage.BUILD, "runs")
@@ -90,7 +95,7 @@ def boot(paths: Dict[str, str], s: Scenario, tool: str, overrides: Dict[str, str
                     pass
     return {"scenario": s.name, "tool": tool, "mem_mib": s.mem_mib, "repeat": repeat,
             "seconds": round(time.monotonic() - started, 1), "timed_out": timed_out, "exit": proc.returncode,
-            "expect_rounds": len(env.get("RATES", "").split()), "lines": lines,
+            "expect_rounds": len(env.get("RATES", "").split()), "expect": s.expect, "lines": lines,
             "dir": os.path.relpath(work, sdimage.REPO)}
 
 

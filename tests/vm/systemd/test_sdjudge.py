@@ -21,7 +21,16 @@ def _round(**extra):
     return r
 
 
-def _run(tool="guardian", rounds=None, boot=None, done=True, errors=(), mem=512):
+RESTART = {"type": "restart", "critd_before": 130, "critd_after": 700, "start_us": 90_000_000, "seen_uptime": 90.03,
+           "adj": -900, "adj_ms": 30}
+CGROUP_OOM = {"type": "cgroup_oom", "t0": 100.0, "pid": 800, "alive": False, "result": "oom-kill",
+              "cgroup": "/system.slice/capped.service", "oom_kills": 1, "journal": []}
+KERNEL_OOM = {"time": 101.0, "event": "kernel_oom", "cause": "cgroup_limit",
+              "oom_memcg": "/system.slice/capped.service", "message": "capped[800] killed: cgroup limit"}
+
+
+def _run(tool="guardian", rounds=None, boot=None, done=True, errors=(), mem=512, restart=RESTART,
+         cgroup_oom=CGROUP_OOM, events=(KERNEL_OOM,)):
     b = {"type": "boot", "pid1": "systemd", "cgroup_fs": "cgroup2fs", "swap_total_kib": 0, "uptime": 10.4,
          "boot_time": "Startup finished in 2.7s (kernel) + 7.4s (userspace) = 10.1s"}
     b.update(boot or {})
@@ -30,6 +39,8 @@ def _run(tool="guardian", rounds=None, boot=None, done=True, errors=(), mem=512)
     lines += [{"type": "idle", "seconds": 20.0, "ticks": 12, "wakes": 41, "rss_kib": 11784, "pss_kib": 10272,
                "anon_kib": 5216, "startup_ticks": 252}]
     lines += rounds if rounds is not None else [_round()]
+    lines += [x for x in (restart, cgroup_oom) if x]
+    lines += [{"type": "event", "e": e} for e in events]
     if done:
         lines.append({"type": "done"})
     return {"scenario": "runaway-%d" % mem, "tool": tool, "mem_mib": mem, "seconds": 60.0, "lines": lines,
@@ -105,3 +116,76 @@ def test_the_report_puts_the_tools_side_by_side():
     assert row.count("|") == 6 and "kernel OOM kill" in row and "**FAIL**" in row
     assert "| 512 MiB | earlyoom (Debian unit) | 11.5 | 10.0 | 5.1 | 12 | 41 | 252 |" in text
     assert "(reference, not asserted)" in text
+
+
+def test_a_restarted_critical_unit_gets_its_adj_within_a_tenth_of_a_second():
+    assert any("150 ms after its start" in f and "CAP_NET_ADMIN" in f
+               for f in _failures(_run(restart=dict(RESTART, adj_ms=150))))
+    assert any("oom_score_adj is 0" in f for f in _failures(_run(restart=dict(RESTART, adj=0, adj_ms=None))))
+    assert any("no new process" in f for f in _failures(_run(restart=dict(RESTART, critd_after=130))))
+    assert any("no restart line" in f for f in _failures(_run(restart=None)))
+    assert not _failures(_run(tool="oomd", restart=dict(RESTART, adj=0, adj_ms=None)))
+
+
+def test_a_memorymax_overrun_is_explained_by_a_kernel_oom_event_from_kmsg():
+    assert any("cause 'unknown'" in f and "/dev/kmsg" in f
+               for f in _failures(_run(events=[dict(KERNEL_OOM, cause="unknown")])))
+    assert any("not capped.service's" in f for f in _failures(_run(events=[dict(KERNEL_OOM, oom_memcg="/")])))
+    assert any("no kernel_oom event" in f for f in _failures(_run(events=[])))
+    # an event from before the overrun does not count
+    assert any("no kernel_oom event" in f for f in _failures(_run(events=[dict(KERNEL_OOM, time=50.0)])))
+    assert any("did not end by its cgroup" in f
+               for f in _failures(_run(cgroup_oom=dict(CGROUP_OOM, result="success", oom_kills=0))))
+    assert not _failures(_run(tool="earlyoom", events=[]))
+    text = judge.report([judge.judge(_run())])
+    assert "| 512 MiB | guardian | 30 ms | Result=oom-kill, kernel OOM kills 1 | kernel_oom: cause cgroup_limit, " \
+           "cgroup /system.slice/capped.service |" in text
+
+
+SIGKILL = {"type": "sigkill", "pid_before": 136, "pid_after": 900, "back_s": 4.2, "restarts": 1,
+           "state": "active/running", "hog_alive": False, "hog_result": "signal", "hog_exit": "2/9", "oom_kills": 0}
+SIGSTOP = {"type": "sigstop", "watchdog": "30s", "pid_before": 900, "pid_after": 950, "back_s": 33.0, "waited_s": 50}
+SCOPE = {"type": "scope", "t0": 300.0, "ended_s": 9.0, "grower_alive": False, "grower_result": "signal",
+         "grower_exit": "2/9", "slice_oom_kills": 0, "oom_kills": 0, "appidle_active": True, "critd_active": True}
+
+
+def _gateway(tool="guardian", **lines):
+    run = _run(tool, rounds=[], restart=None, cgroup_oom=None, events=[{"time": 301.0, "event": "reclaim",
+                                                                       "message": "cgroup_reclaim ok: freed 1 MiB"}])
+    body = [dict(SIGKILL), dict(SIGSTOP), dict(SCOPE)]
+    for x in body:
+        x.update(lines.get(x["type"], {}))
+    run["lines"][-1:-1] = body
+    run.update(scenario="gateway-512", expect=("sigkill", "sigstop", "scope"), expect_rounds=0)
+    return run
+
+
+def test_a_clean_gateway_run_passes_and_reports_its_reclaim():
+    res = judge.judge(_gateway())
+    assert res["passed"], _failures(_gateway())
+    assert res["scope_reclaims"] == ["cgroup_reclaim ok: freed 1 MiB"]
+    assert "back in 4.2 s; runaway: SIGKILL" in judge.report([res])
+
+
+def test_systemd_must_bring_a_killed_guardian_back_and_it_must_still_act():
+    assert any("not back within" in f for f in _failures(_gateway(sigkill={"back_s": None})))
+    assert any("not back within" in f for f in _failures(_gateway(sigkill={"back_s": 40.0})))
+    assert any("never ended" in f for f in _failures(_gateway(sigkill={"hog_alive": True})))
+    assert any("kernel OOM kill after the restart" in f for f in _failures(_gateway(sigkill={"oom_kills": 2})))
+
+
+def test_the_watchdog_must_restart_a_stopped_guardian():
+    assert any("not restarted by the watchdog" in f for f in _failures(_gateway(sigstop={"back_s": None})))
+    assert any("not restarted by the watchdog" in f for f in _failures(_gateway(sigstop={"pid_after": 900})))
+    # earlyoom's unit has no watchdog: shown, not asserted
+    assert not _failures(_gateway("earlyoom", sigstop={"back_s": None}))
+
+
+def test_a_scoped_guardian_must_beat_the_slices_own_oom_killer():
+    assert any("slice's OOM killer fired" in f for f in _failures(_gateway(scope={"slice_oom_kills": 1})))
+    assert any("never ended" in f for f in _failures(_gateway(scope={"grower_alive": True})))
+    assert any("app-idle.service" in f for f in _failures(_gateway(scope={"appidle_active": False})))
+    assert any("critd.service ended" in f for f in _failures(_gateway(scope={"critd_active": False})))
+    run = _gateway()
+    run["lines"] = [x for x in run["lines"] if x["type"] != "scope"]
+    assert any("no scope line" in f for f in _failures(run))

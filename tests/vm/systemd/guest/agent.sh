@@ -24,6 +24,7 @@ case "$TOOL" in
 	*) UNIT="";;
 esac
 
+mkfifo /run/vmtest-sleep  # read -t on it: a sleep without an exec
 emit() { printf '%s\n' "$1" >"$OUT"; }
 now() { date +%s.%N | cut -c1-14; }
 kib() { awk -v k="$1:" '$1 == k { print $2; exit }' /proc/meminfo; }
@@ -44,14 +45,12 @@ error() { emit "{\"type\": \"error\", \"message\": $(json_str "$1")}"; }
 prop() { systemctl show -p "$2" --value "$1" 2>/dev/null; }
 mainpid() { local p; p=$(prop "$1" MainPID); echo "${p:-0}"; }
 alive() { [ -n "$1" ] && [ "$1" != 0 ] && [ -r "/proc/$1/stat" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-sum_stat() { local t=0 p s; for p in "$@"; do s=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null); t=$((t + ${s:-0})); done; echo "$t"; }
 sum_field() { # FILE KEY PID...
 	local f=$1 k=$2 t=0 p s
 	shift 2
 	for p in "$@"; do s=$(awk -v k="$k:" '$1 == k { print $2 }' "/proc/$p/$f" 2>/dev/null); t=$((t + ${s:-0})); done
 	echo "$t"
 }
-wakes() { echo $(($(sum_field status voluntary_ctxt_switches "$@") + $(sum_field status nonvoluntary_ctxt_switches "$@"))); }
 progress_mib() { local p; p=$(cut -d' ' -f1 "$1" 2>/dev/null); echo "${p%%.*}"; }
 
 emit "{\"type\": \"boot\", \"scenario\": \"$SCENARIO\", \"tool\": \"$TOOL\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $(kib MemTotal), \"mem_available_kib\": $(kib MemAvailable), \"swap_total_kib\": $(kib SwapTotal), \"kernel\": \"$(uname -r)\", \"pid1\": \"$(cat /proc/1/comm)\", \"cgroup_fs\": \"$(stat -fc %T /sys/fs/cgroup)\", \"controllers\": $(json_str "$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"), \"boot_time\": $(json_str "$(systemd-analyze time 2>/dev/null | head -n 1)"), \"failed_units\": $(systemctl --failed --plain --no-legend | awk '{ print $1 }' | json_lines), \"active_units\": $(systemctl list-units --state=running --plain --no-legend --type=service | awk '{ print $1 }' | json_lines)}"
@@ -70,22 +69,36 @@ TPID=$(mainpid "$UNIT")
 emit "{\"type\": \"ready\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"unit\": \"$UNIT\", \"pid\": $TPID, \"critd\": $(mainpid critd.service), \"lowprio\": $(mainpid lowprio.service), \"mem_available_kib\": $(kib MemAvailable), \"unit_props\": $(json_str "$(systemctl show -p NRestarts,ActiveState,SubState,Type,WatchdogUSec,NotifyAccess "$UNIT" 2>/dev/null | tr '\n' ' ')"), \"cap_eff\": $(json_str "$(awk '$1 == "CapEff:" { print $2 }' /proc/$TPID/status 2>/dev/null)"), \"adj\": $(cat /proc/$TPID/oom_score_adj 2>/dev/null || echo null)}"
 
 # ---------------------------------------------------------------------- idle
-# At rest first (at most 1 CPU tick in 2 s, at most 30 s), then the window.
+# At rest first (quiet for at least 10 s, as a gateway at rest is, then at most 1 CPU tick in
+# 2 s, at most 30 s), then the window. Shell builtins only
+# inside (no exec): the guardian's keeper wakes on every exec it hears, and the agent's own
+# would be counted as the guardian's idle cost.
+ticks_of() { local f; read -r -a f <"/proc/$1/stat" 2>/dev/null && echo $((f[13] + f[14])) || echo 0; }
+wakes_of() {
+	local k v t=0
+	while read -r k v; do
+		case "$k" in voluntary_ctxt_switches:|nonvoluntary_ctxt_switches:) t=$((t + v));; esac
+	done <"/proc/$1/status"
+	echo "$t"
+}
+pause() { read -r -t "$1" -u 9; }
 idle() {
-	local pid=$1 t0 prev cur settle_t0 s0 w0 s t
-	settle_t0=$(now) prev=$(sum_stat "$pid")
+	local pid=$1 prev cur settle_t0=$EPOCHSECONDS t0 w0 s0 s t
+	exec 9<>/run/vmtest-sleep
+	prev=$(ticks_of "$pid")
 	while :; do
-		sleep 2
-		cur=$(sum_stat "$pid")
-		[ $((cur - prev)) -le 1 ] && break
-		[ "$(awk "BEGIN { print ($(now) - $settle_t0 >= 30) }")" = 1 ] && break
+		pause 2
+		cur=$(ticks_of "$pid")
+		[ $((cur - prev)) -le 1 ] && [ $((EPOCHSECONDS - settle_t0)) -ge 10 ] && break
+		[ $((EPOCHSECONDS - settle_t0)) -ge 30 ] && break
 		prev=$cur
 	done
-	t0=$(sum_stat "$pid") w0=$(wakes "$pid") s0=$(now)
-	sleep "${ENV[IDLE_S]}"
-	s=$(awk "BEGIN { print $(now) - $s0 }")
-	t=$(($(sum_stat "$pid") - t0))
-	emit "{\"type\": \"idle\", \"pid\": $pid, \"comm\": \"$(cat /proc/$pid/comm)\", \"seconds\": $s, \"ticks\": $t, \"wakes\": $(($(wakes "$pid") - w0)), \"startup_ticks\": $cur, \"rss_kib\": $(sum_field smaps_rollup Rss "$pid"), \"pss_kib\": $(sum_field smaps_rollup Pss "$pid"), \"anon_kib\": $(sum_field smaps_rollup Anonymous "$pid"), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty "$pid"), \"threads\": $(sum_field status Threads "$pid")}"
+	t0=$(ticks_of "$pid") w0=$(wakes_of "$pid") s0=$EPOCHREALTIME
+	pause "${ENV[IDLE_S]}"
+	t=$(($(ticks_of "$pid") - t0)) w=$(($(wakes_of "$pid") - w0)) s=$EPOCHREALTIME
+	exec 9>&-
+	s=$(awk "BEGIN { print $s - $s0 }")
+	emit "{\"type\": \"idle\", \"pid\": $pid, \"comm\": \"$(cat /proc/$pid/comm)\", \"seconds\": $s, \"ticks\": $t, \"wakes\": $w, \"startup_ticks\": $cur, \"settle_s\": $((EPOCHSECONDS - settle_t0)), \"rss_kib\": $(sum_field smaps_rollup Rss "$pid"), \"pss_kib\": $(sum_field smaps_rollup Pss "$pid"), \"anon_kib\": $(sum_field smaps_rollup Anonymous "$pid"), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty "$pid"), \"threads\": $(sum_field status Threads "$pid")}"
 }
 if [ "${ENV[IDLE_S]}" -gt 0 ] && alive "$TPID"; then
 	idle "$TPID"
@@ -133,12 +146,128 @@ runaway() {
 	systemctl reset-failed "$unit" 2>/dev/null
 }
 
+# A critical unit restarted on purpose (systemctl restart): how soon its new process has the
+# board's oom_score_adj (-900), from systemd's own start time of it. Heard through the netlink
+# proc connector this is milliseconds; the /proc listing the guardian falls back to is 1 s.
+# The guardian's keeper hears execs one by one only while they are rare (at most 1/s over
+# 10 s; above that it lists /proc once a second, by design): so the agent is quiet first, as a
+# gateway at rest is, and measures with shell builtins only (no exec of its own).
+restart_critd() {
+	local c0 c1="" start_us seen="" a="" i final cg=/sys/fs/cgroup/system.slice/critd.service/cgroup.procs
+	exec 9<>/run/vmtest-sleep
+	c0=$(mainpid critd.service)
+	read -r -t "${ENV[QUIET_S]:-15}" -u 9
+	systemctl restart critd.service
+	for ((i = 0; i < 300; i++)); do
+		[ -z "$c1" ] && read -r c1 <"$cg" 2>/dev/null
+		[ -n "$c1" ] && read -r a <"/proc/$c1/oom_score_adj" 2>/dev/null
+		[ "$a" = -900 ] && { read -r seen _ </proc/uptime; break; }
+		read -r -t 0.01 -u 9
+	done
+	exec 9>&-
+	start_us=$(prop critd.service ExecMainStartTimestampMonotonic)
+	[ "$c1" = "$(mainpid critd.service)" ] || error "critd's cgroup listed $c1, its MainPID is $(mainpid critd.service)"
+	read -r final <"/proc/$c1/oom_score_adj" 2>/dev/null
+	emit "{\"type\": \"restart\", \"critd_before\": $c0, \"critd_after\": $c1, \"start_us\": ${start_us:-0}, \"seen_uptime\": ${seen:-null}, \"adj\": ${final:-null}, \"adj_ms\": $([ -n "$seen" ] && awk "BEGIN { printf \"%.0f\", $seen * 1000 - $start_us / 1000 }" || echo null)}"
+}
+
+# A unit with MemoryMax= that overruns it: the kernel's cgroup OOM killer ends it; the
+# guardian must read the report from /dev/kmsg (kernel_oom event, cause cgroup_limit).
+cgroup_oom() {
+	local k0 t0 pid i=0
+	k0=$(oom_kills) t0=$(now)
+	systemd-run -q --unit=capped.service -p RemainAfterExit=yes -p MemoryMax=64M -p MemorySwapMax=0 \
+		-p ManagedOOMPreference=none /usr/bin/vmtool alloc --name capped --rate 50
+	pid=$(mainpid capped.service)
+	while alive "$pid" && [ "$i" -lt 200 ]; do sleep 0.2; i=$((i + 1)); done
+	sleep 5  # the guardian reads the report at its next tick
+	emit "{\"type\": \"cgroup_oom\", \"t0\": $t0, \"pid\": $pid, \"alive\": $(alive "$pid" && echo true || echo false), \"result\": \"$(prop capped.service Result)\", \"cgroup\": \"$(prop capped.service ControlGroup)\", \"oom_kills\": $(($(oom_kills) - k0)), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | head -n 5 | json_lines)}"
+	systemctl stop capped.service 2>/dev/null
+	systemctl reset-failed capped.service 2>/dev/null
+}
+
+# wait_for SECONDS CONDITION...: poll every 0.1 s; 0 when CONDITION held in time.
+wait_for() {
+	local n=$(($1 * 10)) i=0
+	shift
+	until "$@"; do i=$((i + 1)); [ "$i" -ge "$n" ] && return 1; sleep 0.1; done
+}
+back_up() { [ "$(prop "$UNIT" ActiveState)" = active ] && [ "$(mainpid "$UNIT")" != "$1" ] && [ "$(mainpid "$UNIT")" != 0 ]; }
+below() { [ "$(kib MemAvailable)" -lt "$1" ]; }
+
+# The tool SIGKILLed through systemd halfway down a runaway: systemd restarts it (for the
+# guardian: READY=1 again, Type=notify), and the runaway is still handled. Then SIGSTOP: only a
+# unit with a watchdog (WatchdogSec=) is restarted.
+supervise() {
+	local p0 r0 k0 t0 avail0 hog back="null" i=0 p1
+	p0=$(mainpid "$UNIT") r0=$(prop "$UNIT" NRestarts) k0=$(oom_kills) avail0=$(kib MemAvailable)
+	systemd-run -q --unit=hog-kill.service -p RemainAfterExit=yes -p ManagedOOMPreference=none \
+		/usr/bin/vmtool alloc --name hog --rate "${ENV[SUP_RATE]:-10}"
+	hog=$(mainpid hog-kill.service)
+	wait_for 120 below $((avail0 / 2))
+	t0=$EPOCHREALTIME
+	systemctl kill -s KILL "$UNIT"
+	wait_for 60 back_up "$p0" && back=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")
+	p1=$(mainpid "$UNIT")
+	while alive "$hog" && [ "$i" -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+	sleep 2
+	emit "{\"type\": \"sigkill\", \"pid_before\": $p0, \"pid_after\": $p1, \"back_s\": $back, \"restarts\": $(($(prop "$UNIT" NRestarts) - r0)), \"state\": \"$(prop "$UNIT" ActiveState)/$(prop "$UNIT" SubState)\", \"hog_alive\": $(alive "$hog" && echo true || echo false), \"hog_result\": \"$(prop hog-kill.service Result)\", \"hog_exit\": \"$(prop hog-kill.service ExecMainCode)/$(prop hog-kill.service ExecMainStatus)\", \"oom_kills\": $(($(oom_kills) - k0)), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | tail -n 3 | json_lines)}"
+	systemctl stop hog-kill.service; systemctl reset-failed hog-kill.service 2>/dev/null
+	kill -9 "$hog" 2>/dev/null
+
+	local wd; wd=$(prop "$UNIT" WatchdogUSec)
+	p0=$(mainpid "$UNIT") back="null"
+	wait_for 30 back_up 0  # it is up after the first part
+	sleep 3
+	t0=$EPOCHREALTIME
+	kill -STOP "$p0"
+	wait_for "${ENV[STOP_WAIT_S]:-50}" back_up "$p0" && back=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")
+	kill -CONT "$p0" 2>/dev/null
+	emit "{\"type\": \"sigstop\", \"watchdog\": \"$wd\", \"pid_before\": $p0, \"pid_after\": $(mainpid "$UNIT"), \"back_s\": $back, \"waited_s\": ${ENV[STOP_WAIT_S]:-50}, \"journal\": $(journalctl -q -u "$UNIT" --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -iE 'watchdog|timeout|abort|start' | head -n 3 | json_lines)}"
+	wait_for 30 back_up 0
+}
+
+# --scope cgroup: on a v2 slice with MemoryMax=: the guardian guards the slice alone; a grower
+# in it must end before the slice's own OOM killer fires (memory.events oom_kill unchanged).
+# systemd-oomd watches the slice (ManagedOOMMemoryPressure=kill); earlyoom knows no slices.
+scope() {
+	local cg=/sys/fs/cgroup/apps.slice k0 ok0 t0 g i=0
+	mkdir -p /run/systemd/system
+	printf '[Slice]\nMemoryMax=%sM\nManagedOOMMemoryPressure=kill\n' "${ENV[SLICE_MIB]:-160}" >/run/systemd/system/apps.slice
+	systemctl daemon-reload
+	systemctl start apps.slice
+	if [ "$TOOL" = guardian ]; then
+		sed -i 's|^GUARDIAN_ARGS=.*|GUARDIAN_ARGS="--config /etc/guardian/vm-gateway.toml --scope cgroup:apps.slice"|' /etc/default/guardian
+		local p0; p0=$(mainpid "$UNIT")
+		systemctl restart "$UNIT"
+		wait_for 60 back_up "$p0" || error "the guardian did not come back with --scope"
+		sleep 5
+	fi
+	k0=$(oom_kills) ok0=$(awk '$1 == "oom_kill" { print $2 }' $cg/memory.events) t0=$(now)
+	systemd-run -q --slice=apps.slice --unit=app-idle.service -p ManagedOOMPreference=none \
+		/usr/bin/vmtool alloc --name appidle --rate 64 --ceiling 16
+	sleep 2
+	systemd-run -q --slice=apps.slice --unit=grower.service -p RemainAfterExit=yes -p ManagedOOMPreference=none \
+		/usr/bin/vmtool alloc --name grower --rate "${ENV[SCOPE_RATE]:-20}"
+	g=$(mainpid grower.service)
+	while alive "$g" && [ "$i" -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+	local ended; ended=$(awk "BEGIN { print $(now) - $t0 }")
+	sleep 3
+	emit "{\"type\": \"scope\", \"t0\": $t0, \"ended_s\": $ended, \"slice_max\": \"$(cat $cg/memory.max)\", \"grower_alive\": $(alive "$g" && echo true || echo false), \"grower_result\": \"$(prop grower.service Result)\", \"grower_exit\": \"$(prop grower.service ExecMainCode)/$(prop grower.service ExecMainStatus)\", \"slice_oom_kills\": $(($(awk '$1 == "oom_kill" { print $2 }' $cg/memory.events) - ok0)), \"oom_kills\": $(($(oom_kills) - k0)), \"appidle_active\": $(systemctl is-active -q app-idle.service && echo true || echo false), \"critd_active\": $(systemctl is-active -q critd.service && echo true || echo false), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | head -n 3 | json_lines)}"
+	systemctl stop grower.service app-idle.service 2>/dev/null
+}
+
 case "$SCENARIO" in
+	gateway*)
+		supervise
+		scope;;
 	runaway*|idle*)
 		for rate in ${ENV[RATES]}; do
 			[ "$SCENARIO" = idle ] && break
 			runaway "$rate"
-		done;;
+		done
+		restart_critd
+		cgroup_oom;;
 	*) error "unknown scenario $SCENARIO";;
 esac
 
@@ -152,6 +281,6 @@ if [ "$TOOL" = guardian ]; then
 		break
 	done
 fi
-emit "{\"type\": \"done\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"failed_units\": $(systemctl --failed --plain --no-legend | awk '{ print $1 }' | json_lines), \"tool_restarts\": \"$(prop "$UNIT" NRestarts)\"}"
+emit "{\"type\": \"done\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"tool_log\": $(journalctl -q -u "$UNIT" -b -o cat --no-pager 2>/dev/null | grep -iE 'capabilit|missing|connector|batched|polling|kmsg|kernel log|refused|cannot' | head -n 20 | json_lines), \"failed_units\": $(systemctl --failed --plain --no-legend | awk '{ print $1 }' | json_lines), \"tool_restarts\": \"$(prop "$UNIT" NRestarts)\"}"
 sync
 systemctl poweroff -ff
