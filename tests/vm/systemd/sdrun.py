@@ -43,8 +43,9 @@ SCENARIOS = (
     Scenario("runaway-512", 512, {"RATES": "20 100 0"}, RUNAWAY, 420,
              "idle 20 s; a runaway in a systemd-run unit at 20, 100 MiB/s and flat out; critd restarted through "
              "systemctl (its adj within 0.1 s); a unit over its MemoryMax= (the kernel_oom event's cause)"),
-    Scenario("runaway-256", 256, {"RATES": "10 50 0"}, RUNAWAY, 420,
-             "the same on 256 MiB at 10, 50 MiB/s and flat out"),
+    # MemoryMax 32M: a 64 MiB unit would bring this VM to the guardian's kill line before its limit.
+    Scenario("runaway-256", 256, {"RATES": "10 50 0", "CAP_MIB": "32"}, RUNAWAY, 420,
+             "the same on 256 MiB at 10, 50 MiB/s and flat out (MemoryMax=32M)"),
     Scenario("gateway-512", 512, {"RATES": "", "IDLE_S": "0"}, ("sigkill", "sigstop", "scope"), 420,
              "the tool SIGKILLed through systemctl halfway down a runaway, then SIGSTOPped (the watchdog); "
              "--scope cgroup:apps.slice with a grower in the slice (MemoryMax=160M)"),

@@ -158,17 +158,22 @@ restart_critd() {
 	c0=$(mainpid critd.service)
 	read -r -t "${ENV[QUIET_S]:-15}" -u 9
 	systemctl restart critd.service
+	# From the first sight of the new process as critd (after its exec: before it, it is
+	# systemd's child setting up the sandbox, which no keeper can tell from any other) to its adj.
+	local comm="" exec_t="" adj_t="" up_exec=""
 	for ((i = 0; i < 300; i++)); do
 		[ -z "$c1" ] && read -r c1 <"$cg" 2>/dev/null
+		[ -n "$c1" ] && [ -z "$exec_t" ] && read -r comm <"/proc/$c1/comm" 2>/dev/null &&
+			[ "$comm" = critd ] && { exec_t=$EPOCHREALTIME; read -r up_exec _ </proc/uptime; }
 		[ -n "$c1" ] && read -r a <"/proc/$c1/oom_score_adj" 2>/dev/null
-		[ "$a" = -900 ] && { read -r seen _ </proc/uptime; break; }
+		[ "$a" = -900 ] && { adj_t=$EPOCHREALTIME; [ -z "$exec_t" ] && exec_t=$adj_t; read -r seen _ </proc/uptime; break; }
 		read -r -t 0.01 -u 9
 	done
 	exec 9>&-
 	start_us=$(prop critd.service ExecMainStartTimestampMonotonic)
 	[ "$c1" = "$(mainpid critd.service)" ] || error "critd's cgroup listed $c1, its MainPID is $(mainpid critd.service)"
 	read -r final <"/proc/$c1/oom_score_adj" 2>/dev/null
-	emit "{\"type\": \"restart\", \"critd_before\": $c0, \"critd_after\": $c1, \"start_us\": ${start_us:-0}, \"seen_uptime\": ${seen:-null}, \"adj\": ${final:-null}, \"adj_ms\": $([ -n "$seen" ] && awk "BEGIN { printf \"%.0f\", $seen * 1000 - $start_us / 1000 }" || echo null)}"
+	emit "{\"type\": \"restart\", \"critd_before\": $c0, \"critd_after\": $c1, \"start_us\": ${start_us:-0}, \"seen_uptime\": ${seen:-null}, \"adj\": ${final:-null}, \"exec_seen_uptime\": ${up_exec:-null}, \"adj_ms\": $([ -n "$adj_t" ] && awk "BEGIN { printf \"%.0f\", ($adj_t - $exec_t) * 1000 }" || echo null), \"adj_ms_from_fork\": $([ -n "$seen" ] && awk "BEGIN { printf \"%.0f\", $seen * 1000 - $start_us / 1000 }" || echo null)}"
 }
 
 # A unit with MemoryMax= that overruns it: the kernel's cgroup OOM killer ends it; the
@@ -176,7 +181,7 @@ restart_critd() {
 cgroup_oom() {
 	local k0 t0 pid i=0
 	k0=$(oom_kills) t0=$(now)
-	systemd-run -q --unit=capped.service -p RemainAfterExit=yes -p MemoryMax=64M -p MemorySwapMax=0 \
+	systemd-run -q --unit=capped.service -p RemainAfterExit=yes -p MemoryMax="${ENV[CAP_MIB]:-64}M" -p MemorySwapMax=0 \
 		-p ManagedOOMPreference=none /usr/bin/vmtool alloc --name capped --rate 50
 	pid=$(mainpid capped.service)
 	while alive "$pid" && [ "$i" -lt 200 ]; do sleep 0.2; i=$((i + 1)); done
