@@ -116,12 +116,16 @@ def check_sigstop(k: Optional[Dict[str, Any]]) -> List[str]:
     return []
 
 
-def check_scope(k: Optional[Dict[str, Any]]) -> List[str]:
+def check_scope(k: Optional[Dict[str, Any]], reclaims: Optional[List[Dict[str, Any]]] = None) -> List[str]:
     """--scope cgroup:apps.slice (MemoryMax=): the grower in it ends before the slice's own OOM
-    killer fires; the other app in the slice and critd live."""
+    killer fires; the other app in the slice and critd live; the slice's page cache was reclaimed
+    through memory.reclaim, and the guardian said what that freed."""
     if not k:
         return ["no scope line (--scope cgroup: was not run)"]
     fails = []
+    if reclaims is not None and not any(e.get("step") == "cgroup_reclaim" for e in reclaims):
+        fails.append("no cgroup_reclaim (memory.reclaim) event in the slice's round: %s" % (
+            "; ".join(str(e.get("message"))[:80] for e in reclaims) or "no reclaim at all"))
     if k.get("slice_oom_kills") or k.get("oom_kills") or k.get("grower_result") == "oom-kill":
         fails.append("the slice's OOM killer fired (memory.events oom_kill +%s, system +%s)" % (
             k.get("slice_oom_kills"), k.get("oom_kills")))
@@ -184,9 +188,9 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
             fails += check_sigkill(sigkill)
         if "sigstop" in expect:
             fails += check_sigstop(sigstop)
-        if "scope" in expect:
-            fails += check_scope(scope)
     reclaims = [e for e in events if e.get("event") == "reclaim" and scope and e.get("time", 0) >= scope["t0"]]
+    if run["tool"] == "guardian" and "scope" in expect:
+        fails += check_scope(scope, reclaims)
     return {"scenario": run["scenario"], "tool": run["tool"], "mem_mib": run.get("mem_mib"),
             "restart": restart, "cgroup_oom": cgroup_oom, "kernel_oom": kernel_oom, "sigkill": sigkill,
             "sigstop": sigstop, "scope": scope, "scope_reclaims": [e.get("message") for e in reclaims],

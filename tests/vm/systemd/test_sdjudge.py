@@ -151,6 +151,7 @@ SCOPE = {"type": "scope", "t0": 300.0, "ended_s": 9.0, "grower_alive": False, "g
 
 def _gateway(tool="guardian", **lines):
     run = _run(tool, rounds=[], restart=None, cgroup_oom=None, events=[{"time": 301.0, "event": "reclaim",
+                                                                       "step": "cgroup_reclaim",
                                                                        "message": "cgroup_reclaim ok: freed 1 MiB"}])
     body = [dict(SIGKILL), dict(SIGSTOP), dict(SCOPE)]
     for x in body:
@@ -189,3 +190,12 @@ def test_a_scoped_guardian_must_beat_the_slices_own_oom_killer():
     run = _gateway()
     run["lines"] = [x for x in run["lines"] if x["type"] != "scope"]
     assert any("no scope line" in f for f in _failures(run))
+
+
+def test_a_scoped_guardian_must_use_memory_reclaim_on_the_slice():
+    run = _gateway()
+    run["lines"] = [x for x in run["lines"] if x.get("type") != "event" or x["e"].get("event") != "reclaim"]
+    assert any("no cgroup_reclaim" in f and "no reclaim at all" in f for f in _failures(run))
+    run["lines"].insert(-1, {"type": "event", "e": {"time": 302.0, "event": "reclaim", "step": "drop_caches",
+                                                    "message": "drop_caches ok"}})
+    assert any("no cgroup_reclaim" in f and "drop_caches ok" in f for f in _failures(run))
