@@ -191,11 +191,12 @@ cgroup_oom() {
 	systemctl reset-failed capped.service 2>/dev/null
 }
 
-# wait_for SECONDS CONDITION...: poll every 0.1 s; 0 when CONDITION held in time.
+# wait_for SECONDS CONDITION...: poll every 0.1 s; 0 when CONDITION held in time (a deadline:
+# each test runs systemctl, slow under TCG).
 wait_for() {
-	local n=$(($1 * 10)) i=0
+	local end=$((EPOCHSECONDS + $1))
 	shift
-	until "$@"; do i=$((i + 1)); [ "$i" -ge "$n" ] && return 1; sleep 0.1; done
+	until "$@"; do [ "$EPOCHSECONDS" -ge "$end" ] && return 1; sleep 0.1; done
 }
 back_up() { [ "$(prop "$UNIT" ActiveState)" = active ] && [ "$(mainpid "$UNIT")" != "$1" ] && [ "$(mainpid "$UNIT")" != 0 ]; }
 below() { [ "$(kib MemAvailable)" -lt "$1" ]; }
