@@ -204,6 +204,10 @@ def asserted(result: Dict[str, Any]) -> bool:
     return result["tool"] == "guardian"
 
 
+def _s(seconds: Any) -> str:
+    return "%.1f" % seconds if isinstance(seconds, (int, float)) else str(seconds)
+
+
 def _mib(kib: Optional[int]) -> str:
     return "-" if kib is None else "%.1f" % (kib / MIB)
 
@@ -217,7 +221,7 @@ def runaway_table(results: List[Dict[str, Any]]) -> str:
             key = (res["mem_mib"], r["rate"])
             lost = [n for n, ok in (("critd", r["critd_ok"]), ("lowprio", r["lowprio_ok"])) if not ok]
             text = "%s after %s s, min avail %s MiB%s%s" % (
-                r["how"], r["ended_s"], _mib(r["min_available_kib"]),
+                r["how"], _s(r["ended_s"]), _mib(r["min_available_kib"]),
                 ", kernel OOM kills %d" % r["oom_kills"] if r["oom_kills"] and r["how"] != "kernel OOM kill" else "",
                 ", lost " + "+".join(lost) if lost else "")
             cells.setdefault(key, {})[res["tool"]] = text + ("" if not r["failures"] else " **FAIL**")
@@ -280,7 +284,7 @@ def supervision_table(results: List[Dict[str, Any]]) -> str:
         scope = "-" if not sc else "%s after %s s; slice OOM kills %s; app-idle %s%s" % (
             who_ended({"hog_alive": sc.get("grower_alive"), "hog_result": sc.get("grower_result"),
                        "hog_exit": sc.get("grower_exit"), "oom_kills": sc.get("slice_oom_kills", 0)}),
-            sc.get("ended_s"), sc.get("slice_oom_kills"), "lives" if sc.get("appidle_active") else "ended",
+            _s(sc.get("ended_s")), sc.get("slice_oom_kills"), "lives" if sc.get("appidle_active") else "ended",
             "; reclaim: " + "; ".join(m[:60] for m in res.get("scope_reclaims", [])[:1]) if res.get("scope_reclaims")
             else "")
         out.append("| %s MiB | %s | %s | %s | %s |" % (res["mem_mib"], TOOL_NAMES.get(res["tool"], res["tool"]), kill,
@@ -297,8 +301,9 @@ def report(results: List[Dict[str, Any]], title: str = "systemd VMs") -> str:
              features_table([r for r in results if r.get("restart") or r.get("cgroup_oom")]), "",
              "## Supervision and --scope", "", supervision_table(results), "", "## Boot", ""]
     for res in results:
-        parts.append("- %s %s MiB: %s (agent at %s s uptime), VM %s s" % (
-            res["tool"], res["mem_mib"], res.get("boot") or "?", res.get("boot_uptime"), res.get("vm_seconds")))
+        parts.append("- %s %s: %s (agent at %s s uptime), VM %s s" % (
+            res["scenario"], res["tool"], (res.get("boot") or "?").strip(), res.get("boot_uptime"),
+            res.get("vm_seconds")))
     fails = [(res, f) for res in results for f in res["failures"] + [x for r in res["rounds"] for x in r["failures"]]]
     parts += ["", "## Failures", ""]
     parts += ["- %s %s %s MiB%s: %s" % (res["scenario"], res["tool"], res["mem_mib"],
