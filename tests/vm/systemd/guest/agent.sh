@@ -150,13 +150,14 @@ runaway() {
 # board's oom_score_adj (-900), from systemd's own start time of it. Heard through the netlink
 # proc connector this is milliseconds; the /proc listing the guardian falls back to is 1 s.
 # The guardian's keeper hears execs one by one only while they are rare (at most 1/s over
-# 10 s; above that it lists /proc once a second, by design): so the agent is quiet first, as a
-# gateway at rest is, and measures with shell builtins only (no exec of its own).
+# 10 s; above that it lists /proc once a second, by design, until a 10 s window of its own sees
+# fewer than 0.5 new processes/s: up to 20 s after the last burst): so the agent is quiet first
+# (25 s, no fork or exec), as a gateway at rest is, and measures with shell builtins only.
 restart_critd() {
 	local c0 c1="" start_us seen="" a="" i final cg=/sys/fs/cgroup/system.slice/critd.service/cgroup.procs
 	exec 9<>/run/vmtest-sleep
 	c0=$(mainpid critd.service)
-	read -r -t "${ENV[QUIET_S]:-15}" -u 9
+	read -r -t "${ENV[QUIET_S]:-25}" -u 9
 	systemctl restart critd.service
 	# From the first sight of the new process as critd (after its exec: before it, it is
 	# systemd's child setting up the sandbox, which no keeper can tell from any other) to its adj.
@@ -176,16 +177,25 @@ restart_critd() {
 	emit "{\"type\": \"restart\", \"critd_before\": $c0, \"critd_after\": $c1, \"start_us\": ${start_us:-0}, \"seen_uptime\": ${seen:-null}, \"adj\": ${final:-null}, \"exec_seen_uptime\": ${up_exec:-null}, \"adj_ms\": $([ -n "$adj_t" ] && awk "BEGIN { printf \"%.0f\", ($adj_t - $exec_t) * 1000 }" || echo null), \"adj_ms_from_fork\": $([ -n "$seen" ] && awk "BEGIN { printf \"%.0f\", $seen * 1000 - $start_us / 1000 }" || echo null)}"
 }
 
+kernel_oom_events() { local n; n=$(grep -c '"event": "kernel_oom"' /var/log/guardian/events.jsonl 2>/dev/null); echo "${n:-0}"; }
+more_kernel_ooms() { [ "$(kernel_oom_events)" -gt "$1" ]; }
+
 # A unit with MemoryMax= that overruns it: the kernel's cgroup OOM killer ends it; the
 # guardian must read the report from /dev/kmsg (kernel_oom event, cause cgroup_limit).
 cgroup_oom() {
-	local k0 t0 pid i=0
-	k0=$(oom_kills) t0=$(now)
+	local k0 t0 pid i=0 n0
+	k0=$(oom_kills) t0=$(now) n0=$(kernel_oom_events)
 	systemd-run -q --unit=capped.service -p RemainAfterExit=yes -p MemoryMax="${ENV[CAP_MIB]:-64}M" -p MemorySwapMax=0 \
 		-p ManagedOOMPreference=none /usr/bin/vmtool alloc --name capped --rate 50
 	pid=$(mainpid capped.service)
 	while alive "$pid" && [ "$i" -lt 200 ]; do sleep 0.2; i=$((i + 1)); done
-	sleep 5  # the guardian reads the report at its next tick
+	# A cgroup's OOM kill leaves the system's memory alone: the guardian sees /proc/vmstat's
+	# oom_kill move at its next full tick (at most max_timeout_s, 10 s, at rest), then reads
+	# the report. The references write nothing: 5 s.
+	local wait_s=5
+	[ "$TOOL" = guardian ] && wait_s=15
+	wait_for "$wait_s" more_kernel_ooms "$n0"
+	sleep 1
 	emit "{\"type\": \"cgroup_oom\", \"t0\": $t0, \"pid\": $pid, \"alive\": $(alive "$pid" && echo true || echo false), \"result\": \"$(prop capped.service Result)\", \"cgroup\": \"$(prop capped.service ControlGroup)\", \"oom_kills\": $(($(oom_kills) - k0)), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | head -n 5 | json_lines)}"
 	systemctl stop capped.service 2>/dev/null
 	systemctl reset-failed capped.service 2>/dev/null
@@ -292,6 +302,6 @@ if [ "$TOOL" = guardian ]; then
 		break
 	done
 fi
-emit "{\"type\": \"done\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"tool_log\": $(journalctl -q -u "$UNIT" -b -o cat --no-pager 2>/dev/null | grep -iE 'capabilit|missing|connector|batched|polling|kmsg|kernel log|refused|cannot' | head -n 20 | json_lines), \"failed_units\": $(systemctl --failed --plain --no-legend | awk '{ print $1 }' | json_lines), \"tool_restarts\": \"$(prop "$UNIT" NRestarts)\"}"
+emit "{\"type\": \"done\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"tool_log\": $(journalctl -q -u "$UNIT" -b -o cat --no-pager 2>/dev/null | grep -iE 'capabilit|missing|connector|exec events|polling|kmsg|kernel log|refused|cannot' | head -n 20 | json_lines), \"failed_units\": $(systemctl --failed --plain --no-legend | awk '{ print $1 }' | json_lines), \"tool_restarts\": \"$(prop "$UNIT" NRestarts)\"}"
 sync
 systemctl poweroff -ff
