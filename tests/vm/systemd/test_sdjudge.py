@@ -199,3 +199,15 @@ def test_a_scoped_guardian_must_use_memory_reclaim_on_the_slice():
     run["lines"].insert(-1, {"type": "event", "e": {"time": 302.0, "event": "reclaim", "step": "drop_caches",
                                                     "message": "drop_caches ok"}})
     assert any("no cgroup_reclaim" in f and "drop_caches ok" in f for f in _failures(run))
+
+
+def test_the_guest_scripts_are_shellcheck_clean():
+    import subprocess
+
+    from tests.support.tools import need
+
+    shellcheck = need("shellcheck")
+    for shell, script in (("bash", "agent.sh"), ("sh", "init")):
+        proc = subprocess.run([shellcheck, "--shell=" + shell, "--severity=style", os.path.join(HERE, "guest", script)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        assert proc.returncode == 0, proc.stdout

@@ -10,7 +10,8 @@ export PATH
 OUT=/dev/ttyS1
 SCENARIO="" TOOL=""
 declare -A ENV=([RATES]="20 100 0" [IDLE_S]=20 [ROUND_TIMEOUT]=120)
-for arg in $(cat /proc/cmdline); do
+read -r -a CMDLINE </proc/cmdline
+for arg in "${CMDLINE[@]}"; do
 	case "$arg" in
 		vmtest.scenario=*) SCENARIO=${arg#*=};;
 		vmtest.tool=*) TOOL=${arg#*=};;
@@ -66,7 +67,7 @@ until [ "$(progress_mib /run/critd.progress)" = 32 ] && [ "$(progress_mib /run/l
 	sleep 0.2; i=$((i + 1)); [ "$i" -gt 300 ] && { error "services did not come up"; break; }
 done
 TPID=$(mainpid "$UNIT")
-emit "{\"type\": \"ready\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"unit\": \"$UNIT\", \"pid\": $TPID, \"critd\": $(mainpid critd.service), \"lowprio\": $(mainpid lowprio.service), \"mem_available_kib\": $(kib MemAvailable), \"unit_props\": $(json_str "$(systemctl show -p NRestarts,ActiveState,SubState,Type,WatchdogUSec,NotifyAccess "$UNIT" 2>/dev/null | tr '\n' ' ')"), \"cap_eff\": $(json_str "$(awk '$1 == "CapEff:" { print $2 }' /proc/$TPID/status 2>/dev/null)"), \"adj\": $(cat /proc/$TPID/oom_score_adj 2>/dev/null || echo null)}"
+emit "{\"type\": \"ready\", \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"unit\": \"$UNIT\", \"pid\": $TPID, \"critd\": $(mainpid critd.service), \"lowprio\": $(mainpid lowprio.service), \"mem_available_kib\": $(kib MemAvailable), \"unit_props\": $(json_str "$(systemctl show -p NRestarts,ActiveState,SubState,Type,WatchdogUSec,NotifyAccess "$UNIT" 2>/dev/null | tr '\n' ' ')"), \"cap_eff\": $(json_str "$(awk '$1 == "CapEff:" { print $2 }' "/proc/$TPID/status" 2>/dev/null)"), \"adj\": $(cat "/proc/$TPID/oom_score_adj" 2>/dev/null || echo null)}"
 
 # ---------------------------------------------------------------------- idle
 # At rest first (quiet for at least 10 s, as a gateway at rest is, then at most 1 CPU tick in
@@ -98,7 +99,7 @@ idle() {
 	t=$(($(ticks_of "$pid") - t0)) w=$(($(wakes_of "$pid") - w0)) s=$EPOCHREALTIME
 	exec 9>&-
 	s=$(awk "BEGIN { print $s - $s0 }")
-	emit "{\"type\": \"idle\", \"pid\": $pid, \"comm\": \"$(cat /proc/$pid/comm)\", \"seconds\": $s, \"ticks\": $t, \"wakes\": $w, \"startup_ticks\": $cur, \"settle_s\": $((EPOCHSECONDS - settle_t0)), \"rss_kib\": $(sum_field smaps_rollup Rss "$pid"), \"pss_kib\": $(sum_field smaps_rollup Pss "$pid"), \"anon_kib\": $(sum_field smaps_rollup Anonymous "$pid"), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty "$pid"), \"threads\": $(sum_field status Threads "$pid")}"
+	emit "{\"type\": \"idle\", \"pid\": $pid, \"comm\": \"$(cat "/proc/$pid/comm")\", \"seconds\": $s, \"ticks\": $t, \"wakes\": $w, \"startup_ticks\": $cur, \"settle_s\": $((EPOCHSECONDS - settle_t0)), \"rss_kib\": $(sum_field smaps_rollup Rss "$pid"), \"pss_kib\": $(sum_field smaps_rollup Pss "$pid"), \"anon_kib\": $(sum_field smaps_rollup Anonymous "$pid"), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty "$pid"), \"threads\": $(sum_field status Threads "$pid")}"
 }
 if [ "${ENV[IDLE_S]}" -gt 0 ] && alive "$TPID"; then
 	idle "$TPID"
