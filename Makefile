@@ -43,11 +43,13 @@ lint: test-deps
 
 # Installs everything the tests need, lints, then runs every test: unit, integration (real processes
 # and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint), then the VM suite
-# (tests/vm: the frozen guardian against the kernel OOM killer in small QEMU VMs, beside earlyoom).
+# (tests/vm: the frozen guardian against the kernel OOM killer in small QEMU VMs, beside earlyoom)
+# and the systemd VMs (tests/vm/systemd: systemd as PID 1, beside earlyoom's unit and systemd-oomd);
+# both VM suites run even when the first fails.
 test: lint
 	$(PY) -m pytest -ra tests
-	$(MAKE) --no-print-directory vm-test
-	$(MAKE) --no-print-directory vm-test-systemd
+	rc=0; $(MAKE) --no-print-directory vm-test || rc=1; \
+	$(MAKE) --no-print-directory vm-test-systemd || rc=1; exit $$rc
 
 # The lint and pytest parts alone (a few minutes; no VMs).
 test-fast: lint
