@@ -254,8 +254,12 @@ def features_table(results: List[Dict[str, Any]]) -> str:
            " the tool's account of it |", "|---|---|---|---|---|"]
     for res in results:
         r, c, k = res.get("restart") or {}, res.get("cgroup_oom") or {}, res.get("kernel_oom")
-        adj = ("%s ms after its exec (%s ms after systemd forked it)" % (r["adj_ms"], r.get("adj_ms_from_fork"))
-               if r.get("adj_ms") is not None else "never (adj %s)" % r.get("adj", "?"))
+        if r.get("adj_ms") is None:
+            adj = "never (adj %s)" % r.get("adj", "?")
+        elif r["adj_ms"] == 0:  # already -900 at the agent's first look at the process as critd
+            adj = "at its exec (first seen with it; %s ms after systemd forked it)" % r.get("adj_ms_from_fork")
+        else:
+            adj = "%s ms after its exec (%s ms after systemd forked it)" % (r["adj_ms"], r.get("adj_ms_from_fork"))
         if k:
             told = "kernel_oom: cause %s, cgroup %s" % (k.get("cause"), k.get("oom_memcg"))
         else:
