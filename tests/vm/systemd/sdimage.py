@@ -18,7 +18,8 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, List
+import time
+from typing import Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VM = os.path.dirname(HERE)
@@ -82,13 +83,15 @@ def host_mirror() -> str:
     return found[0]
 
 
-def build_root(rebuild: bool = False) -> str:
-    """The Debian root, debootstrapped once (about a minute here) and kept."""
+def build_root(rebuild: bool = False) -> Tuple[str, str]:
+    """The Debian root, debootstrapped once (about a minute here) and kept; and how long the
+    debootstrap took ("no" when the kept one served)."""
     root = os.path.join(BUILD, "root")
     stamp = os.path.join(root, ".vmtest-root")
     want = "%s %s\n" % (SUITE, " ".join(PACKAGES))
     if not rebuild and os.path.exists(stamp) and open(stamp).read() == want:
-        return root
+        return root, "no"
+    started = time.monotonic()
     if not shutil.which("debootstrap"):
         raise SystemExit("vm-systemd: debootstrap is missing (make vm-deps-systemd installs it)")
     new = root + ".new"
@@ -110,7 +113,7 @@ def build_root(rebuild: bool = False) -> str:
         f.write(want)
     shutil.rmtree(root, ignore_errors=True)
     os.rename(new, root)
-    return root
+    return root, "yes, debootstrap %.0f s" % (time.monotonic() - started)
 
 
 def _install(src: str, root: str, dest: str, mode: int = 0o644) -> None:
@@ -155,7 +158,7 @@ OOMD_DROPINS = {
 
 
 def build_image(guardian: str, rebuild_root: bool = False) -> Dict[str, str]:
-    base = build_root(rebuild_root)
+    base, root_built = build_root(rebuild_root)
     stage = os.path.join(BUILD, "stage")
     shutil.rmtree(stage, ignore_errors=True)
     run(["cp", "-a", base, stage])
@@ -215,7 +218,8 @@ def build_image(guardian: str, rebuild_root: bool = False) -> Dict[str, str]:
     vmlinuz, moddir, version = vmimage.kernel()
     initramfs = os.path.join(BUILD, "initramfs.cpio.gz")
     build_initramfs(moddir, initramfs)
-    return {"kernel": vmlinuz, "kernel_version": version, "initramfs": initramfs, "root": img}
+    return {"kernel": vmlinuz, "kernel_version": version, "initramfs": initramfs, "root": img,
+            "root_built": root_built}
 
 
 def build_initramfs(moddir: str, out: str) -> None:

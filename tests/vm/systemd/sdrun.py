@@ -165,7 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     wall = time.monotonic() - started
     text = judge.report(results, "systemd VMs (%s, %s)" % (paths["kernel_version"], ", ".join(
         "%s=%s" % kv for kv in sorted(overrides.items())) or "scenario defaults"))
-    text += "\nWall time %.0f s (image %s).\n" % (wall, "and root" if args.rebuild_root else "")
+    text += "\nWall time %.0f s, the image included (and the Debian root where it was built: %s).\n" % (
+        wall, paths.get("root_built", "no"))
     if retries:
         text += "\n## Retries (first runs that failed)\n\n" + "\n".join(
             "- %s %s: %s" % (r["scenario"], r["tool"],

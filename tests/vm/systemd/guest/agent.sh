@@ -260,10 +260,11 @@ scope() {
 		wait_for 60 back_up "$p0" || error "the guardian did not come back with --scope"
 		sleep 5
 	fi
-	# Page cache charged to the slice (an app that wrote its data), for memory.reclaim to take.
-	systemd-run -q --wait --slice=apps.slice --unit=app-write.service \
-		/bin/dd if=/dev/zero of=/var/tmp/app.data bs=1M count="${ENV[SLICE_CACHE_MIB]:-48}" status=none
-	sync
+	# Page cache charged to the slice (an app that wrote its data and stays), for memory.reclaim.
+	local cache_mib=${ENV[SLICE_CACHE_MIB]:-48}
+	systemd-run -q --slice=apps.slice --unit=app-data.service -p ManagedOOMPreference=none /bin/sh -c \
+		"dd if=/dev/zero of=/var/tmp/app.data bs=1M count=$cache_mib status=none && sync && touch /run/app-data.done && exec sleep infinity"
+	wait_for 60 test -e /run/app-data.done || error "app-data.service did not write its $cache_mib MiB"
 	k0=$(oom_kills) ok0=$(awk '$1 == "oom_kill" { print $2 }' $cg/memory.events) t0=$(now)
 	local file0; file0=$(awk '$1 == "file" { print int($2 / 1024) }' $cg/memory.stat)
 	systemd-run -q --slice=apps.slice --unit=app-idle.service -p ManagedOOMPreference=none \
@@ -276,7 +277,7 @@ scope() {
 	local ended; ended=$(awk "BEGIN { print $(now) - $t0 }")
 	sleep 3
 	emit "{\"type\": \"scope\", \"t0\": $t0, \"ended_s\": $ended, \"slice_max\": \"$(cat $cg/memory.max)\", \"slice_file_kib_before\": $file0, \"slice_file_kib_after\": $(awk '$1 == "file" { print int($2 / 1024) }' $cg/memory.stat), \"grower_alive\": $(alive "$g" && echo true || echo false), \"grower_result\": \"$(prop grower.service Result)\", \"grower_exit\": \"$(prop grower.service ExecMainCode)/$(prop grower.service ExecMainStatus)\", \"slice_oom_kills\": $(($(awk '$1 == "oom_kill" { print $2 }' $cg/memory.events) - ok0)), \"oom_kills\": $(($(oom_kills) - k0)), \"appidle_active\": $(systemctl is-active -q app-idle.service && echo true || echo false), \"critd_active\": $(systemctl is-active -q critd.service && echo true || echo false), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | head -n 3 | json_lines)}"
-	systemctl stop grower.service app-idle.service 2>/dev/null
+	systemctl stop grower.service app-idle.service app-data.service 2>/dev/null
 }
 
 case "$SCENARIO" in
