@@ -149,15 +149,19 @@ SCOPE = {"type": "scope", "t0": 300.0, "ended_s": 9.0, "grower_alive": False, "g
          "grower_exit": "2/9", "slice_oom_kills": 0, "oom_kills": 0, "appidle_active": True, "critd_active": True}
 
 
+DIFFUSE = {"type": "diffuse", "t0": 200.0, "lowprio_before": 132, "lowprio_after": 0,
+           "lowprio_state": "inactive/success", "lowprio_stop_job": 1, "critd_alive": True, "oom_kills": 0}
+
+
 def _gateway(tool="guardian", **lines):
     run = _run(tool, rounds=[], restart=None, cgroup_oom=None, events=[{"time": 301.0, "event": "reclaim",
                                                                        "step": "cgroup_reclaim",
                                                                        "message": "cgroup_reclaim ok: freed 1 MiB"}])
-    body = [dict(SIGKILL), dict(SIGSTOP), dict(SCOPE)]
+    body = [dict(DIFFUSE), dict(SIGKILL), dict(SIGSTOP), dict(SCOPE)]
     for x in body:
         x.update(lines.get(x["type"], {}))
     run["lines"][-1:-1] = body
-    run.update(scenario="gateway-512", expect=("sigkill", "sigstop", "scope"), expect_rounds=0)
+    run.update(scenario="gateway-512", expect=("diffuse", "sigkill", "sigstop", "scope"), expect_rounds=0)
     return run
 
 
@@ -170,7 +174,8 @@ def test_a_clean_gateway_run_passes_and_reports_its_reclaim():
 
 def test_systemd_must_bring_a_killed_guardian_back_and_it_must_still_act():
     assert any("not back within" in f for f in _failures(_gateway(sigkill={"back_s": None})))
-    assert any("not back within" in f for f in _failures(_gateway(sigkill={"back_s": 40.0})))
+    assert any("not back within" in f for f in _failures(_gateway(sigkill={"back_s": 21.0})))
+    assert any("not restarted by the watchdog" in f for f in _failures(_gateway(sigstop={"back_s": 56.0})))
     assert any("never ended" in f for f in _failures(_gateway(sigkill={"hog_alive": True})))
     assert any("kernel OOM kill after the restart" in f for f in _failures(_gateway(sigkill={"oom_kills": 2})))
 
@@ -192,22 +197,16 @@ def test_a_scoped_guardian_must_beat_the_slices_own_oom_killer():
     assert any("no scope line" in f for f in _failures(run))
 
 
-def test_a_scoped_guardian_must_use_memory_reclaim_on_the_slice():
+def test_memory_reclaim_in_the_slice_is_reported_not_asserted():
     run = _gateway()
     run["lines"] = [x for x in run["lines"] if x.get("type") != "event" or x["e"].get("event") != "reclaim"]
-    assert any("no cgroup_reclaim" in f and "no reclaim at all" in f for f in _failures(run))
-    run["lines"].insert(-1, {"type": "event", "e": {"time": 302.0, "event": "reclaim", "step": "drop_caches",
-                                                    "message": "drop_caches ok"}})
-    assert any("no cgroup_reclaim" in f and "drop_caches ok" in f for f in _failures(run))
+    res = judge.judge(run)
+    assert res["passed"] and res["scope_reclaims"] == []
 
 
-def test_the_guest_scripts_are_shellcheck_clean():
-    import subprocess
-
-    from tests.support.tools import need
-
-    shellcheck = need("shellcheck")
-    for shell, script in (("bash", "agent.sh"), ("sh", "init")):
-        proc = subprocess.run([shellcheck, "--shell=" + shell, "--severity=style", os.path.join(HERE, "guest", script)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-        assert proc.returncode == 0, proc.stdout
+def test_without_a_culprit_lowprio_is_stopped_through_systemctl():
+    assert any("not stopped through systemctl" in f for f in _failures(_gateway(diffuse={"lowprio_stop_job": 0})))
+    assert any("not stopped through systemctl" in f for f in _failures(_gateway(diffuse={"lowprio_after": 132})))
+    assert any("kernel OOM kill in the growth" in f for f in _failures(_gateway(diffuse={"oom_kills": 1})))
+    assert any("critd.service ended" in f for f in _failures(_gateway(diffuse={"critd_alive": False})))
+    assert "inactive/success (1 stop job(s) in its journal)" in judge.report([judge.judge(_gateway())])

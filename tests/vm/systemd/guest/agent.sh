@@ -238,10 +238,28 @@ supervise() {
 	sleep 3
 	t0=$EPOCHREALTIME
 	kill -STOP "$p0"
-	wait_for "${ENV[STOP_WAIT_S]:-50}" back_up "$p0" && back=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")
+	wait_for "${ENV[STOP_WAIT_S]:-60}" back_up "$p0" && back=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")
 	kill -CONT "$p0" 2>/dev/null
-	emit "{\"type\": \"sigstop\", \"watchdog\": \"$wd\", \"pid_before\": $p0, \"pid_after\": $(mainpid "$UNIT"), \"back_s\": $back, \"waited_s\": ${ENV[STOP_WAIT_S]:-50}, \"journal\": $(journalctl -q -u "$UNIT" --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -iE 'watchdog|timeout|abort|start' | head -n 3 | json_lines)}"
+	emit "{\"type\": \"sigstop\", \"watchdog\": \"$wd\", \"pid_before\": $p0, \"pid_after\": $(mainpid "$UNIT"), \"back_s\": $back, \"waited_s\": ${ENV[STOP_WAIT_S]:-60}, \"journal\": $(journalctl -q -u "$UNIT" --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -iE 'watchdog|timeout|abort|start' | head -n 3 | json_lines)}"
 	wait_for 30 back_up 0
+}
+
+# Growth with no culprit (a server whose 3 workers grow alike): the low-priority service goes
+# first, stopped through its stop command, `systemctl stop lowprio.service`, run by the guardian
+# inside its unit's sandbox; systemd's journal for lowprio shows the stop job.
+diffuse() {
+	local l0 t0 k0 c0 i=0
+	systemctl is-active -q lowprio.service || systemctl start lowprio.service
+	sleep 2
+	l0=$(mainpid lowprio.service) c0=$(mainpid critd.service) t0=$(now) k0=$(oom_kills)
+	systemd-run -q --unit=server.service -p RemainAfterExit=yes -p ManagedOOMPreference=none \
+		/usr/bin/vmtool alloc --name worker --forks 3 --rate "${ENV[DIFFUSE_RATE]:-3}"
+	while [ "$(mainpid lowprio.service)" = "$l0" ] && [ "$i" -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+	sleep 3
+	emit "{\"type\": \"diffuse\", \"t0\": $t0, \"lowprio_before\": $l0, \"lowprio_after\": $(mainpid lowprio.service), \"lowprio_state\": \"$(prop lowprio.service ActiveState)/$(prop lowprio.service Result)\", \"lowprio_stop_job\": $(journalctl -q -u lowprio.service --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -c '^Stopping'), \"critd_alive\": $(alive "$(mainpid critd.service)" && [ "$(mainpid critd.service)" = "$c0" ] && echo true || echo false), \"oom_kills\": $(($(oom_kills) - k0)), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | head -n 3 | json_lines)}"
+	systemctl stop server.service 2>/dev/null
+	systemctl reset-failed server.service 2>/dev/null
+	systemctl start lowprio.service
 }
 
 # --scope cgroup: on a v2 slice with MemoryMax=: the guardian guards the slice alone; a grower
@@ -282,6 +300,7 @@ scope() {
 
 case "$SCENARIO" in
 	gateway*)
+		diffuse
 		supervise
 		scope;;
 	runaway*|idle*)
