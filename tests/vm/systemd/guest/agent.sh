@@ -247,14 +247,15 @@ supervise() {
 # Growth with no culprit (a server whose 3 workers grow alike): the low-priority service goes
 # first, stopped through its stop command, `systemctl stop lowprio.service`, run by the guardian
 # inside its unit's sandbox; systemd's journal for lowprio shows the stop job.
+lowprio_gone() { [ "$(mainpid lowprio.service)" != "$1" ]; }
 diffuse() {
-	local l0 t0 k0 c0 i=0
+	local l0 t0 k0 c0
 	systemctl is-active -q lowprio.service || systemctl start lowprio.service
 	sleep 2
 	l0=$(mainpid lowprio.service) c0=$(mainpid critd.service) t0=$(now) k0=$(oom_kills)
 	systemd-run -q --unit=server.service -p RemainAfterExit=yes -p ManagedOOMPreference=none \
 		/usr/bin/vmtool alloc --name worker --forks 3 --rate "${ENV[DIFFUSE_RATE]:-3}"
-	while [ "$(mainpid lowprio.service)" = "$l0" ] && [ "$i" -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+	wait_for "${ENV[DIFFUSE_WAIT_S]:-90}" lowprio_gone "$l0"
 	sleep 3
 	emit "{\"type\": \"diffuse\", \"t0\": $t0, \"lowprio_before\": $l0, \"lowprio_after\": $(mainpid lowprio.service), \"lowprio_state\": \"$(prop lowprio.service ActiveState)/$(prop lowprio.service Result)\", \"lowprio_stop_job\": $(journalctl -q -u lowprio.service --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -c '^Stopping'), \"critd_alive\": $(alive "$(mainpid critd.service)" && [ "$(mainpid critd.service)" = "$c0" ] && echo true || echo false), \"oom_kills\": $(($(oom_kills) - k0)), \"journal\": $(journalctl -q -u "$UNIT" -p warning --since "@${t0%.*}" -o cat --no-pager 2>/dev/null | grep -v '^$' | head -n 3 | json_lines)}"
 	systemctl stop server.service 2>/dev/null
