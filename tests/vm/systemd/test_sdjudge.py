@@ -206,7 +206,14 @@ def test_memory_reclaim_in_the_slice_is_reported_not_asserted():
     assert res["passed"] and res["scope_reclaims"] == []
 
 
-def test_without_a_culprit_lowprio_is_stopped_through_systemctl():
+def test_without_a_culprit_lowprio_is_stopped_through_systemctl(monkeypatch):
+    worker_first = _gateway(diffuse={"journal": ["guardian: WARNING: kill: worker[250]"], "lowprio_after": 132,
+                                     "lowprio_stop_job": 0})
+    # a known problem for now: reported, not failed
+    assert not _failures(worker_first)
+    assert "Known (reported, not asserted)" in judge.report([judge.judge(worker_first)])
+    assert "not ended, a worker went first" in judge.report([judge.judge(worker_first)])
+    monkeypatch.setattr(judge, "KNOWN_DIFFUSE", False)  # once fixed, each check fails where it should
     assert any("not ended by its stop command first" in f and "not run" in f
                for f in _failures(_gateway(diffuse={"journal": ["guardian: WARNING: kill: worker[250]"]})))
     assert any("not ended by its stop command first" in f for f in _failures(_gateway(diffuse={"lowprio_after": 132})))
