@@ -122,7 +122,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         with open(os.path.join(RESULTS, "results.json")) as f:
             saved = json.load(f)
         last = {(r["scenario"], r["tool"]): r for r in saved["runs"]}  # a retry replaces its first run
-        print(judge.report([judge.judge(r) for r in last.values()], "systemd VMs (judged again from results.json)"))
+        names = [s.name for s in SCENARIOS]
+        runs = sorted(last.values(), key=lambda r: (names.index(r["scenario"]) if r["scenario"] in names else 99,
+                                                     judge.TOOLS.index(r["tool"])))
+        print(judge.report([judge.judge(r) for r in runs], "systemd VMs (judged again from results.json)"))
         return 0
     unknown = [n for n in args.scenarios if n not in BY_NAME]
     if unknown:
