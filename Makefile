@@ -43,10 +43,13 @@ lint: test-deps
 
 # Installs everything the tests need, lints, then runs every test: unit, integration (real processes
 # and cgroups), packaging (init scripts, frozen build, Buildroot/Yocto lint), then the VM suite
-# (tests/vm: the frozen guardian against the kernel OOM killer in small QEMU VMs, beside earlyoom).
+# (tests/vm: the frozen guardian against the kernel OOM killer in small QEMU VMs, beside earlyoom)
+# and the systemd VMs (tests/vm/systemd: systemd as PID 1, beside earlyoom's unit and systemd-oomd);
+# both VM suites run even when the first fails.
 test: lint
 	$(PY) -m pytest -ra tests
-	$(MAKE) --no-print-directory vm-test
+	rc=0; $(MAKE) --no-print-directory vm-test || rc=1; \
+	$(MAKE) --no-print-directory vm-test-systemd || rc=1; exit $$rc
 
 # The lint and pytest parts alone (a few minutes; no VMs).
 test-fast: lint
@@ -54,7 +57,7 @@ test-fast: lint
 
 # Unit tests: fake trees and pure code (tests/unit, and the VM suite's judge, which boots no VM).
 unit: test-deps
-	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py
+	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py tests/vm/systemd/test_sdjudge.py
 
 # Integration tests: this machine's kernel, real processes and cgroups (most need root).
 integration: test-deps
@@ -65,3 +68,4 @@ clean:
 include packaging/frozen.mk
 include bench/bench.mk
 include tests/vm/vm.mk
+include tests/vm/systemd/systemd.mk

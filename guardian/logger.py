@@ -6,6 +6,7 @@ imports (threading, traceback, string, re, weakref). The same calls (`log.info(f
 same line on stderr ("guardian: LEVEL: message", as cli.py configured logging before).
 Here, not in guardian.core, as guardian.kernel logs too.
 """
+import os
 import sys
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
@@ -13,6 +14,7 @@ LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
 
 __all__ = ["log", "Logger", "Record", "StderrHandler", "configure", "level_of", "format_exception",
+           "journal_priority", "stderr_is_journal",
            "DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -88,19 +90,50 @@ def _format_chain(exc, lines, seen):
     lines.append("%s: %s\n" % (name, text) if text else "%s\n" % name)
 
 
+# syslog priorities (sd-daemon(3)'s "<N>" prefixes): what journald files a line under.
+_PRIORITIES = {DEBUG: 7, INFO: 6, WARNING: 4, ERROR: 3}
+
+
+def journal_priority(levelno):
+    """The syslog priority of a level: a level between two takes the lower one's."""
+    for level in (ERROR, WARNING, INFO):
+        if levelno >= level:
+            return _PRIORITIES[level]
+    return _PRIORITIES[DEBUG]
+
+
+def stderr_is_journal(stream=None, environ=None):
+    """True when `stream` (stderr) is the journal's stream systemd connected: JOURNAL_STREAM
+    ("DEVICE:INODE", systemd.exec(5)) names its file. A stderr redirected elsewhere by the
+    service (or a child that inherited the variable) does not match, and keeps plain lines."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    dev, _, ino = value.partition(":")
+    try:
+        st = os.fstat((stream if stream is not None else sys.stderr).fileno())
+        return bool(ino) and st.st_dev == int(dev) and st.st_ino == int(ino)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class StderrHandler:
     """"guardian: LEVEL: message" lines (and a traceback after log.exception) on stderr, or
-    on `stream`."""
+    on `stream`. `journal`: each line starts with its "<N>" priority, so that journald keeps
+    it (`journalctl -p warning` shows the decisions); None: when stderr is the journal."""
 
-    def __init__(self, level=DEBUG, stream=None, prefix="guardian: "):
+    def __init__(self, level=DEBUG, stream=None, prefix="guardian: ", journal=None):
         self.level = level
         self.stream = stream
         self.prefix = prefix
+        self.journal = stderr_is_journal(stream) if journal is None else journal
 
     def format(self, record):
         text = "%s%s: %s" % (self.prefix, record.levelname, record.text())
         if record.exc_info:
             text += "\n" + format_exception(record.exc_info)
+        if self.journal:
+            # Every line: journald reads a prefix per line, a traceback's included.
+            mark = "<%d>" % journal_priority(record.levelno)
+            text = mark + text.replace("\n", "\n" + mark)
         return text
 
     def emit(self, record):

@@ -210,14 +210,30 @@ def audit_processes(config: Config, proc_root: str) -> List[Finding]:
     return out + fake
 
 
-def audit_capabilities(config: Config, proc_root: str) -> List[Finding]:
-    from guardian.core.capabilities import capabilities
+def audit_capabilities(config: Config, proc_root: str, kmsg: str = "/dev/kmsg") -> List[Finding]:
+    """Each capability the guardian lacks, named by the feature it disables; whether restarts
+    are heard at once (proc connector) and kernel OOM reports can be read (/dev/kmsg). Run as
+    the guardian runs (under systemd: `systemd-run -p CapabilityBoundingSet=... guardian check`,
+    or see the start lines in the journal) to judge the unit's sandbox."""
+    from guardian.core.capabilities import capabilities, missing_capability_report
 
     caps = capabilities(proc_root)
     out: List[Finding] = []
     if not caps.get("CAP_SYS_RESOURCE") and any(c.oom_score_adj < 0 for c in config.critical):
         out.append(Finding("warn", "capabilities", "CAP_SYS_RESOURCE missing (this process: run check the way the "
                            "guardian runs): without it no critical daemon's oom_score_adj can be lowered below 0"))
+    for line in missing_capability_report(caps):
+        if line.split()[0] not in ("CAP_SYS_RESOURCE", "CAP_SYS_ADMIN"):  # the first above; the second unneeded
+            out.append(Finding("warn", "capabilities", line))
+    if os.path.realpath(proc_root) == "/proc":
+        try:
+            os.close(os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            out.append(Finding("ok", "kernel-oom", "kernel OOM reports read from %s" % kmsg))
+        except OSError as e:
+            out.append(Finding("warn", "kernel-oom", "%s cannot be read (%s): a kernel OOM kill is counted but its "
+                               "report (cause, cgroup, victim) is lost; it needs CAP_SYSLOG where "
+                               "kernel.dmesg_restrict = 1 and, under systemd, the device (no PrivateDevices=, "
+                               "DeviceAllow=/dev/kmsg r)" % (kmsg, e.strerror or e)))
     if os.path.realpath(proc_root) == "/proc" and (config.critical or config.low_priority):
         from guardian.kernel.connector import open_proc_connector
 

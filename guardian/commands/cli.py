@@ -88,9 +88,13 @@ def _events_place(asked: Optional[str], state_dir: Optional[str]) -> Place:
         return choose_place(asked, state_dir, lambda path: None)
 
 
-def _warn_capabilities() -> None:
+def _warn_capabilities(vm_knob: str = "/proc/sys/vm/drop_caches") -> None:
     from guardian.core.capabilities import STILL_WORKS, capabilities, missing_capability_report
     lines = missing_capability_report(capabilities())
+    if os.access(vm_knob, os.W_OK):
+        # CAP_SYS_ADMIN only hints at a read-only /proc/sys; it is writable here, so nothing is
+        # lost (systemd's unit leaves it out on purpose): no warning on every start.
+        lines = [line for line in lines if not line.startswith("CAP_SYS_ADMIN ")]
     if lines:
         log.warning("running without some capabilities (uid %d); what does not work:", os.geteuid())
         for line in lines:

@@ -16,10 +16,12 @@ __all__ = ["capabilities", "missing_capability_report", "CAPABILITIES", "STILL_W
 CAPABILITIES = {
     "CAP_DAC_OVERRIDE": 1,
     "CAP_KILL": 5,
+    "CAP_NET_ADMIN": 12,
     "CAP_IPC_LOCK": 14,
     "CAP_SYS_PTRACE": 19,
     "CAP_SYS_ADMIN": 21,
     "CAP_SYS_RESOURCE": 24,
+    "CAP_SYSLOG": 34,
 }
 
 # What does not work without each (checked against the kernel sources, see the notes).
@@ -36,6 +38,11 @@ _CONSEQUENCES = {
                       "PSS/swap per process unknown for them",
     "CAP_DAC_OVERRIDE": "cannot write other users' /proc/PID/oom_score_adj, nor root-owned files "
                         "(cgroup memory.reclaim, ...) unless running as UID 0",
+    "CAP_NET_ADMIN": "no netlink proc connector (subscribing needs it): a restarted critical daemon is "
+                     "found by listing /proc every second, so its oom_score_adj is set up to 1 s late "
+                     "instead of within milliseconds",
+    "CAP_SYSLOG": "/dev/kmsg unreadable where kernel.dmesg_restrict = 1 (Debian's default): a kernel OOM "
+                  "kill is still counted, but its report (cause, cgroup, victim) cannot be read",
     "CAP_SYS_ADMIN": "usually a sign of a confined container: /proc/sys is then often read-only, so "
                      "/proc/sys/vm/drop_caches and compact_memory cannot be written (the kernel itself "
                      "only checks for effective UID 0 on those files, not this capability)",

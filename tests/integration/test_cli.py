@@ -64,3 +64,21 @@ def test_bad_scope_is_a_clear_error():
     out = guardian("run", "--scope", "cgroup:no-such-cgroup-here", "--state-file", "")
     assert out.returncode != 0
     assert "no-such-cgroup-here" in out.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_check_names_what_a_missing_capability_disables():
+    # What a systemd unit without these capabilities does to the guardian (issue 16): the same
+    # command in a process whose bounding set lacks them.
+    argv = ["setpriv", "--bounding-set", "-net_admin,-syslog", "--inh-caps", "-all", "--",
+            sys.executable, "-m", "guardian", "check", "--board", "generic", "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
+                         timeout=60)
+    texts = [f["message"] for f in json.loads(out.stdout)["findings"] if f["topic"] in ("capabilities", "kernel-oom")]
+    assert any(t.startswith("CAP_NET_ADMIN missing: no netlink proc connector") for t in texts), texts
+    assert any(t.startswith("CAP_SYSLOG missing: /dev/kmsg unreadable") for t in texts), texts
+    with open("/proc/sys/kernel/dmesg_restrict") as f:
+        restricted = f.read().strip() == "1"
+    if restricted:  # the kernel refuses the read itself: check says so by the feature
+        assert any(t.startswith("/dev/kmsg cannot be read") and "report (cause, cgroup, victim) is lost" in t
+                   for t in texts), texts

@@ -70,7 +70,11 @@ def test_systemd_unit_keeps_what_the_guardian_must_do():
     assert s["Restart"] == "always"
     assert "HUP" in s["ExecReload"] and "$MAINPID" in s["ExecReload"]
     caps = set(s["CapabilityBoundingSet"].split())
-    assert caps == {"CAP_KILL", "CAP_IPC_LOCK", "CAP_SYS_RESOURCE", "CAP_DAC_OVERRIDE", "CAP_SYS_PTRACE"}
+    assert caps == {"CAP_KILL", "CAP_IPC_LOCK", "CAP_SYS_RESOURCE", "CAP_DAC_OVERRIDE", "CAP_SYS_PTRACE",
+                    "CAP_NET_ADMIN", "CAP_SYSLOG"}  # the proc connector; /dev/kmsg (issue 16)
+    # /dev/kmsg stays readable: the kernel OOM report behind a kernel_oom event is read there.
+    assert "ProtectKernelLogs" not in s
+    assert s["BindReadOnlyPaths"] == "/dev/kmsg" and s["DeviceAllow"] == "/dev/kmsg r"
     # These would break writing /proc/sys/vm, /proc/PID/oom_score_adj or cgroup files,
     # or hide processes from it.
     for key in ("ProtectKernelTunables", "ProtectControlGroups", "ProtectProc", "ProcSubset",

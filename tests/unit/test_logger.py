@@ -1,6 +1,7 @@
 """guardian.logger: the line format cli.py configured stdlib logging with, %-formatting only
 when the level is on, tracebacks without the traceback module."""
 import io
+import os
 import traceback
 
 from guardian import logger
@@ -94,3 +95,44 @@ def test_unconfigured_warnings_reach_stderr_bare(capsys, monkeypatch):
     logger.log.info("not shown")
     logger.log.warning("shown %d", 1)
     assert capsys.readouterr().err == "shown 1\n"
+
+
+def _journal_env(f):
+    st = os.fstat(f.fileno())
+    return {"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)}
+
+
+def test_under_systemd_each_line_carries_its_priority_for_the_journal(tmp_path, monkeypatch):
+    # stderr is the file JOURNAL_STREAM names, as systemd connects it: journald reads "<N>"
+    # per line, so `journalctl -p warning` shows the decisions and a traceback stays an error.
+    with open(tmp_path / "stream", "w+") as f:
+        monkeypatch.setattr(os, "environ", dict(os.environ, **_journal_env(f)))
+        log = Logger(DEBUG)
+        log.addHandler(StderrHandler(stream=f))
+        log.debug("d")
+        log.info("i")
+        log.warning("kill: hog[5]")
+        try:
+            raise ValueError("deep")
+        except ValueError:
+            log.exception("failed")
+        f.seek(0)
+        lines = f.read().splitlines()
+    assert lines[:4] == ["<7>guardian: DEBUG: d", "<6>guardian: INFO: i", "<4>guardian: WARNING: kill: hog[5]",
+                         "<3>guardian: ERROR: failed"]
+    assert len(lines) > 4 and all(line.startswith("<3>") for line in lines[4:])
+
+
+def test_a_stderr_that_is_not_the_journal_stream_keeps_plain_lines(tmp_path):
+    with open(tmp_path / "journal", "w") as journal, open(tmp_path / "elsewhere", "w") as other:
+        env = _journal_env(journal)
+        assert logger.stderr_is_journal(journal, env)
+        assert not logger.stderr_is_journal(other, env)  # redirected by the service: plain
+        assert not logger.stderr_is_journal(journal, {})
+        assert not logger.stderr_is_journal(journal, {"JOURNAL_STREAM": "garbage"})
+        assert not logger.stderr_is_journal(io.StringIO(), env)  # no file descriptor
+
+
+def test_levels_map_to_syslog_priorities():
+    levels = (DEBUG, INFO, logger.WARNING, logger.ERROR, 50, 25)
+    assert [logger.journal_priority(x) for x in levels] == [7, 6, 4, 3, 3, 6]

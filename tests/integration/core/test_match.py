@@ -128,7 +128,7 @@ def test_a_stop_command_runs_with_a_clean_environment_in_root(memcg, tmp_path):
                           'stop = ["/bin/sh", "-c", "env > %s; pwd >> %s; kill $(pidof webui)"]\n' % (out, out))
     memcg.set_limit(LIMIT)
     env = dict(os.environ, PYTHONPATH=REPO, LD_PRELOAD="", LD_LIBRARY_PATH="/nonexistent", NOTIFY_SOCKET="@x",
-               GUARDIAN_SECRET="hunter2")
+               WATCHDOG_USEC="30000000", WATCHDOG_PID=str(os.getpid()), GUARDIAN_SECRET="hunter2")
     events = tmp_path / "events.jsonl"
     daemon = subprocess.Popen([sys.executable, "-m", "guardian", "run", "--scope", "cgroup:" + memcg.path,
                                "--config", cfg, "--events-file", str(events), "--state-file", str(tmp_path / "s.json"),
@@ -146,7 +146,9 @@ def test_a_stop_command_runs_with_a_clean_environment_in_root(memcg, tmp_path):
         daemon.wait(10)
     names = {line.split("=", 1)[0] for line in lines if "=" in line}
     assert lines[-1] == "/", lines
-    for leaked in ("LD_LIBRARY_PATH", "NOTIFY_SOCKET", "GUARDIAN_SECRET", "PYTHONPATH", "HOME"):
+    # NOTIFY_SOCKET and WATCHDOG_*: with NotifyAccess=all a command could speak for guardian.service
+    for leaked in ("LD_LIBRARY_PATH", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "GUARDIAN_SECRET", "PYTHONPATH",
+                   "HOME"):
         assert leaked not in names, "%s reached the stop command: %s" % (leaked, sorted(names))
     assert "PATH=/usr/sbin:/usr/bin:/sbin:/bin" in lines
 
