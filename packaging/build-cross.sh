@@ -39,12 +39,16 @@ ROOT=$WORK/root
 STAMP=$ROOT/.guardian-root-ready
 OUT=$TOP/dist
 
-# What the build root needs. libpython3.11 because Debian's python3.11 binary is linked
-# statically and PyInstaller bundles the shared library; gcc, libc6-dev and python3-dev for
-# guardian._rest (guardian/_rest.c, the loop at rest in C); armhf also builds PyInstaller's
-# bootloader from source (C and zlib).
+# What the build root needs, and no more: every package is configured under qemu-user, which
+# is most of the root's time. libpython3.11 because Debian's python3.11 binary is linked
+# statically and PyInstaller bundles the shared library; python3-venv for the build's venv (its
+# pip comes from the wheel python3-venv brings, so no python3-pip; pip trusts the host's CA
+# bundle, copied in below, so no ca-certificates, whose set-up runs openssl once per
+# certificate); gcc, libc6-dev and python3-dev for guardian._rest (guardian/_rest.c, the loop
+# at rest in C), and for vmtool (tests/vm); armhf also builds PyInstaller's bootloader from
+# source (C and zlib).
 C_PACKAGES="gcc libc6-dev python3-dev"
-PACKAGES=python3,python3-venv,python3-pip,binutils,libpython3.11,ca-certificates,$(echo "$C_PACKAGES" | tr ' ' ,)
+PACKAGES=python3,python3-venv,binutils,libpython3.11,$(echo "$C_PACKAGES" | tr ' ' ,)
 if [ "$ARCH" = armhf ]; then
 	PACKAGES=$PACKAGES,zlib1g-dev
 fi
@@ -117,6 +121,9 @@ if [ ! -e "$STAMP" ]; then
 		"$SUITE" "$ROOT.new" "$MIRROR" >"$WORK.debootstrap.log" 2>&1 ||
 		die "debootstrap (first stage) failed: see $WORK.debootstrap.log"
 	copy_qemu "$ROOT.new"
+	# dpkg syncs every file it unpacks; a build root that is thrown away on failure needs none.
+	mkdir -p "$ROOT.new/etc/dpkg/dpkg.cfg.d"
+	echo force-unsafe-io >"$ROOT.new/etc/dpkg/dpkg.cfg.d/guardian-unsafe-io"
 	say "debootstrap second stage under qemu-$QEMU_ARCH"
 	# (in a mount namespace of its own too: the second stage mounts /proc and /sys)
 	unshare --mount --propagation private \

@@ -425,7 +425,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
         earlier = next((j["earlier"] for j in mine if j.get("earlier")), None)
         arch = ARCHES[a]
         out += ["", "## %s: %s%s" % (a, " ".join(arch.machine[1::2]) if not arch.native else "pc",
-                                     " (from an earlier run, %s)" % earlier if earlier else "")]
+                                     " (from an earlier run, %s)" % earlier if earlier else ""), ""]
         out += _arch_report(mine, [r for r in retries if r.get("arch", HOST) == a], "###")
     out += ["", "Wall time: %.0f s for %d VMs." % (wall_s, len([j for j in judged if not j.get("earlier")])
                                                    + len(retries))]
@@ -464,9 +464,9 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
             "yes" if f["psi"] else ("no" if f["psi"] is False else "-"), f["wait"],
             sum(x["mreleased"] for x in facts), sum(x["kills"] for x in facts),
             "; ".join(sorted({e for x in facts for e in x["kill_errors"]})) or "none"))
-    out += ["", "Idle, each tool at rest over its window (the floor: a trivial frozen wake loop, over 5 s; "
-            "compare ticks and wake-ups per second):", "",
-            "| scenario | tool | " + " | ".join("%s RSS / PSS / anon MiB | %s ticks, wake-ups / s" % (a, a)
+    out += ["", "Idle, each tool at rest over its window (the floor: a trivial frozen wake loop, measured over 5 s "
+            "after the guardian's 20; its ticks and wake-ups scaled to 20 s):", "",
+            "| scenario | tool | " + " | ".join("%s RSS / PSS / anon MiB | %s ticks, wake-ups / 20 s" % (a, a)
                                                   for a in arches) + " |",
             "|---|---|" + "---|---|" * len(arches)]
 
@@ -475,7 +475,8 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
             return ["-", "-"]
         return ["%.1f / %.1f / %s" % (i["rss_kib"] / MIB, i["pss_kib"] / MIB,
                                       "%.1f" % (i["anon_kib"] / MIB) if "anon_kib" in i else "-"),
-                "%.2f, %.1f" % (i["ticks"] / i["seconds"], i["wakeups"] / i["seconds"]) if i["seconds"] else "-"]
+                "%.0f, %.0f" % (i["ticks"] * 20 / i["seconds"], i["wakeups"] * 20 / i["seconds"])
+                if i["seconds"] else "-"]
     for s in SCENARIOS:
         for tool in ("guardian", "floor", "earlyoom"):
             cells, any_ = [], False
