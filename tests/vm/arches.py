@@ -33,6 +33,7 @@ class Arch:
     # Known slowdown of this architecture's TCG against x86_64's on x86_64 (VM timeouts scale by it).
     slowdown: float = 1.0
     native: bool = False
+    bits: int = 64
 
     @property
     def build(self) -> str:
@@ -72,7 +73,7 @@ ARCHES: Dict[str, Arch] = {a.name: a for a in (
          "ttyAMA0", "hvc0",
          ("-device", "virtio-serial-pci", "-chardev", "file,id=results,path={path}",
           "-device", "virtconsole,chardev=results"),
-         _DISK_MODULES + ("virtio_console",), "arm-linux-gnueabihf", slowdown=1.5),
+         _DISK_MODULES + ("virtio_console",), "arm-linux-gnueabihf", slowdown=1.5, bits=32),
 )}
 HOST = "x86_64"
 

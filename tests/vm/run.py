@@ -434,14 +434,15 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
 
 def kernel_facts(run: Dict[str, Any]) -> Dict[str, Any]:
     """What one guardian VM's kernel offered, from the boot line and the guardian's events: the
-    kernel, page size, PSI, how the guardian waited (its start line), whether its kills went
-    through a pidfd and process_mrelease reaped the memory."""
+    kernel, page size, PSI, the CMA area (part of MemTotal, but only movable pages go there), how
+    the guardian waited (its start line), whether process_mrelease reaped its victims' memory."""
     lines = run.get("lines", [])
     boot = next((x for x in lines if x.get("type") == "boot"), {})
     events = [x["e"] for x in lines if x.get("type") == "event"]
     start = next((e for e in events if e.get("event") == "start"), {})
     results = [e for e in events if e.get("event") == "kill_result"]
     return {"kernel": boot.get("kernel", "-"), "page_kib": boot.get("page_kib"), "psi": boot.get("psi"),
+            "cma_kib": boot.get("cma_total_kib"), "mem_total_kib": boot.get("mem_total_kib"),
             "wait": (start.get("message") or "-").replace("guardian armed, ", ""),
             "kills": len(results), "mreleased": sum(1 for e in results if e.get("mreleased")),
             "kill_errors": sorted({str(e["error"]) for e in results if e.get("error")})}
@@ -452,16 +453,19 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
     out = ["## Across architectures", "",
            "The same scenarios, images and checks on each architecture's kernel (Debian's), BusyBox and "
            "earlyoom; the guardian and the floor frozen for it (`make frozen-ARCH`).", "",
-           "| arch | kernel | page KiB | PSI | the guardian's wait | kills: process_mrelease reaped / all | errors |",
-           "|---|---|---|---|---|---|---|"]
+           "| arch | kernel | page KiB | PSI | CMA MiB of MemTotal MiB | the guardian's wait "
+           "| kills: process_mrelease reaped / all | errors |",
+           "|---|---|---|---|---|---|---|---|"]
     for a in arches:
         facts = [j["facts"] for j in first if j.get("arch", HOST) == a and j.get("facts")]
         if not facts:
             continue
         f = facts[0]
-        out.append("| %s | %s | %s | %s | %s | %d / %d | %s |" % (
+        cma = sorted({"%.0f of %.0f" % ((x.get("cma_kib") or 0) / MIB, (x.get("mem_total_kib") or 0) / MIB)
+                      for x in facts if x.get("mem_total_kib")})
+        out.append("| %s | %s | %s | %s | %s | %s | %d / %d | %s |" % (
             a, f["kernel"], f["page_kib"] if f["page_kib"] is not None else "-",
-            "yes" if f["psi"] else ("no" if f["psi"] is False else "-"), f["wait"],
+            "yes" if f["psi"] else ("no" if f["psi"] is False else "-"), ", ".join(cma) or "-", f["wait"],
             sum(x["mreleased"] for x in facts), sum(x["kills"] for x in facts),
             "; ".join(sorted({e for x in facts for e in x["kill_errors"]})) or "none"))
     out += ["", "Idle, each tool at rest over its window (the floor: a trivial frozen wake loop, measured over 5 s "

@@ -120,7 +120,7 @@ def test_foreign_ldd_takes_the_roots_libraries_and_not_the_bundled_ones(tmp_path
 
 def _judged(arch, tool="guardian", idle_rss=10, oom=0, scenario="runaway-256", kernel="6.1.0-50-arm64"):
     lines = [{"type": "boot", "now": 950.0, "uptime": 10.0, "mem_total_kib": 224 * MIB, "mark_kib": 24 * MIB,
-              "psi": True, "kernel": kernel, "page_kib": 4},
+              "psi": True, "kernel": kernel, "page_kib": 4, "cma_total_kib": 64 * MIB},
              {"type": "ready", "lowprio": 11, "critd": 10},
              {"type": "idle", "seconds": 20.0, "ticks": 10, "wakeups": 40, "procs": 1, "rss_kib": idle_rss * MIB,
               "hwm_kib": idle_rss * MIB, "pss_kib": idle_rss * MIB, "private_dirty_kib": MIB, "anon_kib": MIB,
@@ -142,7 +142,7 @@ def test_one_architecture_reports_as_before_and_several_side_by_side():
     text = run.report([_judged("x86_64", kernel="6.1.0-amd64"), _judged("arm64", idle_rss=12, oom=1)], 1.0)
     assert "## Across architectures" in text and "\n## x86_64: pc" in text
     assert "\n## arm64: virt cortex-a53" in text and "\n### Idle cost" in text
-    assert "| arm64 | 6.1.0-50-arm64 | 4 | yes | wait psi-trigger | 1 / 1 | none |" in text
+    assert "| arm64 | 6.1.0-50-arm64 | 4 | yes | 64 of 224 | wait psi-trigger | 1 / 1 | none |" in text
     assert "| runaway-256 | guardian | 10.0 / 10.0 / 1.0 | 10, 40 | 12.0 / 12.0 / 1.0 | 10, 40 |" in text
     # the arm64 round saw a kernel OOM kill: its highest safe rate is none, and its VM failed
     assert "| runaway-256 | 20 MiB/s (20.0 MiB/s seen) | - | none (FAIL) | - |" in text

@@ -109,7 +109,7 @@ if [ -n "$ZRAM_MIB" ] && [ "$ZRAM_MIB" -gt 0 ]; then
 		error "zram swap of $ZRAM_MIB MiB was asked for and is not on: $(cat "$R/zram.status" 2>/dev/null)"
 	fi
 fi
-emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"swap_total_kib\": $(kib SwapTotal), \"zram\": $ZRAM, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"machine\": \"$(uname -m)\", \"page_kib\": $(awk '$1 == "KernelPageSize:" { print $2; exit }' /proc/self/smaps), \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
+emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"swap_total_kib\": $(kib SwapTotal), \"zram\": $ZRAM, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"machine\": \"$(uname -m)\", \"page_kib\": $(awk '$1 == "KernelPageSize:" { print $2; exit }' /proc/self/smaps), \"cma_total_kib\": $(kib CmaTotal | grep . || echo 0), \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
 
 # --------------------------------------------------------------------------- ready
 
