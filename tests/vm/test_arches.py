@@ -166,3 +166,19 @@ def test_a_run_of_some_architectures_keeps_the_others_from_the_run_before(tmp_pa
     assert [(j["arch"], j["earlier"]) for j in again] == [("armhf", "22:00")]
     text = run.report(again + [_judged("x86_64"), _judged("arm64")], 1.0)
     assert "## armhf: virt,highmem=off cortex-a15 (from an earlier run, 22:00)" in text
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_vm_test_builds_and_boots_arm64_and_vm_test_arm_armhf():
+    def dry(*args):
+        return subprocess.run(["make", "-n", "-C", os.path.dirname(os.path.dirname(HERE))] + list(args),
+                              capture_output=True, text=True, check=True).stdout
+
+    out = dry("vm-test")
+    assert "sh packaging/build-cross.sh arm64" in out and "run.py --arch x86_64,arm64 " in out
+    assert "build-cross.sh armhf" not in out
+    out = dry("vm-test-arm")
+    assert "sh packaging/build-cross.sh armhf" in out and "run.py --arch armhf " in out
+    assert "for arch in armhf;" in out  # vm-deps readies dpkg and apt for armhf
+    out = dry("vm-test", "VM_ARCHES=x86_64")
+    assert "build-cross.sh" not in out and "run.py --arch x86_64 " in out
