@@ -445,6 +445,7 @@ def kernel_facts(run: Dict[str, Any]) -> Dict[str, Any]:
             "cma_kib": boot.get("cma_total_kib"), "mem_total_kib": boot.get("mem_total_kib"),
             "wait": (start.get("message") or "-").replace("guardian armed, ", ""),
             "kills": len(results), "mreleased": sum(1 for e in results if e.get("mreleased")),
+            "mrelease_skipped": [str(e["mrelease_skipped"]) for e in results if e.get("mrelease_skipped")],
             "kill_errors": sorted({str(e["error"]) for e in results if e.get("error")})}
 
 
@@ -454,7 +455,7 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
            "The same scenarios, images and checks on each architecture's kernel (Debian's), BusyBox and "
            "earlyoom; the guardian and the floor frozen for it (`make frozen-ARCH`).", "",
            "| arch | kernel | page KiB | PSI | CMA MiB of MemTotal MiB | the guardian's wait "
-           "| kills: process_mrelease reaped / all | errors |",
+           "| kills: process_mrelease reaped / all (why not) | errors |",
            "|---|---|---|---|---|---|---|---|"]
     for a in arches:
         facts = [j["facts"] for j in first if j.get("arch", HOST) == a and j.get("facts")]
@@ -463,10 +464,12 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
         f = facts[0]
         cma = sorted({"%.0f of %.0f" % ((x.get("cma_kib") or 0) / MIB, (x.get("mem_total_kib") or 0) / MIB)
                       for x in facts if x.get("mem_total_kib")})
-        out.append("| %s | %s | %s | %s | %s | %s | %d / %d | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %d / %d%s | %s |" % (
             a, f["kernel"], f["page_kib"] if f["page_kib"] is not None else "-",
             "yes" if f["psi"] else ("no" if f["psi"] is False else "-"), ", ".join(cma) or "-", f["wait"],
             sum(x["mreleased"] for x in facts), sum(x["kills"] for x in facts),
+            " (%s)" % names(sorted(w for x in facts for w in x.get("mrelease_skipped", ())))
+            if any(x.get("mrelease_skipped") for x in facts) else "",
             "; ".join(sorted({e for x in facts for e in x["kill_errors"]})) or "none"))
     out += ["", "Idle, each tool at rest over its window (the floor: a trivial frozen wake loop, measured over 5 s "
             "after the guardian's 20; its ticks and wake-ups scaled to 20 s):", "",

@@ -127,6 +127,8 @@ def _judged(arch, tool="guardian", idle_rss=10, oom=0, scenario="runaway-256", k
               "unpack_kib": 0, "unpack_fs": "", "mem_available_kib": 100 * MIB},
              {"type": "event", "e": {"time": 960.0, "event": "start", "message": "guardian armed, wait psi-trigger"}},
              {"type": "event", "e": {"time": 1005.0, "event": "kill_result", "mreleased": True, "error": None}},
+             {"type": "event", "e": {"time": 1006.0, "event": "kill_result", "mreleased": False, "error": None,
+                                     "mrelease_skipped": "ESRCH"}},
              {"type": "round", "label": "rate=20", "rate": 20, "hog_mib": 100, "hog_s": 5, "t0": 1000.0,
               "t1": 1060.0, "oom_kills": oom, "oom_messages": oom, "critd_before": 10, "critd_after": 10,
               "critd_alive": True, "lowprio_before": 11, "available_kib": 100 * MIB,
@@ -142,7 +144,7 @@ def test_one_architecture_reports_as_before_and_several_side_by_side():
     text = run.report([_judged("x86_64", kernel="6.1.0-amd64"), _judged("arm64", idle_rss=12, oom=1)], 1.0)
     assert "## Across architectures" in text and "\n## x86_64: pc" in text
     assert "\n## arm64: virt cortex-a53" in text and "\n### Idle cost" in text
-    assert "| arm64 | 6.1.0-50-arm64 | 4 | yes | 64 of 224 | wait psi-trigger | 1 / 1 | none |" in text
+    assert "| arm64 | 6.1.0-50-arm64 | 4 | yes | 64 of 224 | wait psi-trigger | 1 / 2 (ESRCH) | none |" in text
     assert "| runaway-256 | guardian | 10.0 / 10.0 / 1.0 | 10, 40 | 12.0 / 12.0 / 1.0 | 10, 40 |" in text
     # the arm64 round saw a kernel OOM kill: its highest safe rate is none, and its VM failed
     assert "| runaway-256 | 20 MiB/s (20.0 MiB/s seen) | - | none (FAIL) | - |" in text
