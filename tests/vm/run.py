@@ -435,12 +435,15 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
 def kernel_facts(run: Dict[str, Any]) -> Dict[str, Any]:
     """What one guardian VM's kernel offered, from the boot line and the guardian's events: the
     kernel, page size, PSI, the CMA area (part of MemTotal, but only movable pages go there), how
-    the guardian waited (its start line), whether process_mrelease reaped its victims' memory."""
+    the guardian waited (its start line), whether process_mrelease reaped the memory of the
+    victims it SIGKILLed."""
     lines = run.get("lines", [])
     boot = next((x for x in lines if x.get("type") == "boot"), {})
     events = [x["e"] for x in lines if x.get("type") == "event"]
     start = next((e for e in events if e.get("event") == "start"), {})
-    results = [e for e in events if e.get("event") == "kill_result"]
+    # The victims that got the SIGKILL (process_mrelease is tried after it; one that exited on the
+    # SIGTERM first got neither).
+    results = [e for e in events if e.get("event") == "kill_result" and not e.get("exited_on_sigterm")]
     return {"kernel": boot.get("kernel", "-"), "page_kib": boot.get("page_kib"), "psi": boot.get("psi"),
             "cma_kib": boot.get("cma_total_kib"), "mem_total_kib": boot.get("mem_total_kib"),
             "wait": (start.get("message") or "-").replace("guardian armed, ", ""),
@@ -455,7 +458,7 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
            "The same scenarios, images and checks on each architecture's kernel (Debian's), BusyBox and "
            "earlyoom; the guardian and the floor frozen for it (`make frozen-ARCH`).", "",
            "| arch | kernel | page KiB | PSI | CMA MiB of MemTotal MiB | the guardian's wait "
-           "| kills: process_mrelease reaped / all (why not) | errors |",
+           "| SIGKILLs: process_mrelease reaped / all (why not) | errors |",
            "|---|---|---|---|---|---|---|---|"]
     for a in arches:
         facts = [j["facts"] for j in first if j.get("arch", HOST) == a and j.get("facts")]

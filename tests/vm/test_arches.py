@@ -129,6 +129,9 @@ def _judged(arch, tool="guardian", idle_rss=10, oom=0, scenario="runaway-256", k
              {"type": "event", "e": {"time": 1005.0, "event": "kill_result", "mreleased": True, "error": None}},
              {"type": "event", "e": {"time": 1006.0, "event": "kill_result", "mreleased": False, "error": None,
                                      "mrelease_skipped": "ESRCH"}},
+             # ended by the SIGTERM first: no SIGKILL, no process_mrelease to count
+             {"type": "event", "e": {"time": 1007.0, "event": "kill_result", "mreleased": False, "error": None,
+                                     "exited_on_sigterm": True}},
              {"type": "round", "label": "rate=20", "rate": 20, "hog_mib": 100, "hog_s": 5, "t0": 1000.0,
               "t1": 1060.0, "oom_kills": oom, "oom_messages": oom, "critd_before": 10, "critd_after": 10,
               "critd_alive": True, "lowprio_before": 11, "available_kib": 100 * MIB,

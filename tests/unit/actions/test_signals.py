@@ -38,8 +38,8 @@ def _mrelease_raising(monkeypatch, err):
 
 
 def test_why_process_mrelease_reaped_nothing_is_kept(monkeypatch):
-    # The VM suite counts these per kernel: on the ARM boards every victim had let go of its
-    # memory (ESRCH) by the time the SIGKILL after the SIGTERM came.
+    # The VM suite counts these per kernel, to tell a kernel without it from a victim that had
+    # let go of its memory already.
     for err, skipped in ((errno.ESRCH, "ESRCH"), (errno.EINVAL, "EINVAL"), (0, None)):
         _mrelease_raising(monkeypatch, err)
         assert signals._release_memory(_Handle()) == (err == 0, None, skipped)
