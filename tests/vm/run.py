@@ -516,7 +516,8 @@ def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arc
                     cells.append("pass" if not j["failures"] else ("FAIL" if tool == "guardian" else "fails"))
         if any_:
             out.append("| %s | %s |" % (s.name, " | ".join(cells)))
-    out += ["", "| arch | guardian VMs passed / all | earlyoom VMs failing their checks | VM seconds |",
+    out += ["", "| arch | guardian VMs passed / all (first boots; retries in the architecture's section) "
+            "| earlyoom VMs failing their checks | VM seconds |",
             "|---|---|---|---|"]
     for a in arches:
         mine = [j for j in first if j.get("arch", HOST) == a]
