@@ -128,8 +128,8 @@ def _depends(path: str) -> List[str]:
 
 
 def _builtin(moddir: str) -> Set[str]:
-    """The modules built into the kernel (modules.builtin): nothing to load. Debian builds
-    virtio_console into one architecture's kernel and as a module into another's."""
+    """The modules built into the kernel (modules.builtin): nothing to load. A module one
+    architecture's kernel has as a .ko may be built into another's."""
     try:
         with open(os.path.join(moddir, "modules.builtin")) as f:
             return {os.path.basename(line.strip())[:-3].replace("-", "_") for line in f if line.strip()}
