@@ -727,6 +727,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         overrides[key] = value
     started = time.monotonic()
+    chosen = [BY_NAME[n] for n in args.scenarios] if args.scenarios else list(SCENARIOS)
+    named = [s for s in chosen if args.scenarios and not any(a.name in s.arches for a in arches)]
+    if named:
+        print("vm: %s boot(s) only on %s" % (", ".join(s.name for s in named),
+                                              "; ".join(",".join(s.arches) for s in named)), file=sys.stderr)
+        return 2
+    # No image for an architecture none of the chosen scenarios boots on.
+    arches = tuple(a for a in arches if args.build_only or any(a.name in s.arches for s in chosen))
     paths = {}
     for arch in arches:
         t0 = time.monotonic()
@@ -735,12 +743,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.build_only:
         return 0
     tools = [t for t in args.tools.split(",") if t]
-    chosen = [BY_NAME[n] for n in args.scenarios] if args.scenarios else list(SCENARIOS)
-    named = [s for s in chosen if args.scenarios and not any(a.name in s.arches for a in arches)]
-    if named:
-        print("vm: %s boot(s) only on %s" % (", ".join(s.name for s in named),
-                                              "; ".join(",".join(s.arches) for s in named)), file=sys.stderr)
-        return 2
     if args.mem:
         chosen = [dataclasses.replace(s, mem_mib=args.mem) for s in chosen]
     if args.mem or overrides:
