@@ -55,9 +55,10 @@ test: lint
 test-fast: lint
 	$(PY) -m pytest -ra tests
 
-# Unit tests: fake trees and pure code (tests/unit, and the VM suite's judge, which boots no VM).
+# Unit tests: fake trees and pure code (tests/unit, and the VM suite's judge and architecture parts,
+# which boot no VM).
 unit: test-deps
-	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py tests/vm/systemd/test_sdjudge.py
+	$(PY) -m pytest -ra tests/unit tests/vm/test_judge.py tests/vm/test_arches.py tests/vm/systemd/test_sdjudge.py
 
 # Integration tests: this machine's kernel, real processes and cgroups (most need root).
 integration: test-deps

@@ -244,6 +244,10 @@ class KillResult:
     group_signalled: bool  # its process group was sent SIGKILL
     mreleased: bool  # process_mrelease() reaped its memory
     error: Optional[str]  # what went wrong; None if nothing did (a vanished victim is not an error)
+    # Why process_mrelease() reaped nothing, where that was no error: "ESRCH" (the victim's exit
+    # had already let go of its memory, as a victim that is slow to exit after the SIGTERM
+    # first does), "EINVAL" (not dying), "unavailable ..." (kernel or seccomp), "no pidfd".
+    mrelease_skipped: Optional[str] = None
 
 
 def _kill_group(handle: ProcessHandle, pgid: int) -> Tuple[bool, Optional[str]]:
@@ -299,11 +303,12 @@ def kill(handle: Optional[ProcessHandle], process_group: bool = False, mrelease:
     except OSError as e:
         errors.append("SIGKILL to %d: %s" % (handle.pid, e.strerror))
 
+    skipped = None
     if mrelease and signalled:
-        mreleased, err = release_memory(handle)
+        mreleased, err, skipped = _release_memory(handle)
         if err:
             errors.append(err)
-    return KillResult(signalled, group_signalled, mreleased, "; ".join(errors) or None)
+    return KillResult(signalled, group_signalled, mreleased, "; ".join(errors) or None, skipped)
 
 
 def release_memory(handle: Optional[ProcessHandle]) -> Tuple[bool, Optional[str]]:
@@ -314,22 +319,31 @@ def release_memory(handle: Optional[ProcessHandle]) -> Tuple[bool, Optional[str]
     is not), ESRCH (it already released its memory / was reaped), ENOSYS/EPERM (kernel
     without it / seccomp; remembered, never tried again), no pidfd (degraded mode).
     """
+    released, err, _ = _release_memory(handle)
+    return released, err
+
+
+def _release_memory(handle: Optional[ProcessHandle]) -> Tuple[bool, Optional[str], Optional[str]]:
+    """release_memory(), and why nothing was reaped where that is no error (KillResult's
+    mrelease_skipped): what the VM suite's report counts per kernel."""
     global _mrelease_missing
-    if handle is None or handle.closed or handle.pidfd is None or _mrelease_missing:
-        return False, None
+    if _mrelease_missing:
+        return False, None, _mrelease_missing
+    if handle is None or handle.closed or handle.pidfd is None:
+        return False, None, "no pidfd"
     for _ in range(3):
         try:
             _syscall("process_mrelease", handle.pidfd, 0)
-            return True, None
+            return True, None, None
         except OSError as e:
             if e.errno in (errno.EINVAL, errno.ESRCH):
-                return False, None
+                return False, None, errno.errorcode[e.errno]
             if e.errno in (errno.ENOSYS, errno.EPERM):
                 _mrelease_missing = "process_mrelease unavailable (%s)" % errno.errorcode.get(e.errno, e.errno)
-                return False, None
+                return False, None, _mrelease_missing
             if e.errno not in (errno.EAGAIN, errno.EINTR):
-                return False, "process_mrelease(%d): %s" % (handle.pid, e.strerror)
-    return False, "process_mrelease(%d): still EAGAIN/EINTR after 3 tries" % handle.pid
+                return False, "process_mrelease(%d): %s" % (handle.pid, e.strerror), None
+    return False, "process_mrelease(%d): still EAGAIN/EINTR after 3 tries" % handle.pid, None
 
 
 # --------------------------------------------------------------------------- waiting

@@ -852,7 +852,8 @@ class Daemon:
             v.name, v.pid, "exited on SIGTERM" if asked else "exited" if exited else "has NOT exited yet",
             freed / MIB, reaction_ms),
             pid=v.pid, name=v.name, exited=exited, freed_bytes=freed, mreleased=result.mreleased,
-            error=result.error, reaction_ms=reaction_ms, sigterm_first_s=plan.term_first_s, exited_on_sigterm=asked)
+            mrelease_skipped=result.mrelease_skipped, error=result.error, reaction_ms=reaction_ms,
+            sigterm_first_s=plan.term_first_s, exited_on_sigterm=asked)
         self.state = policy.after_kill(self.state, done)
         if not v.respawns and v.ppid <= 1:
             # Its burst is over: the lines return to the board's own. A victim with a parent

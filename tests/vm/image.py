@@ -12,6 +12,10 @@
   the agent measures it after the guardian's idle window), earlyoom and stress-ng (Debian's) with
   the libraries they need, vmtool, the scenario boards, and the zram modules (loaded by rcS only
   where a scenario asks for swap).
+
+Per architecture (tests/vm/arches.py): x86_64 into build/vm/ from this machine's own tools; an
+ARM architecture into build/vm-<arch>/ from Debian's packages of that architecture and the root
+`make frozen-<arch>` built (its C library, and its gcc for vmtool), checked under qemu-user.
 """
 import gzip
 import hashlib
@@ -24,21 +28,20 @@ import struct
 import subprocess
 import sys
 import zlib
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from arches import ARCHES, HOST, Arch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.join(REPO, "build", "vm")
 GUEST = os.path.join(HERE, "guest")
 
-# What the initramfs loads, in this order after dependencies (crc32c_generic is ext4's
-# soft dependency: its checksums go through the crypto API).
-MODULES = ("virtio_pci", "virtio_blk", "squashfs", "crc32c_generic", "ext4")
+# What rcS loads where a scenario asks for zram swap (ZRAM_MIB), dependencies first; the
+# compressor (lzo-rle) is built into Debian's kernel. (The initramfs's modules: Arch.modules.)
+ZRAM_MODULES = ("zram",)
 INITRAMFS_APPLETS = ("sh", "mount", "mkdir", "insmod", "sleep", "grep", "cat", "echo",
                      "switch_root", "poweroff")
-# What rcS loads where a scenario asks for zram swap (ZRAM_MIB), dependencies first; the
-# compressor (lzo-rle) is built into Debian's kernel.
-ZRAM_MODULES = ("zram",)
 DATA_FILES = 4  # page-cache data set: 4 files of 24 MiB of random bytes in /srv/data
 DATA_FILE_MIB = 24
 
@@ -51,39 +54,54 @@ def run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, **kw)
 
 
-# --------------------------------------------------------------------------- the kernel
+# --------------------------------------------------------------------------- Debian's packages
 
-def kernel_package() -> str:
-    """The package Debian's linux-image-amd64 depends on now (override: VM_KERNEL_PKG)."""
-    pkg = os.environ.get("VM_KERNEL_PKG")
+def kernel_package(arch: Arch) -> str:
+    """The package Debian's kernel meta-package of the architecture depends on now (override:
+    VM_KERNEL_PKG for x86_64, VM_KERNEL_PKG_ARM64 / _ARMHF for the others)."""
+    pkg = os.environ.get("VM_KERNEL_PKG" if arch.native else "VM_KERNEL_PKG_%s" % arch.name.upper())
     if pkg:
         return pkg
-    out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True).stdout
-    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*-amd64)", out)
+    meta = arch.kernel_meta if arch.native else "%s:%s" % (arch.kernel_meta, arch.deb)
+    out = subprocess.run(["apt-cache", "depends", meta], capture_output=True, text=True).stdout
+    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s:]*-%s)\b" % re.escape(arch.kernel_meta.split("-")[-1]), out)
     if not m:
-        raise SystemExit("vm: cannot tell the current kernel package (apt-cache depends linux-image-amd64); "
-                         "run apt-get update, or set VM_KERNEL_PKG")
+        raise SystemExit("vm: cannot tell the current kernel package (apt-cache depends %s); run `make vm-deps` "
+                         "(apt-get update%s), or set VM_KERNEL_PKG%s" % (
+                             meta, "" if arch.native else ", after dpkg --add-architecture %s" % arch.deb,
+                             "" if arch.native else "_%s" % arch.name.upper()))
     return m.group(1)
 
 
-def kernel() -> Tuple[str, str, str]:
+def deb_tree(arch: Arch, pkg: str) -> str:
+    """Debian's package of the architecture, downloaded (apt-get download) and unpacked once
+    under build/vm[-ARCH]/pkgs/PKG; returns that directory."""
+    dest = os.path.join(arch.build, "pkgs", pkg)
+    if os.path.isdir(dest):
+        return dest
+    dl = os.path.join(arch.build, "dl")
+    os.makedirs(dl, exist_ok=True)
+
+    def debs() -> List[str]:
+        return [f for f in os.listdir(dl) if f.startswith(pkg + "_") and f.endswith("_%s.deb" % arch.deb)]
+    if not debs():
+        log("downloading %s (%s)" % (pkg, arch.deb))
+        res = subprocess.run(["apt-get", "download", "%s:%s" % (pkg, arch.deb)], cwd=dl,
+                             capture_output=True, text=True)
+        if res.returncode != 0 or not debs():
+            raise SystemExit("vm: apt-get download %s:%s failed (run `make vm-deps`):\n%s" % (
+                pkg, arch.deb, res.stderr.strip()))
+    tmp = dest + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    run(["dpkg", "-x", os.path.join(dl, sorted(debs())[-1]), tmp])
+    os.rename(tmp, dest)
+    return dest
+
+
+def kernel(arch: Arch) -> Tuple[str, str, str]:
     """(vmlinuz, modules dir, version), downloaded and unpacked once."""
-    pkg = kernel_package()
-    dest = os.path.join(BUILD, "kernel", pkg)
-    if not os.path.isdir(os.path.join(dest, "boot")):
-        dl = os.path.join(BUILD, "dl")
-        os.makedirs(dl, exist_ok=True)
-        debs = [f for f in os.listdir(dl) if f.startswith(pkg + "_") and f.endswith(".deb")]
-        if not debs:
-            log("downloading %s" % pkg)
-            run(["apt-get", "download", pkg], cwd=dl, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            debs = [f for f in os.listdir(dl) if f.startswith(pkg + "_") and f.endswith(".deb")]
-        tmp = dest + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        run(["dpkg", "-x", os.path.join(dl, sorted(debs)[-1]), tmp])
-        shutil.rmtree(dest, ignore_errors=True)
-        os.rename(tmp, dest)
+    dest = deb_tree(arch, kernel_package(arch))
     boot = os.path.join(dest, "boot")
     vmlinuz = os.path.join(boot, next(f for f in os.listdir(boot) if f.startswith("vmlinuz-")))
     version = os.path.basename(vmlinuz)[len("vmlinuz-"):]
@@ -109,9 +127,21 @@ def _depends(path: str) -> List[str]:
     return [d.replace("-", "_") for d in m.group(1).decode().split(",") if d] if m else []
 
 
+def _builtin(moddir: str) -> Set[str]:
+    """The modules built into the kernel (modules.builtin): nothing to load. A module one
+    architecture's kernel has as a .ko may be built into another's."""
+    try:
+        with open(os.path.join(moddir, "modules.builtin")) as f:
+            return {os.path.basename(line.strip())[:-3].replace("-", "_") for line in f if line.strip()}
+    except OSError:
+        return set()
+
+
 def module_order(moddir: str, wanted: Iterable[str]) -> List[Tuple[str, str]]:
-    """(name, path) of the wanted modules and their dependencies, dependencies first."""
+    """(name, path) of the wanted modules and their dependencies, dependencies first; those
+    built into the kernel are left out."""
     index = _module_index(moddir)
+    builtin = _builtin(moddir)
     out: List[Tuple[str, str]] = []
     seen = set()
 
@@ -119,6 +149,8 @@ def module_order(moddir: str, wanted: Iterable[str]) -> List[Tuple[str, str]]:
         if name in seen:
             return
         seen.add(name)
+        if name not in index and name in builtin:
+            return
         if name not in index:
             raise SystemExit("vm: module %s not in %s (compressed modules are not supported)" % (name, moddir))
         for dep in _depends(index[name]):
@@ -161,22 +193,27 @@ class Cpio:
         return self.buf.getvalue()
 
 
-def busybox() -> str:
-    for path in ("/bin/busybox", "/usr/bin/busybox"):
+def busybox(arch: Arch) -> str:
+    """A static BusyBox of the architecture: this machine's, or Debian's busybox-static of it."""
+    paths = ("/bin/busybox", "/usr/bin/busybox")
+    if not arch.native:
+        tree = deb_tree(arch, "busybox-static")
+        paths = tuple(os.path.join(tree, p.lstrip("/")) for p in paths)
+    for path in paths:
         if os.path.exists(path) and b"ld-linux" not in open(path, "rb").read(4096):
             return path
     raise SystemExit("vm: a static BusyBox is needed (apt-get install busybox-static)")
 
 
-def build_initramfs(moddir: str, out: str) -> None:
+def build_initramfs(arch: Arch, moddir: str, out: str) -> None:
     c = Cpio()
     for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
         c.dir(d)
-    with open(busybox(), "rb") as f:
+    with open(busybox(arch), "rb") as f:
         c.file("bin/busybox", f.read(), 0o755)
     for applet in INITRAMFS_APPLETS:
         c.symlink("bin/" + applet, "busybox")
-    order = module_order(moddir, MODULES)
+    order = module_order(moddir, arch.modules)
     for name, path in order:
         with open(path, "rb") as f:
             c.file("modules/%s.ko" % name, f.read())
@@ -250,11 +287,77 @@ def ldd(paths: Iterable[str]) -> List[str]:
     return sorted(libs)
 
 
-def _copy_lib(path: str, root: str) -> None:
-    """Copy a library under the same path, and the file a symlink points at."""
+def in_root(sysroot: str, path: str) -> str:
+    """The host path of PATH as seen from inside SYSROOT: symlinks are followed inside it (an
+    absolute link target is the root's, not this machine's)."""
+    parts = [p for p in path.split("/") if p]
+    resolved = ""
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        host = sysroot + resolved + "/" + part
+        if os.path.islink(host):
+            hops += 1
+            if hops > 40:
+                raise SystemExit("vm: symlink loop at %s" % host)
+            target = os.readlink(host)
+            if target.startswith("/"):
+                resolved = ""
+            parts = [p for p in target.split("/") if p] + parts
+        else:
+            resolved += "/" + part
+    return sysroot + resolved
+
+
+_NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^]]+)\]")
+_RUNPATH = re.compile(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[([^]]*)\]")
+_INTERP = re.compile(r"Requesting program interpreter: ([^]]+)\]")
+
+
+def foreign_ldd(arch: Arch, paths: Iterable[str]) -> List[str]:
+    """ldd for another architecture's ELF files, resolved in its root (Arch.sysroot) as its loader
+    would: a library found through the file's own RUNPATH ($ORIGIN: bundled beside it) is not the
+    system's; the others are looked up in the root's library directories, and what they need in
+    turn. Returns the paths inside the root (the loader included)."""
+    sysroot = arch.sysroot or "/"
+    dirs = ["/lib/" + arch.triplet, "/usr/lib/" + arch.triplet, "/lib", "/usr/lib"]
+    libs: Set[str] = set()
+    queue = [(p, False) for p in paths]
+    seen: Set[str] = set()
+    while queue:
+        path, from_root = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        out = subprocess.run(["readelf", "-dlW", path], capture_output=True, text=True).stdout
+        interp = _INTERP.search(out)
+        if interp:
+            libs.add(interp.group(1))
+        runpath = [d.replace("$ORIGIN", os.path.dirname(path)) for m in _RUNPATH.finditer(out)
+                   for d in m.group(1).split(":") if d and not from_root]
+        for name in _NEEDED.findall(out):
+            if any(os.path.exists(os.path.join(d, name)) for d in runpath):
+                continue
+            for d in dirs:
+                host = in_root(sysroot, d + "/" + name)
+                if os.path.exists(host):
+                    libs.add(d + "/" + name)
+                    queue.append((host, True))
+                    break
+    return sorted(libs)
+
+
+def _copy_lib(path: str, root: str, sysroot: Optional[str] = None) -> None:
+    """Copy a library under the same path, and the file a symlink points at (inside SYSROOT
+    when the library is another architecture's)."""
     dest = os.path.join(root, path.lstrip("/"))
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    real = os.path.realpath(path)
+    real = in_root(sysroot, path) if sysroot else os.path.realpath(path)
     if not os.path.exists(dest):
         shutil.copy2(real, dest)
 
@@ -274,14 +377,28 @@ def _write(root: str, dest: str, text: str, mode: int = 0o644) -> None:
     os.chmod(path, mode)
 
 
-def build_vmtool(out: str) -> None:
+def build_vmtool(arch: Arch, out: str) -> None:
+    """vmtool, static: by this machine's gcc, or by the gcc of the architecture's root (under
+    qemu-user: a few seconds, and no cross compiler to install)."""
     src = os.path.join(HERE, "src", "vmtool.c")
-    run(["gcc", "-O2", "-static", "-Wall", "-Wextra", "-o", out + ".tmp", src])
+    flags = ["-O2", "-static", "-Wall", "-Wextra"]
+    if arch.native:
+        run(["gcc"] + flags + ["-o", out + ".tmp", src])
+    else:
+        work = os.path.join(arch.sysroot, "tmp", "vmtool-build")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        shutil.copyfile(src, os.path.join(work, "vmtool.c"))
+        run(["chroot", arch.sysroot, "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "gcc"] + flags
+            + ["-o", "/tmp/vmtool-build/vmtool", "/tmp/vmtool-build/vmtool.c"])
+        shutil.move(os.path.join(work, "vmtool"), out + ".tmp")
+        shutil.rmtree(work)
     os.replace(out + ".tmp", out)
 
 
 def data_set() -> str:
-    """Random (incompressible) files for the page-cache scenario, made once."""
+    """Random (incompressible) files for the page-cache scenario, made once (shared by every
+    architecture's image that runs it)."""
     d = os.path.join(BUILD, "data")
     os.makedirs(d, exist_ok=True)
     for i in range(DATA_FILES):
@@ -294,10 +411,11 @@ def data_set() -> str:
     return d
 
 
-def install_frozen(path: str, root: str, name: str) -> List[str]:
+def install_frozen(path: str, root: str, name: str, scratch: str) -> List[str]:
     """Install a frozen build as packaging/README.md does: a directory build (what `path` is, or
     points into) to /usr/lib/NAME/ with /usr/bin/NAME a symlink, a single file to /usr/bin/NAME.
-    Returns the ELF files whose libraries the image needs (the bundled shared objects)."""
+    Returns the ELF files whose libraries the image needs (the bundled shared objects; those of
+    a single file are unpacked into SCRATCH)."""
     onedir = onedir_of(path)
     if onedir:
         shutil.copytree(onedir, os.path.join(root, "usr", "lib", name), symlinks=True)
@@ -305,7 +423,7 @@ def install_frozen(path: str, root: str, name: str) -> List[str]:
                    os.path.join(root, "usr", "bin", name))
         return [path] + elf_files(onedir)
     _install(path, root, "/usr/bin/" + name)
-    scratch = os.path.join(BUILD, "sofiles", name)
+    scratch = os.path.join(scratch, name)
     os.makedirs(scratch, exist_ok=True)
     inner = [path]
     for so, blob in pyinstaller_binaries(path).items():
@@ -316,8 +434,9 @@ def install_frozen(path: str, root: str, name: str) -> List[str]:
     return inner
 
 
-def build_rootfs(root: str, guardian: str, floor: str, earlyoom: str, stress: str, vmtool: str,
-                 moddir: str) -> None:
+def build_rootfs(arch: Arch, root: str, guardian: str, floor: str, earlyoom: str, stress: Optional[str],
+                 vmtool: str, moddir: str) -> None:
+    """The root disk's tree. `stress`: stress-ng, where the architecture runs a scenario with it."""
     from scenarios import SCENARIOS, env_file
 
     shutil.rmtree(root, ignore_errors=True)
@@ -330,27 +449,33 @@ def build_rootfs(root: str, guardian: str, floor: str, earlyoom: str, stress: st
         os.symlink(target, os.path.join(root, link))
 
     # BusyBox: init and every applet.
-    _install(busybox(), root, "/bin/busybox")
-    applets = subprocess.run([busybox(), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    _install(busybox(arch), root, "/bin/busybox")
+    # (another architecture's static BusyBox lists its applets under qemu-user, through binfmt_misc)
+    applets = subprocess.run([busybox(arch), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for applet in applets:
         if applet != "busybox":
             os.symlink("busybox", os.path.join(root, "bin", applet))
     os.symlink("../bin/busybox", os.path.join(root, "sbin", "init"))
 
     # The tools: the frozen guardian and its floor, earlyoom, vmtool, and the libraries they load.
-    scratch = os.path.join(BUILD, "sofiles")
+    scratch = os.path.join(arch.build, "sofiles")
     shutil.rmtree(scratch, ignore_errors=True)
-    inner = install_frozen(guardian, root, "guardian") + install_frozen(floor, root, "guardian-floor")
+    inner = (install_frozen(guardian, root, "guardian", scratch)
+             + install_frozen(floor, root, "guardian-floor", scratch))
     _install(earlyoom, root, "/usr/bin/earlyoom")
-    _install(stress, root, "/usr/bin/stress-ng")
+    if stress:
+        _install(stress, root, "/usr/bin/stress-ng")
     _install(vmtool, root, "/usr/bin/vmtool")
-    # Also what the bundled ones link (the bootloader needs libz before it unpacks its own).
-    for lib in ldd([earlyoom, stress] + inner):
-        _copy_lib(lib, root)
+    # Also what the bundled ones link (the bootloader needs libz before it unpacks its own);
+    # another architecture's from its root.
+    elves = [earlyoom] + ([stress] if stress else []) + inner
+    libs = ldd(elves) if arch.native else foreign_ldd(arch, elves)
     # glibc loads libgcc_s when a thread exits through pthread_exit (Python's daemon threads).
-    for lib in ("/lib/x86_64-linux-gnu/libgcc_s.so.1",):
-        if os.path.exists(lib):
-            _copy_lib(lib, root)
+    libgcc = "/lib/%s/libgcc_s.so.1" % arch.triplet
+    if os.path.exists(in_root(arch.sysroot, libgcc) if arch.sysroot else libgcc):
+        libs.append(libgcc)
+    for lib in libs:
+        _copy_lib(lib, root, arch.sysroot)
     shutil.rmtree(scratch, ignore_errors=True)
 
     # zram and what it needs, for rcS to insmod in this order (BusyBox has no modprobe index).
@@ -383,19 +508,31 @@ def build_rootfs(root: str, guardian: str, floor: str, earlyoom: str, stress: st
     _write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
     _write(root, "/etc/group", "root:x:0:\n")
     _write(root, "/etc/hostname", "vmboard\n")
-    for f in sorted(os.listdir(data_set())):
-        os.link(os.path.join(BUILD, "data", f), os.path.join(root, "srv", "data", f))
+    # The page-cache data set, where the architecture runs a scenario that reads it (96 MiB of
+    # random bytes take mksquashfs half a minute).
+    if any(s.kind == "pagecache" and arch.name in s.arches for s in SCENARIOS):
+        for f in sorted(os.listdir(data_set())):
+            os.link(os.path.join(BUILD, "data", f), os.path.join(root, "srv", "data", f))
 
 
-def check_rootfs(root: str) -> None:
+def check_rootfs(root: str, arch: Arch = ARCHES[HOST]) -> None:
     """Run the frozen guardian and its floor from the image on this machine (chroot, own mount
-    namespace): the libraries are all there, and every scenario board loads."""
+    namespace; another architecture's under qemu-user, through binfmt_misc): the libraries are
+    all there, and every scenario board loads. A 32-bit guest under qemu-user cannot list an
+    ext4 directory of a 64-bit host (its 64-bit hash offsets: EOVERFLOW), so its image is
+    checked from a copy in a tmpfs, as packaging/smoke-test.sh does."""
     boards = sorted(f for f in os.listdir(os.path.join(root, "etc", "guardian", "vm"))
                     if f.endswith(".toml") and f != "vm-base.toml")
-    script = "mount -t proc proc %s/proc && chroot %s /bin/sh -c '%s'" % (root, root, " && ".join(
+    where = root
+    copy = ""
+    if arch.bits == 32 and not arch.native:
+        where = os.path.join(arch.build, "rootfs-check")
+        os.makedirs(where, exist_ok=True)
+        copy = "mount -t tmpfs tmpfs %s && cp -a %s/. %s/ && " % (where, root, where)
+    script = copy + "mount -t proc proc %s/proc && chroot %s /bin/sh -c '%s'" % (where, where, " && ".join(
         ["TMPDIR=/root /usr/bin/guardian --version", "TMPDIR=/root /usr/bin/guardian-floor --once",
          "/usr/bin/earlyoom -v >/dev/null",
-         "/usr/bin/stress-ng --version >/dev/null"] +
+         "{ [ ! -e /usr/bin/stress-ng ] || /usr/bin/stress-ng --version >/dev/null; }"] +
         ["{ TMPDIR=/root /usr/bin/guardian check --config /etc/guardian/vm/%s >/root/check.out 2>&1; "
          "[ $? -lt 2 ] || { cat /root/check.out; exit 1; }; }" % b for b in boards]))
     res = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], capture_output=True, text=True)
@@ -428,48 +565,59 @@ def inputs_digest(paths: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def build(guardian: Optional[str] = None, floor: Optional[str] = None) -> Dict[str, str]:
-    """Build (or reuse) everything; returns the paths the VMs need. `floor`: the frozen floor
-    (default: guardian-floor beside the guardian)."""
-    os.makedirs(BUILD, exist_ok=True)
+def build(arch: Arch = ARCHES[HOST], guardian: Optional[str] = None, floor: Optional[str] = None) -> Dict[str, str]:
+    """Build (or reuse) everything the architecture's VMs need; returns their paths. `floor`: the
+    frozen floor (default: guardian-floor[-ARCH] beside the guardian)."""
+    from scenarios import SCENARIOS
+
+    os.makedirs(arch.build, exist_ok=True)
     gi = os.path.join(REPO, "build", ".gitignore")
     if not os.path.exists(gi):
         with open(gi, "w") as f:
             f.write("*\n")
-    guardian = guardian or os.path.join(REPO, "dist", "guardian")
+    guardian = guardian or arch.guardian
     if not os.access(guardian, os.X_OK):
-        raise SystemExit("vm: %s is missing: run `make frozen` first" % guardian)
-    floor = floor or os.path.join(os.path.dirname(os.path.abspath(guardian)), "guardian-floor")
+        raise SystemExit("vm: %s is missing: run `make %s` first" % (guardian, arch.frozen_target))
+    floor = floor or os.path.join(os.path.dirname(os.path.abspath(guardian)),
+                                  os.path.basename(guardian).replace("guardian", "guardian-floor", 1))
     if not os.access(floor, os.X_OK):
-        raise SystemExit("vm: %s (the floor the idle cost is measured against) is missing: run `make frozen` "
-                         "first, or name it with --floor" % floor)
-    earlyoom = shutil.which("earlyoom")
-    if not earlyoom:
-        raise SystemExit("vm: earlyoom is missing (apt-get install earlyoom)")
-    stress = shutil.which("stress-ng")
-    if not stress:
-        raise SystemExit("vm: stress-ng is missing (apt-get install stress-ng)")
-    for tool in ("qemu-system-x86_64", "mksquashfs", "gcc", "unshare"):
+        raise SystemExit("vm: %s (the floor the idle cost is measured against) is missing: run `make %s` "
+                         "first, or name it with --floor" % (floor, arch.frozen_target))
+    stress: Optional[str] = None
+    if arch.native:
+        earlyoom = shutil.which("earlyoom") or ""
+        if not earlyoom:
+            raise SystemExit("vm: earlyoom is missing (apt-get install earlyoom)")
+        stress = shutil.which("stress-ng")
+        if not stress:
+            raise SystemExit("vm: stress-ng is missing (apt-get install stress-ng)")
+    else:
+        if not os.path.isdir(arch.sysroot or ""):
+            raise SystemExit("vm: %s is missing: `make %s` makes it" % (arch.sysroot, arch.frozen_target))
+        earlyoom = os.path.join(deb_tree(arch, "earlyoom"), "usr", "bin", "earlyoom")
+        if any(s.kind == "stress" and arch.name in s.arches for s in SCENARIOS):
+            raise SystemExit("vm: stress-ng is not installed in %s images" % arch.name)
+    for tool in (arch.qemu, "mksquashfs", "gcc" if arch.native else "readelf", "unshare"):
         if not shutil.which(tool):
             raise SystemExit("vm: %s is missing (make vm-deps installs it)" % tool)
-    vmlinuz, moddir, version = kernel()
-    paths = {"kernel": vmlinuz, "initramfs": os.path.join(BUILD, "initramfs.cpio.gz"),
-             "root": os.path.join(BUILD, "root.sqfs"), "version": version}
-    digest = inputs_digest([onedir_of(guardian) or guardian, onedir_of(floor) or floor, earlyoom, stress, HERE,
-                            os.path.join(REPO, "init"), vmlinuz])
-    stamp = os.path.join(BUILD, "image.digest")
+    vmlinuz, moddir, version = kernel(arch)
+    paths = {"kernel": vmlinuz, "initramfs": os.path.join(arch.build, "initramfs.cpio.gz"),
+             "root": os.path.join(arch.build, "root.sqfs"), "version": version}
+    digest = inputs_digest([onedir_of(guardian) or guardian, onedir_of(floor) or floor, earlyoom, busybox(arch)]
+                           + ([stress] if stress else []) + [HERE, os.path.join(REPO, "init"), vmlinuz])
+    stamp = os.path.join(arch.build, "image.digest")
     if (os.path.exists(stamp) and open(stamp).read() == digest
             and os.path.exists(paths["initramfs"]) and os.path.exists(paths["root"])):
-        log("image up to date (kernel %s)" % version)
+        log("%s image up to date (kernel %s)" % (arch.name, version))
         return paths
-    log("building the image (kernel %s, guardian %s, floor %s)" % (
-        version, os.path.relpath(guardian, REPO), os.path.relpath(floor, REPO)))
-    vmtool = os.path.join(BUILD, "vmtool")
-    build_vmtool(vmtool)
-    build_initramfs(moddir, paths["initramfs"])
-    root = os.path.join(BUILD, "rootfs")
-    build_rootfs(root, guardian, floor, earlyoom, stress, vmtool, moddir)
-    check_rootfs(root)
+    log("building the %s image (kernel %s, guardian %s, floor %s)" % (
+        arch.name, version, os.path.relpath(guardian, REPO), os.path.relpath(floor, REPO)))
+    vmtool = os.path.join(arch.build, "vmtool")
+    build_vmtool(arch, vmtool)
+    build_initramfs(arch, moddir, paths["initramfs"])
+    root = os.path.join(arch.build, "rootfs")
+    build_rootfs(arch, root, guardian, floor, earlyoom, stress, vmtool, moddir)
+    check_rootfs(root, arch)
     out = paths["root"]
     if os.path.exists(out):
         os.unlink(out)
@@ -478,6 +626,6 @@ def build(guardian: Optional[str] = None, floor: Optional[str] = None) -> Dict[s
     os.replace(out + ".tmp", out)
     with open(stamp, "w") as f:
         f.write(digest)
-    log("image: %s (%.0f MiB), %s" % (os.path.relpath(out, REPO), os.path.getsize(out) / 2**20,
-                                      os.path.relpath(paths["initramfs"], REPO)))
+    log("%s image: %s (%.0f MiB), %s" % (arch.name, os.path.relpath(out, REPO), os.path.getsize(out) / 2**20,
+                                         os.path.relpath(paths["initramfs"], REPO)))
     return paths

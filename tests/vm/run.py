@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import image  # noqa: E402
+from arches import ARCHES, HOST, Arch, parse as parse_arches  # noqa: E402
 from scenarios import BY_NAME, SCENARIOS, Scenario  # noqa: E402
 
 MIB = 1024  # in KiB, as the guest reports sizes
@@ -58,22 +59,38 @@ def above_floor(idle: Dict[str, Any], floor: Dict[str, Any]) -> Dict[str, int]:
     return out
 
 
-RUNS = os.path.join(image.BUILD, "runs")
-
-
 def log(message: str) -> None:
     print("vm: %s" % message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- running a VM
 
+def vm_timeout(s: Scenario, arch: Arch) -> int:
+    """The whole VM's time, boot to poweroff: the scenario's, longer where this architecture's
+    TCG is slower than x86_64's."""
+    return int(s.timeout_s * arch.slowdown)
+
+
+def qemu_command(arch: Arch, paths: Dict[str, str], mem_mib: int, append: str, data: str, console: str,
+                 results: str) -> List[str]:
+    """The VM: 1 vCPU under TCG, the kernel and initramfs, the read-only root disk (vda), the data
+    disk (vdb), the console and the port the agent writes its results to."""
+    return ([shutil.which(arch.qemu) or arch.qemu, "-accel", "tcg"] + list(arch.machine)
+            + ["-m", str(mem_mib), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+               "-kernel", paths["kernel"], "-initrd", paths["initramfs"], "-append", append,
+               "-drive", "file=%s,if=virtio,format=raw,readonly=on" % paths["root"],
+               "-drive", "file=%s,if=virtio,format=raw" % data,
+               "-serial", "file:%s" % console]
+            + [a.replace("{path}", results) for a in arch.results_args])
+
+
 def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout: Optional[int] = None,
-         overrides: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+         overrides: Optional[Dict[str, str]] = None, arch: Arch = ARCHES[HOST]) -> Dict[str, Any]:
     """Boot one VM for the scenario and tool; returns its lines (parsed) and timings.
     `overrides` replace entries of the scenario's env in the guest (--set)."""
     overrides = overrides or {}
     name = "%s.%s%s" % (s.name, tool, ".%d" % repeat if repeat else "")
-    work = os.path.join(RUNS, name)
+    work = os.path.join(arch.build, "runs", name)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     data = os.path.join(work, "data.img")
@@ -82,15 +99,11 @@ def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout
     results = os.path.join(work, "results.jsonl")
     console = os.path.join(work, "console.log")
     append = " ".join(filter(None, [
-        "console=ttyS0 loglevel=4 mitigations=off panic=-1",
+        "console=%s loglevel=4 mitigations=off panic=-1" % arch.console,
         s.kernel_args, "vmtest.scenario=%s vmtest.tool=%s" % (s.name, tool)]
+        + (["vmtest.out=%s" % arch.results_port] if arch.results_port != "ttyS1" else [])
         + ["vmtest.env.%s=%s" % (k, v.replace(" ", ",")) for k, v in sorted(overrides.items())]))
-    cmd = [shutil.which("qemu-system-x86_64"), "-accel", "tcg", "-machine", "pc", "-m", str(s.mem_mib),
-           "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-           "-kernel", paths["kernel"], "-initrd", paths["initramfs"], "-append", append,
-           "-drive", "file=%s,if=virtio,format=raw,readonly=on" % paths["root"],
-           "-drive", "file=%s,if=virtio,format=raw" % data,
-           "-serial", "file:%s" % console, "-serial", "file:%s" % results]
+    cmd = qemu_command(arch, paths, s.mem_mib, append, data, console, results)
     with open(os.path.join(work, "qemu.cmd"), "w") as f:
         f.write(" ".join(cmd) + "\n")
     started = time.monotonic()
@@ -98,7 +111,7 @@ def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout
                             stderr=open(os.path.join(work, "qemu.err"), "w"))
     timed_out = False
     try:
-        proc.wait(timeout or s.timeout_s)
+        proc.wait(timeout or vm_timeout(s, arch))
     except subprocess.TimeoutExpired:
         timed_out = True
         proc.kill()
@@ -116,7 +129,8 @@ def boot(paths: Dict[str, str], s: Scenario, tool: str, repeat: int = 0, timeout
                 except ValueError:
                     garbled += 1
     os.unlink(data)
-    return {"scenario": s.name, "tool": tool, "repeat": repeat, "seconds": round(seconds, 1), "timed_out": timed_out,
+    return {"scenario": s.name, "tool": tool, "arch": arch.name, "repeat": repeat, "seconds": round(seconds, 1),
+            "timed_out": timed_out,
             "exit": proc.returncode, "lines": lines, "garbled_lines": garbled, "dir": os.path.relpath(work, image.REPO)}
 
 
@@ -196,12 +210,16 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
     events = [x["e"] for x in by("event")]
     tool_log = [x["line"] for x in by("log") if x.get("tool", "earlyoom") == "earlyoom"]
     mark = boot.get("mark_kib", 24 * MIB)
-    out: Dict[str, Any] = {"scenario": run["scenario"], "tool": run["tool"], "repeat": run.get("repeat", 0),
+    arch = ARCHES[run.get("arch", HOST)]
+    out: Dict[str, Any] = {"scenario": run["scenario"], "tool": run["tool"], "arch": arch.name,
+                           "repeat": run.get("repeat", 0),
                            "vm_seconds": run["seconds"],
                            "mem_total_mib": round(boot.get("mem_total_kib", 0) / MIB, 1),
                            "psi": boot.get("psi"), "zram": boot.get("zram"), "idle": idle, "floor": floor,
                            "rounds": [], "failures": [], "notes": [], "known": [],
                            "errors": [x["message"] for x in by("error")], "dir": run["dir"]}
+    if run["tool"] == "guardian":
+        out["facts"] = kernel_facts(run)
     if floor and idle and run["tool"] == "guardian":
         out["above_floor"] = above_floor(idle, floor)
         done = by("floor_done")
@@ -213,7 +231,7 @@ def judge(run: Dict[str, Any]) -> Dict[str, Any]:
         out["tool_started_s"] = round(starts[0]["time"] - boot_real, 1)
         out["wait_mode"] = starts[0].get("message", "")
     if run["timed_out"]:
-        out["failures"].append("VM did not finish within %d s" % BY_NAME[run["scenario"]].timeout_s)
+        out["failures"].append("VM did not finish within %d s" % vm_timeout(BY_NAME[run["scenario"]], arch))
     if not by("done"):
         out["failures"].append("the agent did not finish (see %s/console.log)" % run["dir"])
     for message in out["errors"]:
@@ -395,17 +413,141 @@ def _cell(r: Optional[Dict[str, Any]]) -> List[str]:
     return [str(r["oom_kills"]), ended, crit, "%.1f" % r["recover_s"], "%.0f" % r["min_available_mib"]]
 
 
+INTRO = ("QEMU/TCG, 1 vCPU, no swap, Debian kernel; every VM boots its own image from the current tree. "
+         "Per round: kernel OOM kills; processes ended (which) / the fewest that restore headroom "
+         "(MemAvailable back above the default terminate line: max(10 % MemTotal, min(24 MiB, 15 % MemTotal))); "
+         "critical daemon survived; time to recover "
+         "(first dip below that mark until back above it, s); lowest MemAvailable (MiB).")
+
+
 def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[str, Any]] = ()) -> str:
+    """The report: with one architecture as it always was; with several, a comparison of them
+    first (kernel facts, idle cost, highest safe rate, checks), then each one's tables."""
+    arches = [a for a in ARCHES if any(j.get("arch", HOST) == a for j in judged)]
+    out = ["# VM test suite: guardian vs earlyoom", ""]
+    if len(arches) <= 1:
+        out += [INTRO, ""] + _arch_report(judged, retries, "##")
+        out += ["", "Wall time: %.0f s for %d VMs." % (wall_s, len(judged) + len(retries))]
+        return "\n".join(out) + "\n"
+    out += [INTRO + " Each architecture's tables follow the comparison.", ""]
+    out += _across(judged, retries, arches)
+    for a in arches:
+        mine = [j for j in judged if j.get("arch", HOST) == a]
+        earlier = next((j["earlier"] for j in mine if j.get("earlier")), None)
+        arch = ARCHES[a]
+        out += ["", "## %s: %s%s" % (a, " ".join(arch.machine[1::2]) if not arch.native else "pc",
+                                     " (from an earlier run, %s)" % earlier if earlier else ""), ""]
+        out += _arch_report(mine, [r for r in retries if r.get("arch", HOST) == a], "###")
+    out += ["", "Wall time: %.0f s for %d VMs." % (wall_s, len([j for j in judged if not j.get("earlier")])
+                                                   + len(retries))]
+    return "\n".join(out) + "\n"
+
+
+def kernel_facts(run: Dict[str, Any]) -> Dict[str, Any]:
+    """What one guardian VM's kernel offered, from the boot line and the guardian's events: the
+    kernel, page size, PSI, the CMA area (part of MemTotal, but only movable pages go there), how
+    the guardian waited (its start line), whether process_mrelease reaped the memory of the
+    victims it SIGKILLed."""
+    lines = run.get("lines", [])
+    boot = next((x for x in lines if x.get("type") == "boot"), {})
+    events = [x["e"] for x in lines if x.get("type") == "event"]
+    start = next((e for e in events if e.get("event") == "start"), {})
+    # The victims that got the SIGKILL (process_mrelease is tried after it; one that exited on the
+    # SIGTERM first got neither).
+    results = [e for e in events if e.get("event") == "kill_result" and not e.get("exited_on_sigterm")]
+    return {"kernel": boot.get("kernel", "-"), "page_kib": boot.get("page_kib"), "psi": boot.get("psi"),
+            "cma_kib": boot.get("cma_total_kib"), "mem_total_kib": boot.get("mem_total_kib"),
+            "wait": (start.get("message") or "-").replace("guardian armed, ", ""),
+            "kills": len(results), "mreleased": sum(1 for e in results if e.get("mreleased")),
+            "mrelease_skipped": [str(e["mrelease_skipped"]) for e in results if e.get("mrelease_skipped")],
+            "kill_errors": sorted({str(e["error"]) for e in results if e.get("error")})}
+
+
+def _across(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], arches: List[str]) -> List[str]:
+    first = [j for j in judged if not j.get("repeat")]
+    out = ["## Across architectures", "",
+           "The same scenarios, images and checks on each architecture's kernel (Debian's), BusyBox and "
+           "earlyoom; the guardian and the floor frozen for it (`make frozen-ARCH`).", "",
+           "| arch | kernel | page KiB | PSI | CMA MiB of MemTotal MiB | the guardian's wait "
+           "| SIGKILLs: process_mrelease reaped / all (why not) | errors |",
+           "|---|---|---|---|---|---|---|---|"]
+    for a in arches:
+        facts = [j["facts"] for j in first if j.get("arch", HOST) == a and j.get("facts")]
+        if not facts:
+            continue
+        f = facts[0]
+        cma = sorted({"%.0f of %.0f" % ((x.get("cma_kib") or 0) / MIB, (x.get("mem_total_kib") or 0) / MIB)
+                      for x in facts if x.get("mem_total_kib")})
+        out.append("| %s | %s | %s | %s | %s | %s | %d / %d%s | %s |" % (
+            a, f["kernel"], f["page_kib"] if f["page_kib"] is not None else "-",
+            "yes" if f["psi"] else ("no" if f["psi"] is False else "-"), ", ".join(cma) or "-", f["wait"],
+            sum(x["mreleased"] for x in facts), sum(x["kills"] for x in facts),
+            " (%s)" % names(sorted(w for x in facts for w in x.get("mrelease_skipped", ())))
+            if any(x.get("mrelease_skipped") for x in facts) else "",
+            "; ".join(sorted({e for x in facts for e in x["kill_errors"]})) or "none"))
+    out += ["", "Idle, each tool at rest over its window (the floor: a trivial frozen wake loop, measured over 5 s "
+            "after the guardian's 20; its ticks and wake-ups scaled to 20 s):", "",
+            "| scenario | tool | " + " | ".join("%s RSS / PSS / anon MiB | %s ticks, wake-ups / 20 s" % (a, a)
+                                                  for a in arches) + " |",
+            "|---|---|" + "---|---|" * len(arches)]
+
+    def idle_cells(i: Optional[Dict[str, Any]]) -> List[str]:
+        if not i:
+            return ["-", "-"]
+        return ["%.1f / %.1f / %s" % (i["rss_kib"] / MIB, i["pss_kib"] / MIB,
+                                      "%.1f" % (i["anon_kib"] / MIB) if "anon_kib" in i else "-"),
+                "%.0f, %.0f" % (i["ticks"] * 20 / i["seconds"], i["wakeups"] * 20 / i["seconds"])
+                if i["seconds"] else "-"]
+    for s in SCENARIOS:
+        for tool in ("guardian", "floor", "earlyoom"):
+            cells, any_ = [], False
+            for a in arches:
+                j = next((j for j in first if j["scenario"] == s.name and j.get("arch", HOST) == a
+                          and j["tool"] == ("guardian" if tool == "floor" else tool)), None)
+                i = (j or {}).get("floor" if tool == "floor" else "idle")
+                any_ = any_ or bool(i)
+                cells += idle_cells(i)
+            if any_:
+                out.append("| %s | %s | %s |" % (s.name, tool, " | ".join(cells)))
+    out += ["", "Highest runaway rate with no kernel OOM kill; checks of the guardian's VMs (passed / all):", "",
+            "| scenario | " + " | ".join("%s guardian | %s earlyoom" % (a, a) for a in arches) + " |",
+            "|---|" + "---|---|" * len(arches)]
+    for s in SCENARIOS:
+        cells, any_ = [], False
+        for a in arches:
+            for tool in ("guardian", "earlyoom"):
+                j = next((j for j in first if j["scenario"] == s.name and j.get("arch", HOST) == a
+                          and j["tool"] == tool), None)
+                any_ = any_ or j is not None
+                if j is None:
+                    cells.append("-")
+                elif s.kind in ("runaway", "newborn"):
+                    cells.append("%s%s" % (highest_safe_rate(j["rounds"]), "" if not j["failures"] else " (FAIL)"))
+                else:
+                    cells.append("pass" if not j["failures"] else ("FAIL" if tool == "guardian" else "fails"))
+        if any_:
+            out.append("| %s | %s |" % (s.name, " | ".join(cells)))
+    out += ["", "| arch | guardian VMs passed / all (first boots; retries in the architecture's section) "
+            "| earlyoom VMs failing their checks | VM seconds |",
+            "|---|---|---|---|"]
+    for a in arches:
+        mine = [j for j in first if j.get("arch", HOST) == a]
+        g = [j for j in mine if j["tool"] == "guardian"]
+        out.append("| %s | %d / %d | %d of %d | %.0f |" % (
+            a, sum(1 for j in g if not j["failures"]), len(g),
+            sum(1 for j in mine if j["tool"] == "earlyoom" and j["failures"]),
+            sum(1 for j in mine if j["tool"] == "earlyoom"),
+            sum(j["vm_seconds"] for j in mine) + sum(r["vm_seconds"] for r in retries if r.get("arch", HOST) == a)))
+    return out
+
+
+def _arch_report(judged: List[Dict[str, Any]], retries: Sequence[Dict[str, Any]], h: str) -> List[str]:
+    """One architecture's tables; section headings at level `h`."""
     repeats = judged
     judged = [j for j in judged if not j.get("repeat")]
     by_key = {(j["scenario"], j["tool"]): j for j in judged}
     scenarios = [s for s in SCENARIOS if any(k[0] == s.name for k in by_key)]
-    out = ["# VM test suite: guardian vs earlyoom", "",
-           "QEMU/TCG, 1 vCPU, no swap, Debian kernel; every VM boots its own image from the current tree. "
-           "Per round: kernel OOM kills; processes ended (which) / the fewest that restore headroom "
-           "(MemAvailable back above the default terminate line: max(10 % MemTotal, min(24 MiB, 15 % MemTotal))); "
-           "critical daemon survived; time to recover "
-           "(first dip below that mark until back above it, s); lowest MemAvailable (MiB).", ""]
+    out: List[str] = []
     head = ("| scenario | round | G oom | G ended / min | G crit | G recover s | G min MiB "
             "| E oom | E ended / min | E crit | E recover s | E min MiB |")
     out += [head, "|" + "---|" * 12]
@@ -425,7 +567,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                 label = ("flat out" if rate == "0" else rate + " MiB/s") + (
                     " (seen %s)" % "/".join("%g" % v for v in seen) if seen else "")
             out.append("| %s | %s | %s |" % (s.name, label, " | ".join(_cell(gr) + _cell(er))))
-    out += ["", "## Idle cost, start-up, wait mode", "",
+    out += ["", h + " Idle cost, start-up, wait mode", "",
             "Each tool at rest; in the guardian's VMs the floor (dist/guardian-floor: a trivial wake loop with "
             "the guardian's wake rule, frozen by the same spec) is started after the guardian's window and "
             "measured the same way over a shorter one. \"Above floor\": the guardian's RSS / PSS / anon minus "
@@ -464,7 +606,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                     "in its loop %.1f s after start" % f["started_s"] if "started_s" in f else "",
                     "args %s" % f["args"] if f.get("args") else "",
                     "adds %.0f s to the VM" % j["floor_vm_s"] if "floor_vm_s" in j else ""]))))
-    out += ["", "## Highest runaway rate with no kernel OOM kill", "",
+    out += ["", h + " Highest runaway rate with no kernel OOM kill", "",
             "| scenario | guardian | earlyoom |", "|---|---|---|"]
     for s in scenarios:
         if s.kind not in ("runaway", "newborn"):
@@ -472,7 +614,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
         cells = [highest_safe_rate(by_key[(s.name, t)]["rounds"]) if (s.name, t) in by_key else "-"
                  for t in ("guardian", "earlyoom")]
         out.append("| %s | %s | %s |" % (s.name, cells[0], cells[1]))
-    out += ["", "## What the guardian did", ""]
+    out += ["", h + " What the guardian did", ""]
     for j in judged:
         if j["tool"] != "guardian":
             continue
@@ -503,7 +645,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                 extra = "; critd restarted %.1f s into the leak" % r["restart_after_s"]
             out.append("- %s %s: %s%s" % (j["scenario"], r["label"], ", ".join(acts) or "nothing", extra))
     fails = [(j, f) for j in judged for f in j["failures"]]
-    out += ["", "## Checks", ""]
+    out += ["", h + " Checks", ""]
     for j in judged:
         status = "PASS" if not j["failures"] else ("FAIL" if j["tool"] == "guardian" else "fails (reference)")
         if not j["failures"] and j["known"]:
@@ -514,7 +656,7 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
             j["scenario"], j["tool"], status, j["vm_seconds"],
             "".join("\n  - " + f for f in j["failures"] + j["known"] + j["notes"])))
     if len(repeats) > len(judged):
-        out += ["", "## Repeats", ""]
+        out += ["", h + " Repeats", ""]
         for key in sorted({(j["scenario"], j["tool"]) for j in repeats}):
             runs = [j for j in repeats if (j["scenario"], j["tool"]) == key]
             bad = [j for j in runs if j["failures"]]
@@ -523,24 +665,42 @@ def report(judged: List[Dict[str, Any]], wall_s: float, retries: Sequence[Dict[s
                 key[0], key[1], len(bad), len(runs), len(known), "".join(
                     "\n  - run %d: %s" % (j["repeat"], "; ".join(j["failures"] + j["known"])) for j in bad + known)))
     if retries:
-        out += ["", "## Retries", "",
+        out += ["", h + " Retries", "",
                 "Guardian runs that failed were booted again (`--retry-failed`); the table above shows "
                 "the first run.", ""]
         for j in retries:
             out.append("- %s / guardian, retry %d: %s (VM %.0f s); the run before failed: %s%s" % (
                 j["scenario"], j["attempt"], "PASS" if not j["failures"] else "FAIL", j["vm_seconds"],
                 "; ".join(j["retry_of"]), "".join("\n  - " + f for f in j["failures"])))
-    out += ["", "Wall time: %.0f s for %d VMs." % (wall_s, len(repeats) + len(retries))]
     del fails
-    return "\n".join(out) + "\n"
+    return out
+
+
+def earlier_runs(path: str, arches: Sequence[str]) -> List[Dict[str, Any]]:
+    """The judged runs of the architectures this run does not boot, from the results it replaces
+    (`make vm-test` boots x86_64 and arm64, `make vm-test-arm` armhf: the report keeps showing
+    the others), each marked with when it ran."""
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return []
+    kept = [j for j in old.get("earlier", []) if j.get("arch", HOST) not in arches]
+    for j in old.get("judged", []):
+        if j.get("arch", HOST) not in arches:
+            kept.append(dict(j, earlier=j.get("earlier") or old.get("finished", "before")))
+    return [j for j in kept if j.get("arch", HOST) not in arches]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*", help="scenario names (default: all)")
     parser.add_argument("--tools", default="guardian,earlyoom")
+    parser.add_argument("--arch", default=os.environ.get("VM_ARCHES", HOST),
+                        help="architectures to boot, comma-separated: %s (default %s; each scenario runs on those "
+                             "its `arches` name)" % (", ".join(ARCHES), HOST))
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("VM_JOBS", "2")), help="VMs at a time")
-    parser.add_argument("--guardian", help="the frozen binary (default: dist/guardian)")
+    parser.add_argument("--guardian", help="the frozen binary (default: dist/guardian, dist/guardian-ARCH)")
     parser.add_argument("--floor", help="the frozen floor measured beside it (default: guardian-floor beside the "
                                         "guardian, dist/guardian-floor)")
     parser.add_argument("--list", action="store_true")
@@ -556,8 +716,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for s in SCENARIOS:
-            print("%-14s %3d MiB  %s" % (s.name, s.mem_mib, s.title))
+            print("%-14s %3d MiB  %-20s %s" % (s.name, s.mem_mib, ",".join(s.arches), s.title))
         return 0
+    arches = parse_arches(args.arch)
+    if (args.guardian or args.floor) and len(arches) > 1:
+        print("vm: --guardian and --floor name one architecture's build: give one --arch", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("vm: needs root (chroot and mount namespaces to check the image)", file=sys.stderr)
         return 2
@@ -574,30 +738,43 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         overrides[key] = value
     started = time.monotonic()
-    paths = image.build(args.guardian, args.floor)
+    chosen = [BY_NAME[n] for n in args.scenarios] if args.scenarios else list(SCENARIOS)
+    named = [s for s in chosen if args.scenarios and not any(a.name in s.arches for a in arches)]
+    if named:
+        print("vm: %s boot(s) only on %s" % (", ".join(s.name for s in named),
+                                              "; ".join(",".join(s.arches) for s in named)), file=sys.stderr)
+        return 2
+    # No image for an architecture none of the chosen scenarios boots on.
+    arches = tuple(a for a in arches if args.build_only or any(a.name in s.arches for s in chosen))
+    paths = {}
+    for arch in arches:
+        t0 = time.monotonic()
+        paths[arch.name] = image.build(arch, args.guardian, args.floor)
+        log("%s image ready in %.0f s" % (arch.name, time.monotonic() - t0))
     if args.build_only:
         return 0
     tools = [t for t in args.tools.split(",") if t]
-    chosen = [BY_NAME[n] for n in args.scenarios] if args.scenarios else list(SCENARIOS)
     if args.mem:
         chosen = [dataclasses.replace(s, mem_mib=args.mem) for s in chosen]
     if args.mem or overrides:
         log("overrides: %s" % ", ".join(filter(None, ["mem %d MiB" % args.mem if args.mem else ""]
                                                    + ["%s=%r" % kv for kv in sorted(overrides.items())])))
-    jobs = [(s, t, i) for i in range(max(1, args.repeat)) for s in chosen for t in tools if t in s.tools]
+    # The slowest first (another architecture's), so that the pool does not end on one long VM.
+    jobs = [(a, s, t, i) for i in range(max(1, args.repeat)) for a in sorted(arches, key=lambda a: -a.slowdown)
+            for s in chosen for t in tools if t in s.tools and a.name in s.arches]
     log("%d VMs, %d at a time" % (len(jobs), args.jobs))
     judged: List[Dict[str, Any]] = []
     raw: List[Dict[str, Any]] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(boot, paths, s, t, i, None, overrides): (s, t) for s, t, i in jobs}
+        futures = {pool.submit(boot, paths[a.name], s, t, i, None, overrides, a): (a, s, t) for a, s, t, i in jobs}
         for fut in concurrent.futures.as_completed(futures):
-            s, t = futures[fut]
+            a, s, t = futures[fut]
             run = fut.result()
             j = judge(run)
             raw.append(run)
             judged.append(j)
-            log("%-12s %-8s %s in %.0f s%s" % (s.name, t, "ok" if not j["failures"] else "FAILED",
-                                               run["seconds"], "".join("\n    " + f for f in j["failures"])))
+            log("%-7s %-12s %-8s %s in %.0f s%s" % (a.name, s.name, t, "ok" if not j["failures"] else "FAILED",
+                                                    run["seconds"], "".join("\n    " + f for f in j["failures"])))
     # A noisy host (a CI machine running other jobs) starves a TCG VM now and then; a retry tells
     # a flake from a fault, and the report says which runs needed one.
     retries: List[Dict[str, Any]] = []
@@ -606,32 +783,38 @@ def main(argv: Optional[List[str]] = None) -> int:
                  and j.get("attempt", 0) == attempt - 1 and not j.get("informational")]
         for first in again:
             s = next(c for c in chosen if c.name == first["scenario"])
-            log("%-12s %-8s retry %d (failed: %s)" % (s.name, "guardian", attempt, "; ".join(first["failures"])))
-            run = boot(paths, s, "guardian", repeat=100 * attempt + first["repeat"], overrides=overrides)
+            a = ARCHES[first["arch"]]
+            log("%-7s %-12s %-8s retry %d (failed: %s)" % (a.name, s.name, "guardian", attempt,
+                                                         "; ".join(first["failures"])))
+            run = boot(paths[a.name], s, "guardian", repeat=100 * attempt + first["repeat"], overrides=overrides,
+                       arch=a)
             j = judge(run)
             j["attempt"], j["retry_of"] = attempt, first["failures"]
             raw.append(run)
             retries.append(j)
-            log("%-12s %-8s retry %d %s in %.0f s%s" % (
-                s.name, "guardian", attempt, "ok" if not j["failures"] else "FAILED",
+            log("%-7s %-12s %-8s retry %d %s in %.0f s%s" % (
+                a.name, s.name, "guardian", attempt, "ok" if not j["failures"] else "FAILED",
                 run["seconds"], "".join("\n    " + f for f in j["failures"])))
     order = {(s.name, t): i for i, (s, t) in enumerate((s, t) for s in SCENARIOS for t in tools)}
-    judged.sort(key=lambda j: (j["repeat"], order.get((j["scenario"], j["tool"]), 0)))
+    judged.sort(key=lambda j: (j["repeat"], list(ARCHES).index(j["arch"]), order.get((j["scenario"], j["tool"]), 0)))
     wall = time.monotonic() - started
-    text = report(judged, wall, retries)
+    results = os.path.join(image.BUILD, "results")
+    earlier = earlier_runs(os.path.join(results, "results.json"), [a.name for a in arches])
+    text = report(earlier + judged, wall, retries)
     if args.mem or overrides:  # say so under the title: these are not the scenarios as defined
         text = text.replace("\n\n", "\n\nOverrides: %s.\n\n" % ", ".join(filter(None, [
             "%d MiB VMs" % args.mem if args.mem else ""] + ["%s=%r" % kv for kv in sorted(overrides.items())])), 1)
-    results = os.path.join(image.BUILD, "results")
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "results.md"), "w") as f:
         f.write(text)
     with open(os.path.join(results, "results.json"), "w") as f:
-        json.dump({"wall_seconds": round(wall, 1), "judged": judged, "runs": raw}, f, indent=1)
+        json.dump({"wall_seconds": round(wall, 1), "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   "arches": [a.name for a in arches], "judged": judged, "runs": raw,
+                   "earlier": earlier}, f, indent=1)
     print(text)
-    passed_on_retry = {(j["scenario"], j["repeat"] % 100) for j in retries if not j["failures"]}
+    passed_on_retry = {(j["arch"], j["scenario"], j["repeat"] % 100) for j in retries if not j["failures"]}
     failed = [j for j in judged if j["tool"] == "guardian" and j["failures"]
-              and (j["scenario"], j["repeat"]) not in passed_on_retry]
+              and (j["arch"], j["scenario"], j["repeat"]) not in passed_on_retry]
     log("%s; %.0f s; results in %s" % ("all guardian checks passed" if not failed else
                                         "%d guardian run(s) failed" % len(failed), wall,
                                         os.path.relpath(results, image.REPO)))

@@ -10,6 +10,11 @@ from typing import Dict, Optional, Tuple
 # Runaway rates, MiB/s; 0 is as fast as the allocator can touch pages.
 RATES = "5 20 50 100 200 0"
 TOOLS = ("guardian", "earlyoom")
+# The architectures a scenario boots on (tests/vm/arches.py). The ARM boards run the runaway
+# rounds, the leak and the restart (and idle, in the runaway VMs): what an ARM kernel may do
+# differently (page size, PSI, pidfd, process_mrelease, the connector, mlockall) shows there.
+X86 = ("x86_64",)
+ALL_ARCHES = ("x86_64", "arm64", "armhf")
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class Scenario:
     env: Dict[str, str] = field(default_factory=dict)
     timeout_s: int = 420  # the whole VM, boot to poweroff
     tools: Tuple[str, ...] = TOOLS
+    arches: Tuple[str, ...] = X86
     # False: measured and reported, never failing the suite (a known problem on record).
     asserted: bool = True
     # Checks of the guardian that may fail here for a known reason in the guardian (not in the
@@ -51,10 +57,10 @@ def _env(mem_mib: int = 256, **extra: str) -> Dict[str, str]:
 
 SCENARIOS = (
     Scenario("runaway-256", "runaway", "runaway at 5, 20, 50, 100, 200 MiB/s and flat out (256 MiB)",
-             "vm-runaway", 256, env=_env(256, RATES=RATES)),
+             "vm-runaway", 256, env=_env(256, RATES=RATES), arches=ALL_ARCHES),
     # The default lines on 128 MiB: their floors shrink to 16/12/10 MiB on 80 MiB MemTotal.
     Scenario("runaway-128", "runaway", "runaway at 5, 20, 50, 100, 200 MiB/s and flat out (128 MiB, default lines)",
-             "vm-runaway", 128, env=_env(128, RATES=RATES),
+             "vm-runaway", 128, env=_env(128, RATES=RATES), arches=ALL_ARCHES,
              max_asserted_rate=20,
              above_rate_reason="the guardian holds 20 MiB of this board's 80; at 50 MiB/s and more the kernel "
                                "OOM killer sometimes fires while MemAvailable still reads 8-9 MiB (the file pages "
@@ -64,7 +70,7 @@ SCENARIOS = (
     # would run out after ~75 s. No idle measurement: the leak runs from boot.
     Scenario("leak", "leak", "critical daemon leaking 2 MiB/s: restarted by the leak watch",
              "vm-leak", 256, env=_env(256, IDLE_S="0", CRITD_ARGS="--base 8 --rate 2",
-                                      LEAK_MAX_S="150", LEAK_AFTER_S="10")),
+                                      LEAK_MAX_S="150", LEAK_AFTER_S="10"), arches=ALL_ARCHES),
     Scenario("forkserver", "forkserver", "forking server: 10 workers growing together, no culprit",
              "vm-forkserver", 256, env=_env(256, WORKERS="10", WORKER_RATE="0.5")),
     Scenario("pagecache", "pagecache", "page cache heavy reader + slow grower: reclaim, no kill",
@@ -72,7 +78,7 @@ SCENARIOS = (
     Scenario("nopsi", "runaway", "kernel booted with psi=0: polling fallback, runaway at 20, 100 MiB/s, flat out",
              "vm-nopsi", 256, kernel_args="psi=0", env=_env(256, RATES="20 100 200 0")),
     Scenario("restart", "restart", "tool SIGKILLed mid-pressure (hog 4 MiB/s), respawned via its init script",
-             "vm-restart", 256, env=_env(256, RESTART_RATE="4", SUPERVISE="1", IDLE_S="0")),
+             "vm-restart", 256, env=_env(256, RESTART_RATE="4", SUPERVISE="1", IDLE_S="0"), arches=ALL_ARCHES),
     # Issue 11's workloads. stress-ng's vm and bigheap stressors restart a worker that is
     # SIGKILLed (by the kernel or a tool) until their --timeout: the pressure comes back at once
     # and keeps coming for 40 s. Every stress-ng process ended counts as needed; critd,

@@ -13,7 +13,9 @@ export PATH
 # workloads get 0 back when they are started (spawn).
 echo -1000 >/proc/self/oom_score_adj
 
-OUT=/dev/ttyS1
+# The second serial port (x86), or a virtio console where the board has one UART (ARM's virt):
+# vmtest.out= on the kernel command line.
+OUT=/dev/${VMTEST_out:-ttyS1}
 R=/run/vmtest
 TOOL=""
 case "$VMTEST_tool" in guardian|earlyoom) TOOL=$VMTEST_tool;; esac
@@ -142,7 +144,7 @@ if [ -n "$ZRAM_MIB" ] && [ "$ZRAM_MIB" -gt 0 ]; then
 		error "zram swap of $ZRAM_MIB MiB was asked for and is not on: $(cat "$R/zram.status" 2>/dev/null)"
 	fi
 fi
-emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"swap_total_kib\": $(kib SwapTotal), \"zram\": $ZRAM, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
+emit "{\"type\": \"boot\", \"scenario\": \"$VMTEST_scenario\", \"tool\": \"$VMTEST_tool\", \"now\": $(now), \"uptime\": $(cut -d' ' -f1 /proc/uptime), \"mem_total_kib\": $TOTAL, \"mem_available_kib\": $(kib MemAvailable), \"mark_kib\": $MARK, \"psi\": $PSI, \"swap_total_kib\": $(kib SwapTotal), \"zram\": $ZRAM, \"data_disk\": $(grep -q ' /var/lib ext' /proc/mounts && echo true || echo false), \"kernel\": \"$(uname -r)\", \"machine\": \"$(uname -m)\", \"page_kib\": $(awk '$1 == "KernelPageSize:" { print $2; exit }' /proc/self/smaps), \"cma_total_kib\": $(kib CmaTotal | grep . || echo 0), \"cmdline\": $(json_str "$(cat /proc/cmdline)")}"
 
 # --------------------------------------------------------------------------- ready
 
