@@ -174,14 +174,14 @@ def test_a_run_of_some_architectures_keeps_the_others_from_the_run_before(tmp_pa
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="needs make")
-def test_make_vm_test_builds_and_boots_both_arm_boards_and_vm_test_arm_them_alone():
+def test_make_vm_test_builds_and_boots_arm64_and_vm_test_arm_both_arm_boards_alone():
     def dry(*args):
         return subprocess.run(["make", "-n", "-C", os.path.dirname(os.path.dirname(HERE))] + list(args),
                               capture_output=True, text=True, check=True).stdout
 
-    out = dry("vm-test")
-    assert "sh packaging/build-cross.sh arm64" in out and "sh packaging/build-cross.sh armhf" in out
-    assert "run.py --arch x86_64,arm64,armhf " in out
+    out = dry("vm-test")  # make test's: armhf is left to vm-test-arm (CI's time)
+    assert "sh packaging/build-cross.sh arm64" in out and "build-cross.sh armhf" not in out
+    assert "run.py --arch x86_64,arm64 " in out
     out = dry("vm-test-arm")
     assert "sh packaging/build-cross.sh armhf" in out and "run.py --arch arm64,armhf " in out
     assert "build-frozen.sh" not in out  # no x86_64 build
