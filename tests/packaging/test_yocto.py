@@ -33,7 +33,7 @@ PYTHON3_PACKAGE = {
     "platform": "core", "glob": "core", "shutil": "core", "warnings": "core", "abc": "core",
     "ctypes": "ctypes", "difflib": "difflib", "json": "json", "logging": "logging",
     "socket": "io", "io": "core", "tempfile": "io", "tomllib": "tomllib", "datetime": "datetime",
-    "marshal": "core",  # built into the interpreter
+    "marshal": "core", "gc": "core",  # built into the interpreter
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
     "__future__": "core",
     # optional: tomli only before Python 3.11
