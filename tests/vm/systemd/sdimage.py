@@ -29,6 +29,9 @@ GUEST = os.path.join(HERE, "guest")
 sys.path.insert(0, VM)
 
 import image as vmimage  # noqa: E402  the BusyBox suite's kernel, cpio writer and vmtool build
+from arches import ARCHES, HOST  # noqa: E402
+
+X86 = ARCHES[HOST]  # the systemd VMs are x86_64 ones: its kernel, BusyBox and vmtool
 
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "systemd-oomd", "earlyoom", "procps")
@@ -117,18 +120,10 @@ def build_root(rebuild: bool = False) -> Tuple[str, str]:
 
 
 def _install(src: str, root: str, dest: str, mode: int = 0o644) -> None:
-    path = os.path.join(root, dest.lstrip("/"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    shutil.copyfile(src, path)
-    os.chmod(path, mode)
+    vmimage._install(src, root, dest, mode)
 
 
-def _write(root: str, dest: str, text: str, mode: int = 0o644) -> None:
-    path = os.path.join(root, dest.lstrip("/"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
+_write = vmimage._write
 
 
 def _link(root: str, dest: str, target: str) -> None:
@@ -180,7 +175,7 @@ def build_image(guardian: str, rebuild_root: bool = False) -> Dict[str, str]:
 
     # The test gateway: vmtool, the services, the agent.
     vmtool = os.path.join(BUILD, "vmtool")
-    vmimage.build_vmtool(vmtool)
+    vmimage.build_vmtool(X86, vmtool)
     _install(vmtool, stage, "/usr/bin/vmtool", 0o755)
     for unit in ("critd.service", "lowprio.service", "vmtest-agent.service"):
         _install(os.path.join(GUEST, "units", unit), stage, "/etc/systemd/system/" + unit)
@@ -215,7 +210,7 @@ def build_image(guardian: str, rebuild_root: bool = False) -> Dict[str, str]:
     os.replace(img + ".tmp", img)
     shutil.rmtree(stage, ignore_errors=True)
 
-    vmlinuz, moddir, version = vmimage.kernel()
+    vmlinuz, moddir, version = vmimage.kernel(X86)
     initramfs = os.path.join(BUILD, "initramfs.cpio.gz")
     build_initramfs(moddir, initramfs)
     return {"kernel": vmlinuz, "kernel_version": version, "initramfs": initramfs, "root": img,
@@ -227,7 +222,7 @@ def build_initramfs(moddir: str, out: str) -> None:
     c = vmimage.Cpio()
     for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
         c.dir(d)
-    with open(vmimage.busybox(), "rb") as f:
+    with open(vmimage.busybox(X86), "rb") as f:
         c.file("bin/busybox", f.read(), 0o755)
     for applet in INITRAMFS_APPLETS:
         c.symlink("bin/" + applet, "busybox")
