@@ -192,17 +192,28 @@ def _exec_rate(seconds=2.0):
     return n / seconds
 
 
-def test_an_exec_storm_switches_to_polling_and_back(daemonish):
-    """A board that execs all the time must not wake the guardian on every exec: the keeper
-    drops events in the kernel and polls instead, still catching a restart within 2 s,
-    and goes back to events once it is quiet."""
+def _storm_keeper(daemonish):
+    """A keeper on the proc connector whose batching an exec storm of this test trips (windows
+    of 1 s, a threshold above this machine's own exec rate); skips where there is no connector."""
     background = _exec_rate()
     if background is None:
         pytest.skip("no netlink proc connector here")
     keeper = AdjKeeper(Config(critical=(daemonish.entry(),)))
     keeper.RATE_WINDOW_S = 1.0
     keeper.MAX_WAKES_PER_S = max(5.0, 3 * background + 10)
-    storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+    return keeper
+
+
+def _exec_storm():
+    return subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+
+
+def test_an_exec_storm_switches_to_polling_and_back(daemonish):
+    """A board that execs all the time must not wake the guardian on every exec: the keeper
+    drops events in the kernel and polls instead, still catching a restart within 2 s,
+    and goes back to events once it is quiet."""
+    keeper = _storm_keeper(daemonish)
+    storm = _exec_storm()
     try:
         keeper.apply(read_procs())
         deadline = time.monotonic() + 10
@@ -210,7 +221,7 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
         while keeper.mode != "netlink-batched" and time.monotonic() < deadline:
             if select.select([keeper.fileno()], [], [], 0.1)[0]:
                 findings += keeper.read_events()
-        assert keeper.mode == "netlink-batched", (background, findings)
+        assert keeper.mode == "netlink-batched", (keeper.MAX_WAKES_PER_S, findings)
         assert any(f.startswith("exec events at ") for f in findings)
         # events are dropped in the kernel now: the fd wakes once a second (its own timer),
         # or, without a timerfd, the daemon polls at poll_interval_s()
@@ -278,14 +289,9 @@ def test_forks_without_exec_do_not_keep_the_keeper_polling(daemonish):
     """Subshells and threads count in the kernel's fork counter but exec nothing: once the
     batched spell has lasted its hold, events are tried again. An exec storm still going on
     sends the keeper straight back, for a hold twice as long."""
-    background = _exec_rate()
-    if background is None:
-        pytest.skip("no netlink proc connector here")
-    keeper = AdjKeeper(Config(critical=(daemonish.entry(),)))
-    keeper.RATE_WINDOW_S = 1.0
+    keeper = _storm_keeper(daemonish)
     keeper.BATCH_HOLD_S = 2.0
-    keeper.MAX_WAKES_PER_S = max(5.0, 3 * background + 10)
-    storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+    storm = _exec_storm()
     forker = None
     try:
         keeper.apply(read_procs())
@@ -306,7 +312,7 @@ def test_forks_without_exec_do_not_keep_the_keeper_polling(daemonish):
         # execs again, soon after the try (within two windows): back to polling, held twice as long
         keeper.MAX_WAKES_PER_S = budget
         keeper.RATE_WINDOW_S = 5.0
-        storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+        storm = _exec_storm()
         findings = _drive(keeper, lambda: keeper.mode == "netlink-batched", 10)
         assert keeper.mode == "netlink-batched", findings
         assert any(f.endswith("(events tried again in 4 s)") for f in findings), findings
@@ -324,13 +330,8 @@ def test_no_pid_given_out_for_three_polls_brings_events_back(daemonish, monkeypa
     the last PID and the listing are held still here: what the kernel shows on a quiet board.)"""
     from guardian.core.parts import adj as protect
 
-    background = _exec_rate()
-    if background is None:
-        pytest.skip("no netlink proc connector here")
-    keeper = AdjKeeper(Config(critical=(daemonish.entry(),)))
-    keeper.RATE_WINDOW_S = 1.0
-    keeper.MAX_WAKES_PER_S = max(5.0, 3 * background + 10)
-    storm = subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
+    keeper = _storm_keeper(daemonish)
+    storm = _exec_storm()
     try:
         keeper.apply(read_procs())
         findings = _drive(keeper, lambda: keeper.mode == "netlink-batched", 10)
