@@ -205,20 +205,23 @@ def busybox(arch: Arch) -> str:
     raise SystemExit("vm: a static BusyBox is needed (apt-get install busybox-static)")
 
 
-def build_initramfs(arch: Arch, moddir: str, out: str) -> None:
+def build_initramfs(arch: Arch, moddir: str, out: str, modules: Optional[Iterable[str]] = None,
+                    init: str = os.path.join(GUEST, "init"), applets: Iterable[str] = INITRAMFS_APPLETS) -> None:
+    """BusyBox, the modules the root disk needs (the architecture's, or `modules`) and `init`,
+    as the initramfs: this suite's, and the systemd VMs' (tests/vm/systemd/sdimage.py)."""
     c = Cpio()
     for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
         c.dir(d)
     with open(busybox(arch), "rb") as f:
         c.file("bin/busybox", f.read(), 0o755)
-    for applet in INITRAMFS_APPLETS:
+    for applet in applets:
         c.symlink("bin/" + applet, "busybox")
-    order = module_order(moddir, arch.modules)
+    order = module_order(moddir, arch.modules if modules is None else modules)
     for name, path in order:
         with open(path, "rb") as f:
             c.file("modules/%s.ko" % name, f.read())
     c.file("modules.order", (" ".join(n for n, _ in order) + "\n").encode())
-    with open(os.path.join(GUEST, "init"), "rb") as f:
+    with open(init, "rb") as f:
         c.file("init", f.read(), 0o755)
     with open(out + ".tmp", "wb") as f:
         f.write(gzip.compress(c.bytes(), compresslevel=6))

@@ -218,24 +218,8 @@ def build_image(guardian: str, rebuild_root: bool = False) -> Dict[str, str]:
 
 
 def build_initramfs(moddir: str, out: str) -> None:
-    import gzip
-    c = vmimage.Cpio()
-    for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
-        c.dir(d)
-    with open(vmimage.busybox(X86), "rb") as f:
-        c.file("bin/busybox", f.read(), 0o755)
-    for applet in INITRAMFS_APPLETS:
-        c.symlink("bin/" + applet, "busybox")
-    order = vmimage.module_order(moddir, MODULES)
-    for name, path in order:
-        with open(path, "rb") as f:
-            c.file("modules/%s.ko" % name, f.read())
-    c.file("modules.order", (" ".join(n for n, _ in order) + "\n").encode())
-    with open(os.path.join(GUEST, "init"), "rb") as f:
-        c.file("init", f.read(), 0o755)
-    with open(out + ".tmp", "wb") as f:
-        f.write(gzip.compress(c.bytes(), compresslevel=6))
-    os.replace(out + ".tmp", out)
+    vmimage.build_initramfs(X86, moddir, out, modules=MODULES, init=os.path.join(GUEST, "init"),
+                            applets=INITRAMFS_APPLETS)
 
 
 def tool_kernel_args(tool: str) -> str:
