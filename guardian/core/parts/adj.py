@@ -216,11 +216,11 @@ class AdjKeeper(Part):
     def _forks_window(self, now: float) -> Optional[float]:
         """While batched: processes created per second (the kernel's fork counter, which
         also sees the short-lived ones a listing of /proc misses), once a window closes."""
+        if now - self._window_start < self.RATE_WINDOW_S:
+            return None  # /proc/stat is read once a window, not at every poll
         forks = read_fork_count(self.proc_root)
         if forks is None:
             return self._window(now)  # no /proc/stat: the new PIDs counted by poll()
-        if now - self._window_start < self.RATE_WINDOW_S:
-            return None
         rate = (forks - self._window_forks) / (now - self._window_start)
         self._window_start, self._window_forks, self._window_count = now, forks, 0
         return rate
