@@ -2,14 +2,17 @@
 package: it imports re, and the two cost the resident daemon about 1 MiB.
 
 dumps: what json.dumps writes with its defaults (ensure_ascii through the C accelerator's
-encode_basestring_ascii, floats by repr, NaN/Infinity/-Infinity as json's allow_nan, the same
-key rules), plus sort_keys, separators and default. A circular structure is a RecursionError,
-not json's ValueError. loads: what json.loads reads (strict: no control characters in
+encode_basestring_ascii, or guardian._rest's copy of it; floats by repr, NaN/Infinity/-Infinity
+as json's allow_nan, the same key rules), plus sort_keys, separators and default. A circular
+structure is a RecursionError, not json's ValueError. loads: what json.loads reads (strict: no control characters in
 strings), with parse_float and parse_constant; a malformed text raises ValueError. The
 parsing is Python (guardian.jsonparse, imported by the first loads), not _json's scanner, whose
 errors import json.decoder (and so re).
 """
-from _json import encode_basestring_ascii as _quote
+try:  # the extension's copy: the daemon then does not hold _json (~50 KiB resident)
+    from guardian._rest import json_quote as _quote
+except ImportError:
+    from _json import encode_basestring_ascii as _quote
 
 __all__ = ["dumps", "loads"]
 

@@ -28,10 +28,10 @@ cwd) and drops the variables it would add (PWD, OLDPWD, SHLVL; bash as /bin/sh k
 from __future__ import annotations
 
 import os
-import select
 import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 import time
 
+from guardian.kernel.libc import POLLIN, poll
 from guardian.record import record
 
 TYPE_CHECKING = False
@@ -246,8 +246,7 @@ def _wait_reading(pid: int, fd: int, timeout_s: float) -> Tuple[Optional[int], O
     only the first OUTPUT_LIMIT characters are kept, the rest is drained so that it never
     blocks on a full pipe. On timeout its process group is killed (its own session). Closes fd."""
     kept = bytearray()
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
+    readable = ((fd, POLLIN),)
     deadline = time.monotonic() + timeout_s
     problem = None
     returncode = None
@@ -259,7 +258,7 @@ def _wait_reading(pid: int, fd: int, timeout_s: float) -> Tuple[Optional[int], O
             if exited:
                 # exited: take what is already in the pipe, do not wait for stragglers
                 for _ in range(32):  # bounded: a descendant may keep writing
-                    if eof or not poller.poll(0):
+                    if eof or not poll(readable, 0):
                         break
                     eof = not _read_into(fd, kept)
                 break
@@ -270,7 +269,7 @@ def _wait_reading(pid: int, fd: int, timeout_s: float) -> Tuple[Optional[int], O
                 break
             if eof:
                 time.sleep(min(0.02, remaining))
-            elif poller.poll(int(min(remaining, 0.05) * 1000) + 1):
+            elif poll(readable, int(min(remaining, 0.05) * 1000) + 1):
                 eof = not _read_into(fd, kept)
     finally:
         os.close(fd)

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import _signal as signal  # not signal.py: its enums import enum, functools, collections (~0.7 MiB)
 import struct
 import time
 
-from guardian.kernel.libc import libc
+from guardian.kernel.libc import POLLIN, libc, poll
 from guardian.record import mutable_record, record
 
 TYPE_CHECKING = False
@@ -358,9 +357,7 @@ def wait_exit(handle: Optional[ProcessHandle], timeout_s: float) -> bool:
         raise ValueError("wait_exit on a closed ProcessHandle")
     timeout_s = max(0.0, float(timeout_s))
     if handle.pidfd is not None:
-        poller = select.poll()
-        poller.register(handle.pidfd, select.POLLIN)
-        return bool(poller.poll(-int(-timeout_s * 1000 // 1)))  # ceil, without math; EINTR is retried by Python
+        return bool(poll(((handle.pidfd, POLLIN),), -int(-timeout_s * 1000 // 1)))  # ms rounded up; EINTR is retried
     deadline = time.monotonic() + timeout_s
     while True:
         st = _same_process(handle)

@@ -35,8 +35,10 @@ once per sample interval per watched process.
 """
 from __future__ import annotations
 
-import math
-from bisect import bisect_left, bisect_right
+try:  # the extension's: the daemon then does not hold math (~70 KiB resident)
+    from guardian._rest import erfc
+except ImportError:
+    from math import erfc
 
 from guardian.record import record, replace
 
@@ -82,6 +84,21 @@ class Trend:
 
 
 EMPTY = Trend(0.0, 0.0, 0.0, 0, 0, 0.0, 0, 0.0, 1.0, 0.0, 0, False, "no samples")
+
+
+_SQRT2 = 1.4142135623730951  # math.sqrt(2.0)
+
+
+def _count_below(ordered: Sequence[float], x: float, or_equal: bool = False) -> int:
+    """How many of the sorted values are below x (or at most x): bisect's left (right) point."""
+    lo, hi = 0, len(ordered)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ordered[mid] < x or (or_equal and ordered[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -171,17 +188,17 @@ def estimate(t: Sequence[float], v: Sequence[float], seg: Optional[Sequence[int]
 
     slopes.sort()
     pairs = len(slopes)
-    neg = bisect_left(slopes, 0.0)
-    pos = pairs - bisect_right(slopes, 0.0)
+    neg = _count_below(slopes, 0.0)
+    pos = pairs - _count_below(slopes, 0.0, True)
     slope = _median(slopes)
     S_mk = pos - neg
     tau = S_mk / pairs
     if var > 0 and S_mk > 0:
-        z = (S_mk - 1) / math.sqrt(var)
-        p = 0.5 * math.erfc(z / math.sqrt(2.0))
+        z = (S_mk - 1) / var ** 0.5
+        p = 0.5 * erfc(z / _SQRT2)
     elif var > 0 and S_mk < 0:
-        z = (S_mk + 1) / math.sqrt(var)
-        p = 0.5 * math.erfc(z / math.sqrt(2.0))
+        z = (S_mk + 1) / var ** 0.5
+        p = 0.5 * erfc(z / _SQRT2)
     else:
         p = 1.0 if S_mk <= 0 else 0.5
     if slope > 0:

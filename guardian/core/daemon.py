@@ -17,6 +17,7 @@ from guardian.actions import signals as sig
 from guardian.actions.stop import graceful_stop  # at start: nothing to import when memory is short
 from guardian.config import MIB, Config
 from guardian.kernel.libc import libc
+from guardian.kernel.libc import poll as libc_poll
 from guardian.kernel.meminfo import glance_meminfo
 from guardian.kernel.procs import ProcInfo
 from guardian.core.history import FillRate, Growth
@@ -403,10 +404,11 @@ class Daemon:
             if kind == "events":
                 return self.waiter.handle(events)
             return ["signal"] if kind == "signal" else []
-        poll, monotonic, pread, glance = self.waiter.poll_set().poll, time.monotonic, os.pread, glance_meminfo
+        pairs, poll = self.waiter.poll_set(), libc_poll
+        monotonic, pread, glance = time.monotonic, os.pread, glance_meminfo
         while True:
             try:
-                events = poll(timeout * 1000.0)
+                events = poll(pairs, -int(-timeout * 1000.0 // 1))  # ms rounded up, as select.poll
             except InterruptedError:
                 return ["signal"]
             if events:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 
 from guardian.config import MIB, Wait
+from guardian.kernel.libc import POLLERR, POLLIN, POLLPRI, epoll_add, epoll_create, poll
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-POLLPRI_ERR = select.POLLPRI | select.POLLERR
+POLLPRI_ERR = POLLPRI | POLLERR
 
 
 def _open_trigger(path: str, kind: str, stall_us: int, window_us: int) -> int:
@@ -129,9 +129,8 @@ class Waiter:
             self.psi_fd, self.mode, self.detail = arm_psi(psi_path, wait)
         self.thresholds = thresholds
         self._extra: Dict[int, Callable[[], None]] = {}
-        self._poller: Optional["select.poll"] = None
-        self._poll_fds: Tuple[Tuple[int, int], ...] = ()
-        self._epoll: Optional["select.epoll"] = None  # the same set, for the loop at rest in C
+        self._poll_fds: Optional[Tuple[Tuple[int, int], ...]] = None  # None: to be built again
+        self._epoll: Optional[int] = None  # the same set as an epoll descriptor, for the loop at rest in C
         self._threshold_fds: Tuple[int, ...] = ()
 
     @property
@@ -150,65 +149,55 @@ class Waiter:
 
     def add(self, fd: int, callback: Callable[[], None]) -> None:
         self._extra[fd] = callback
-        self._poller = None
+        self._poll_fds = None
 
     def remove(self, fd: int) -> None:
         self._extra.pop(fd, None)
-        self._poller = None
+        self._poll_fds = None
 
-    def poll_set(self) -> "select.poll":
-        """The poll set, built again only when its descriptors changed (a quiet wake-up at
-        rest allocates nothing here)."""
+    def poll_set(self) -> Tuple[Tuple[int, int], ...]:
+        """The (fd, events) pairs to poll, built again only when its descriptors changed (a
+        quiet wake-up at rest allocates nothing here)."""
         threshold_fds = tuple(self.thresholds.fds()) if self.thresholds else ()
-        if self._poller is None or threshold_fds != self._threshold_fds:
-            wanted: Dict[int, int] = {}  # as poll.register keeps them: one mask per fd, the last
+        if self._poll_fds is None or threshold_fds != self._threshold_fds:
+            wanted: Dict[int, int] = {}  # one mask per fd, the last
             if self.psi_fd is not None:
-                wanted[self.psi_fd] = select.POLLPRI
+                wanted[self.psi_fd] = POLLPRI
             for fd in threshold_fds:
-                wanted[fd] = select.POLLIN
+                wanted[fd] = POLLIN
             for fd in self._extra:
-                wanted[fd] = select.POLLIN | select.POLLPRI
-            poller = select.poll()
-            for fd, mask in wanted.items():
-                poller.register(fd, mask)
-            self._poller, self._threshold_fds = poller, threshold_fds
-            self._poll_fds = tuple(wanted.items())
+                wanted[fd] = POLLIN | POLLPRI
+            self._poll_fds, self._threshold_fds = tuple(wanted.items()), threshold_fds
             self._close_epoll()
-        return self._poller
+        return self._poll_fds
 
     def rest_fds(self) -> "Union[int, Tuple[Tuple[int, int], ...]]":
         """What the loop at rest in C (guardian._rest) waits on: an epoll descriptor holding the
         poll set (registered once: under emulation a poll(2) of four descriptors cost a third
         more per wake than one epoll_wait), or the (fd, events) pairs where epoll refused one."""
-        self.poll_set()
-        if self._epoll is None and self._poll_fds:
-            ep = select.epoll()
+        pairs = self.poll_set()
+        if self._epoll is None and pairs:
+            ep = epoll_create()
             try:
-                for fd, mask in self._poll_fds:  # poll's POLLIN and POLLPRI are epoll's bits
-                    ep.register(fd, mask)
+                for fd, mask in pairs:  # poll's POLLIN and POLLPRI are epoll's bits
+                    epoll_add(ep, fd, mask)
             except OSError:
-                ep.close()
-                return self._poll_fds
+                os.close(ep)
+                return pairs
             self._epoll = ep
-        return self._epoll.fileno() if self._epoll is not None else self._poll_fds
+        return self._epoll if self._epoll is not None else pairs
 
     def _close_epoll(self) -> None:
         if self._epoll is not None:
-            self._epoll.close()
+            os.close(self._epoll)
             self._epoll = None
-
-    def poll_fds(self) -> Tuple[Tuple[int, int], ...]:
-        """The (fd, events) pairs of poll_set(), in its order: for a loop that polls in C
-        (guardian._rest) and hands what it returned to handle()."""
-        self.poll_set()
-        return self._poll_fds
 
     def wait_for(self, timeout_s: float) -> List[str]:
         """Block until an event or the timeout; returns what woke it ("psi", "threshold",
         "fd", or nothing for a timeout). Extra fds' callbacks run here."""
-        poller = self.poll_set()
+        pairs = self.poll_set()
         try:
-            events = poller.poll(max(0.0, timeout_s) * 1000.0)
+            events = poll(pairs, -int(-max(0.0, timeout_s) * 1000.0 // 1))  # ms rounded up, as select.poll
         except InterruptedError:
             return ["signal"]
         return self.handle(events) if events else []
@@ -219,11 +208,11 @@ class Waiter:
         threshold_fds = self._threshold_fds
         for fd, mask in events:
             if fd == self.psi_fd:
-                if mask & select.POLLERR:
+                if mask & POLLERR:
                     # The trigger went away (PSI file gone): fall back to polling.
                     os.close(self.psi_fd)
                     self.psi_fd, self.mode, self.detail = None, "poll", "PSI trigger failed (POLLERR)"
-                    self._poller = None
+                    self._poll_fds = None
                 woke.append("psi")
             elif self.thresholds is not None and fd in threshold_fds:
                 self.thresholds.drain(fd)
@@ -234,7 +223,7 @@ class Waiter:
         return woke
 
     def close(self) -> None:
-        self._poller = None
+        self._poll_fds = None
         self._close_epoll()
         if self.psi_fd is not None:
             os.close(self.psi_fd)

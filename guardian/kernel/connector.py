@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 
-from guardian.kernel.libc import libc
+from guardian.kernel.libc import POLLIN, libc, poll
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,7 +127,7 @@ def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[_soc
         heard = False
         while not heard:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
+            if left <= 0 or not poll(((sock.fileno(), POLLIN),), -int(-left * 1000 // 1)):
                 break
             data = sock.recv(65536)
             heard = any(what == PROC_EVENT_COMM and pid == me for what, pid, _ in parse_events(data))

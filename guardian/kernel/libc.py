@@ -1,6 +1,8 @@
 """The libc calls Python's os module lacks: mlockall, prctl, syscall, timerfd_create,
 timerfd_settime, and attach_filter (a socket filter: its pointer Python cannot pass). Each
-returns the call's result or raises OSError with its errno.
+returns the call's result or raises OSError with its errno. And poll, epoll_create and epoll_add,
+which select has: where the extension is built they come from it, and the daemon does not hold
+select (each C module is 30-80 KiB resident).
 
 They come from guardian._rest, the project's C extension, where the install built it: the
 daemon then holds no ctypes (~0.4 MiB resident, about twice that where libffi is a shared
@@ -13,7 +15,9 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any, List, Optional, Sequence, Tuple
+
+POLLIN, POLLPRI, POLLERR = 1, 2, 8  # poll(2)'s bits, which are epoll's too (Linux)
 
 _libc: Optional[Any] = None
 _CALLS = ("mlockall", "prctl", "syscall", "timerfd_create", "timerfd_settime", "attach_filter")
@@ -112,3 +116,43 @@ class CtypesLibc:
         finally:
             sock.detach()
         return 0
+
+
+
+def select_poll(fds: Sequence[Tuple[int, int]], timeout_ms: int) -> List[Tuple[int, int]]:
+    """poll(2) on (fd, events) pairs: [(fd, revents)] (a negative timeout waits for ever)."""
+    import select
+
+    poller = select.poll()
+    for fd, events in fds:
+        poller.register(fd, events)
+    return poller.poll(timeout_ms)
+
+
+def select_epoll_create() -> int:
+    """A close-on-exec epoll descriptor, the caller's to close."""
+    import select
+
+    ep = select.epoll()
+    try:
+        return os.dup(ep.fileno())  # the same instance; os.dup's copy is close-on-exec
+    finally:
+        ep.close()
+
+
+def select_epoll_add(epfd: int, fd: int, events: int) -> int:
+    """EPOLL_CTL_ADD fd to epfd's set, its data the fd."""
+    import select
+
+    ep = select.epoll.fromfd(os.dup(epfd))  # registering through a copy adds to the same set
+    try:
+        ep.register(fd, events)
+    finally:
+        ep.close()
+    return 0
+
+
+try:
+    from guardian._rest import epoll_add, epoll_create, poll
+except ImportError:  # no extension (or one built before these): select's
+    poll, epoll_create, epoll_add = select_poll, select_epoll_create, select_epoll_add

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
@@ -45,7 +44,7 @@ from guardian.kernel.connector import (
     open_proc_connector,
     parse_events,
 )
-from guardian.kernel.libc import libc
+from guardian.kernel.libc import POLLIN, epoll_add, epoll_create, libc
 from guardian.kernel.procs import ProcInfo, list_pids, read_cmdline_text, read_comm, read_proc, read_procs
 from guardian.kernel.stat import read_fork_count, read_last_pid
 from guardian.core.match import MAX_MATCH_CHARS, classify, regex
@@ -135,7 +134,7 @@ class AdjKeeper(Part):
         self.dry_run = dry_run  # say what would be set, set nothing
         self.proc_root = proc_root
         self._sock: Optional[_socket.socket] = None
-        self._ep: Optional["select.epoll"] = None
+        self._ep: Optional[int] = None  # an epoll descriptor
         self._ticker: Optional[_Ticker] = None
         self.mode = "poll"
         self.mode_detail = "polling %s every %.1f s" % (proc_root, self.POLL_INTERVAL_S)
@@ -144,8 +143,8 @@ class AdjKeeper(Part):
             if sock is not None:
                 self._sock, self.mode, self.mode_detail = sock, "netlink", detail
                 # fileno() is an epoll set: the socket, and a timer while events are batched.
-                self._ep = select.epoll()
-                self._ep.register(sock.fileno(), select.EPOLLIN)
+                self._ep = epoll_create()
+                epoll_add(self._ep, sock.fileno(), POLLIN)
             else:
                 self.mode_detail = detail + "; " + self.mode_detail
         self._me = os.getpid()
@@ -197,7 +196,7 @@ class AdjKeeper(Part):
     # -------------------------------------------------------------------------------- sources
 
     def fileno(self) -> Optional[int]:
-        return self._ep.fileno() if self._ep is not None else None
+        return self._ep
 
     def poll_interval_s(self) -> Optional[float]:
         if not self._active or (self._sock is not None and (not self._batched or self._ticker is not None)):
@@ -238,7 +237,7 @@ class AdjKeeper(Part):
             if self._ticker is None:
                 self._ticker = _Ticker()
                 assert self._ep is not None
-                self._ep.register(self._ticker.fd, select.EPOLLIN)
+                epoll_add(self._ep, self._ticker.fd, POLLIN)
             self._ticker.set(self.POLL_INTERVAL_S)
         except (OSError, AttributeError, ImportError):
             self._ticker = None  # the daemon polls at poll_interval_s() instead
@@ -300,7 +299,7 @@ class AdjKeeper(Part):
             self._ticker.close()
             self._ticker = None
         if self._ep is not None:
-            self._ep.close()
+            os.close(self._ep)
             self._ep = None
 
     # -------------------------------------------------------------------------------- work
