@@ -123,6 +123,36 @@ static int glance(const char *d, Py_ssize_t n, long long *total, long long *avai
     return 0;
 }
 
+/* Sensor.headroom with swap on zram: MemAvailable plus what zram could still take in, from
+ * SwapTotal and SwapFree (anywhere after MemTotal) at the ratio of the last full read (z_total,
+ * z_free, z_relief: kernel.zram.ZramSwap's total, free, relief). 0 with *headroom set, or -1
+ * where a field is missing or the product passes 64 bits (the caller then looks itself). */
+static int zram_headroom(const char *d, Py_ssize_t n, long long available, long long z_total, long long z_free,
+                         long long z_relief, long long *headroom)
+{
+    Py_ssize_t at, k;
+    long long swap_total, swap_free, disk_free, zram_free;
+
+    *headroom = available;
+    at = find(d, n, 9, "\nSwapTotal:", 11);
+    if (at < 0 || (k = find(d, n, at, "kB", 2)) < 0 || parse_kb(d + at + 11, k - (at + 11), &swap_total) < 0)
+        return -1;
+    at = find(d, n, 9, "\nSwapFree:", 10);
+    if (at < 0 || (k = find(d, n, at, "kB", 2)) < 0 || parse_kb(d + at + 10, k - (at + 10), &swap_free) < 0)
+        return -1;
+    if (z_free <= 0 || swap_total <= 0)
+        return 0;
+    disk_free = swap_total > z_total && swap_free > z_free ? swap_free - z_free : 0;
+    zram_free = swap_free - disk_free < z_free ? swap_free - disk_free : z_free;
+    if (zram_free <= 0)
+        return 0;
+    if (z_relief < 0 || (z_relief > 0 && (unsigned long long)zram_free > ULLONG_MAX / (unsigned long long)z_relief))
+        return -1;
+    *headroom = available + (long long)((unsigned long long)z_relief * (unsigned long long)zram_free /
+                                        (unsigned long long)z_free);
+    return 0;
+}
+
 /* adaptive_timeout(headroom, fill_rate, wait, armed), `ceiling` being max_timeout_s when armed
  * else max_timeout_poll_s. Python's max(a, b) is a unless b > a; min(a, b) is a unless b < a. */
 static double adaptive(long long headroom, double fill, double assumed_mib_s, double min_s, double ceiling)
@@ -185,7 +215,7 @@ enum { KIND_EVENTS, KIND_SIGNAL, KIND_LOOK, KIND_ERROR };
 
 PyDoc_STRVAR(rest_doc,
 "rest(fds, meminfo_fd, timeout, until, line, kill, total, before, fill,\n"
-"     assumed_fill_rate_mib_s, min_timeout_s, ceiling) -> (kind, events, last_time, last_available)\n\n"
+"     assumed_fill_rate_mib_s, min_timeout_s, ceiling, zram=None) -> (kind, events, last_time, last_available)\n\n"
 "Daemon._rest's loop: poll fds ((fd, events) pairs; or wait on fds, an epoll descriptor holding\n"
 "them, which costs a wake less) for timeout seconds; on a quiet timeout\n"
 "before until (time.monotonic() seconds), read meminfo_fd and, while MemTotal == total and\n"
@@ -193,11 +223,15 @@ PyDoc_STRVAR(rest_doc,
 "again for min(adaptive_timeout(available - kill, ...), until - now). kind: \"events\" (events\n"
 "is the list of (fd, revents) poll returned), \"signal\" (a wait was interrupted; the signal\n"
 "handlers have run), \"look\" (due, not at ease, or the read or parse failed: the caller\n"
-"glances itself). last_time, last_available: the last quiet glance (None, before if none).");
+"glances itself). last_time, last_available: the last quiet glance (None, before if none).\n"
+"zram: None, or (total, free, relief) of the last full read of swap on zram: MemAvailable is\n"
+"then the headroom Sensor.headroom makes of it with SwapTotal and SwapFree.");
 
 static PyObject *rest(PyObject *self, PyObject *args)
 {
-    PyObject *fds_obj, *seq = NULL, *result = NULL, *events = NULL, *last_time;
+    PyObject *fds_obj, *zram_obj = Py_None, *seq = NULL, *result = NULL, *events = NULL, *last_time;
+    long long z_total = 0, z_free = 0, z_relief = 0;
+    int with_zram = 0;
     int meminfo_fd, kind = KIND_LOOK, err = 0, nready = 0, looked = 0;
     double timeout, until, fill, assumed, min_s, ceiling, last_t = 0.0;
     long long line, kill, total, before;
@@ -208,9 +242,15 @@ static PyObject *rest(PyObject *self, PyObject *args)
     static const char *const kinds[] = {"events", "signal", "look"};
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "OiddLLLLdddd:rest", &fds_obj, &meminfo_fd, &timeout, &until, &line, &kill,
-                          &total, &before, &fill, &assumed, &min_s, &ceiling))
+    if (!PyArg_ParseTuple(args, "OiddLLLLdddd|O:rest", &fds_obj, &meminfo_fd, &timeout, &until, &line, &kill,
+                          &total, &before, &fill, &assumed, &min_s, &ceiling, &zram_obj))
         return NULL;
+    if (zram_obj != Py_None) {
+        if (!PyArg_ParseTuple(zram_obj, "LLL;rest: zram must be None or (total, free, relief)", &z_total, &z_free,
+                              &z_relief))
+            return NULL;
+        with_zram = 1;
+    }
     if (PyLong_Check(fds_obj)) {  /* an epoll descriptor */
         epfd = _PyLong_AsInt(fds_obj);
         if (epfd == -1 && PyErr_Occurred())
@@ -274,8 +314,11 @@ static PyObject *rest(PyObject *self, PyObject *args)
             kind = errno == EINTR ? KIND_SIGNAL : KIND_LOOK;
             break;
         }
-        if (glance(buf, got, &avail_total, &available) < 0 || avail_total != total || available < line
-                || available < sub_sat(before, floor_div(total, 100)))
+        if (glance(buf, got, &avail_total, &available) < 0 || avail_total != total)
+            break;
+        if (with_zram && zram_headroom(buf, got, available, z_total, z_free, z_relief, &available) < 0)
+            break;
+        if (available < line || available < sub_sat(before, floor_div(total, 100)))
             break;
         before = available;
         last_t = now;
@@ -354,6 +397,26 @@ static PyObject *py_glance(PyObject *self, PyObject *arg)
     if (bad)
         Py_RETURN_NONE;
     return Py_BuildValue("(LL)", total, available);
+}
+
+PyDoc_STRVAR(headroom_doc,
+"zram_headroom(data, available, z_total, z_free, z_relief) -> headroom or None\n\n"
+"rest()'s headroom with swap on zram, for the tests (Sensor.headroom's).");
+
+static PyObject *py_zram_headroom(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    long long available, z_total, z_free, z_relief, headroom;
+    int ret;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*LLLL:zram_headroom", &view, &available, &z_total, &z_free, &z_relief))
+        return NULL;
+    ret = zram_headroom((const char *)view.buf, view.len, available, z_total, z_free, z_relief, &headroom);
+    PyBuffer_Release(&view);
+    if (ret < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(headroom);
 }
 
 PyDoc_STRVAR(adaptive_doc,
@@ -709,6 +772,7 @@ static PyMethodDef methods[] = {
     {"rest", rest, METH_VARARGS, rest_doc},
     {"glance", py_glance, METH_O, glance_doc},
     {"adaptive_timeout", py_adaptive, METH_VARARGS, adaptive_doc},
+    {"zram_headroom", py_zram_headroom, METH_VARARGS, headroom_doc},
     {"mlockall", py_mlockall, METH_VARARGS, mlockall_doc},
     {"prctl", py_prctl, METH_VARARGS, prctl_doc},
     {"syscall", py_syscall, METH_VARARGS, syscall_doc},

@@ -142,7 +142,7 @@ class Daemon:
         self._glance_until = float("-inf")
         self._glance_line = self._glance_kill = 0  # the lines of the last full tick
         self._glance_fill = 0.0  # the fastest fill then (fill_long)
-        self._glance_last: Tuple[float, int] = (0.0, 0)  # (time, MemAvailable) at the last look
+        self._glance_last: Tuple[float, int] = (0.0, 0)  # (time, headroom) at the last look
         self._watchdog_s: Optional[float] = None
         self.oom_watch: Optional[Part] = None  # when on, it reports kernel OOM kills in place of a count
         self.hotplug_mode = hotplug  # "auto", "on" or "off"
@@ -313,7 +313,7 @@ class Daemon:
                 while not self._stop and not self._reload:
                     if timeout <= 0:
                         woke = ["now"]
-                    elif self.sensor.last_zram is None and time.monotonic() < self._glance_until:
+                    elif time.monotonic() < self._glance_until:
                         woke = self._rest(timeout)
                     else:
                         woke = self.waiter.wait_for(timeout)
@@ -395,15 +395,19 @@ class Daemon:
         before = self._glance_last[1]
         in_c = rest_in_c
         if in_c is not None:  # the same loop, without the interpreter: guardian/_rest.c
+            z = self.sensor.last_zram  # swap on zram: C glances at the headroom Sensor.headroom makes
             kind, events, last, available = in_c.rest(
                 self.waiter.rest_fds(), fd, timeout, until, line, kill, -1 if total is None else total, before,
                 fill, wait.assumed_fill_rate_mib_s, wait.min_timeout_s,
-                wait.max_timeout_s if armed else wait.max_timeout_poll_s)
+                wait.max_timeout_s if armed else wait.max_timeout_poll_s,
+                None if z is None else (z.total, z.free, z.relief))
             if last is not None:
                 self._glance_last = (last, available)
             if kind == "events":
                 return self.waiter.handle(events)
             return ["signal"] if kind == "signal" else []
+        if self.sensor.last_zram is not None:  # zram's share of swap is glanced at in C only
+            return self.waiter.wait_for(timeout)
         pairs, poll = self.waiter.poll_set(), libc_poll
         monotonic, pread, glance = time.monotonic, os.pread, glance_meminfo
         while True:
@@ -434,6 +438,7 @@ class Daemon:
             return None
         headroom = self.sensor.headroom(info)
         self._add_fill(now, headroom)
+        self._glance_last = (now, headroom)  # where the loop at rest in C takes up
         lines = policy.lines_at(info.total, self.fill.peak(now), self.config)
         if headroom < lines.reclaim + lines.hysteresis:
             return None
@@ -448,7 +453,7 @@ class Daemon:
         wait, plan = self.config.wait, self.last_plan
         self._glance_line, self._glance_kill = lines.reclaim + lines.hysteresis, lines.kill
         self._glance_fill = self.fill_long.peak(now)
-        self._glance_last = (now, reading.available)
+        self._glance_last = (now, reading.headroom)
         if (self.scope_dir is not None or plan is None or plan.action != "none" or self.state.rung != NORMAL
                 or self.state.pending is not None or now < self._alert_until):
             self._glance_until = float("-inf")

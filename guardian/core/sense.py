@@ -169,7 +169,7 @@ class Sensor:
             return info.available
         disk_free = max(0, info.swap_free - z.free) if info.swap_total > z.total else 0
         zram_free = max(0, min(z.free, info.swap_free - disk_free))
-        return info.available + int(z.relief * zram_free / z.free)
+        return info.available + z.relief * zram_free // z.free  # exact, as guardian/_rest.c's
 
     def high_order_free_percent(self) -> Optional[float]:
         path = self.proc_root + "/buddyinfo"

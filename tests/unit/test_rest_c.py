@@ -279,3 +279,75 @@ def test_an_epoll_descriptor_is_waited_on_as_its_pairs_would_be(tmp_path, pipe):
     finally:
         ep.close()
         os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Swap on zram: the loop glances at the headroom Sensor.headroom makes (MemAvailable plus what
+# zram could still take in, from SwapTotal and SwapFree at the last full read's ratio)
+
+def _zram_meminfo(available_kib, swap_total_kib, swap_free_kib, total_kib=TOTAL // 1024):
+    return (b"MemTotal: %d kB\nMemFree: 1 kB\nMemAvailable: %d kB\nBuffers: 1 kB\nSwapCached: 0 kB\n"
+            b"SwapTotal: %d kB\nSwapFree: %d kB\nDirty: 0 kB\n" % (total_kib, available_kib, swap_total_kib,
+                                                                  swap_free_kib))
+
+
+def _python_headroom(data, zram):
+    from guardian.core.sense import Sensor
+    from guardian.kernel.meminfo import parse_meminfo
+    from guardian.kernel.zram import ZramSwap
+
+    sensor = Sensor()
+    sensor.last_zram = ZramSwap(zram[0], zram[1], 0, zram[2])
+    return sensor.headroom(parse_meminfo(data.decode()))
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 4 << 20), st.integers(0, 8 << 20), st.integers(0, 8 << 20),
+       st.integers(0, 8 << 30), st.integers(0, 8 << 30), st.integers(0, 8 << 30))
+@example(500 << 10, 1 << 20, 1 << 20, 1 << 30, 1 << 30, 600 << 20)  # all swap on zram, all free
+@example(500 << 10, 3 << 20, 2 << 20, 1 << 30, 1 << 30, 600 << 20)  # and a disk: its free part is not zram's
+@example(500 << 10, 0, 0, 1 << 30, 1 << 30, 600 << 20)  # swap gone since the last read
+@example(500 << 10, 1 << 20, 1 << 20, 1 << 30, 0, 0)  # zram full
+def test_the_zram_headroom_is_sensors(available_kib, swap_total_kib, swap_free_kib, z_total, z_free, z_relief):
+    data = _zram_meminfo(available_kib, swap_total_kib, swap_free_kib)
+    zram = (z_total, z_free, z_relief)
+    assert _rest.zram_headroom(data, available_kib * 1024, *zram) == _python_headroom(data, zram)
+
+
+@needs_c
+def test_the_zram_headroom_without_swap_lines_or_past_64_bits_says_look():
+    assert _rest.zram_headroom(b"MemTotal: 1 kB\nMemAvailable: 1 kB\n", 1024, 1 << 30, 1 << 30, 1) is None
+    data = _zram_meminfo(1, 1 << 40, 1 << 40)
+    assert _rest.zram_headroom(data, 1024, 1 << 60, 1 << 50, 1 << 20) is None  # relief x free: 2^70
+    assert _rest.zram_headroom(data, 1024, 1 << 62, 1 << 62, 1 << 10) == _python_headroom(data, (1 << 62, 1 << 62,
+                                                                                                  1 << 10))
+
+
+@needs_c
+def test_with_zram_the_headroom_is_at_ease_where_memavailable_alone_is_not(tmp_path, pipe):
+    """150 MiB available is below the 200 MiB line; with 512 MiB of zram free, 300 of relief, the
+    headroom is 450 MiB: at ease, the loop sleeps on until until. Without the zram argument the
+    same file says look at once."""
+    fd = _meminfo(tmp_path, 0, text=_zram_meminfo(150 * 1024, 512 * 1024, 512 * 1024))
+    zram = (512 * MIB, 512 * MIB, 300 * MIB)
+    try:
+        until = time.monotonic() + 0.3
+        kind, _, last, headroom = _rest.rest([(pipe[0], select.POLLIN)], fd, 0.01, until, LINE, KILL, TOTAL,
+                                             450 * MIB, *SLEEP, zram)
+        assert (kind, headroom) == ("look", 450 * MIB) and last is not None and time.monotonic() >= until
+        kind, _, last, _ = _rest_for([(pipe[0], select.POLLIN)], fd, 5.0)[0]
+        assert (kind, last) == ("look", None)
+        # the zram filling (SwapFree down to 100 MiB: relief 300 x 100 / 512 = 58.6 MiB) is a fall
+        # of the headroom to 208.6 MiB, more than 1 % of the total: look
+        fd2 = _meminfo(tmp_path, 0, text=_zram_meminfo(150 * 1024, 512 * 1024, 100 * 1024))
+        try:
+            kind, _, last, headroom = _rest.rest([(pipe[0], select.POLLIN)], fd2, 0.01, time.monotonic() + 5.0,
+                                                 LINE, KILL, TOTAL, 450 * MIB, *SLEEP, zram)
+            assert (kind, last, headroom) == ("look", None, 450 * MIB)
+        finally:
+            os.close(fd2)
+    finally:
+        os.close(fd)
+    with pytest.raises(TypeError):
+        _rest.rest([], fd, 0.01, 0.0, LINE, KILL, TOTAL, 0, *SLEEP, (1, 2))

@@ -314,3 +314,37 @@ def test_after_a_kernel_oom_kill_a_reading_still_short_is_acted_on_in_the_same_t
         assert "kernel OOM killer ended 1" in d.last_plan.reason
     finally:
         d.close()
+
+
+def test_with_swap_on_zram_the_rest_loop_glances_at_the_headroom(basic_tree, tmp_path, rest_loop):
+    """zram's share of swap counts as headroom in the loop at rest too (in C; the Python loop
+    leaves zram to a full glance at each wake): 64 MiB of zram, 48 free, at 3:1 is 32 MiB of
+    relief; zram filling up takes it away, a fall of more than 1 % of the total: a look."""
+    meminfo = os.path.join(basic_tree, "meminfo")
+
+    def swap_free(kib):
+        fakeproc.meminfo(basic_tree)
+        with open(meminfo) as f:
+            text = f.read().replace("SwapTotal:      0 kB", "SwapTotal: 65532 kB")
+        fakeproc.write(meminfo, text.replace("SwapFree:       0 kB", "SwapFree: %d kB" % kib))
+
+    fakeproc.write(os.path.join(basic_tree, "swaps"), "".join(fakeproc.ZRAM_SWAPS.splitlines(True)[:2]))  # no disk
+    fakeproc.write(str(tmp_path / "sys" / "block" / "zram0" / "mm_stat"),
+                   "33554432 11184810 11184810 0 11184810 10 0 0\n")  # 3:1
+    swap_free(65532 - 16384)
+    d = _resting(basic_tree, tmp_path, max_timeout_s=0.3)
+    try:
+        z = d.sensor.last_zram
+        assert z is not None and abs(z.relief - (65532 - 16384) * 1024 * 2 // 3) <= 1
+        assert d._glance_last[1] == 800 * 1024 * 1024 + z.relief  # the headroom, not MemAvailable
+        looked = d._glance_last[0]
+        assert d._rest(0.01) == []
+        if rest_loop is not None:  # in C: quiet glances at the headroom until the full tick is due
+            assert time.monotonic() >= d._glance_until and d._glance_last[0] > looked
+            assert rest_loop[-1][-1] == (z.total, z.free, z.relief)
+        d.tick(time.monotonic())
+        looked = d._glance_last
+        swap_free(0)
+        assert d._rest(0.01) == [] and d._glance_last == looked and time.monotonic() < d._glance_until
+    finally:
+        d.close()
