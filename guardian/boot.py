@@ -27,9 +27,8 @@ MAX_ANSWER = 16 << 20
 
 def run(argv: "List[str]") -> int:
     """Parse and prepare in a child; start the daemon here with what it answers."""
-    # The child's ending, loaded before the fork so that it cannot fail there (the daemon
-    # holds the module anyway: it is the reload part's).
-    import guardian.core.parts.reload  # noqa: F401
+    # The child's ending, loaded before the fork so that it cannot fail there.
+    import guardian.child  # noqa: F401
     for stream in (sys.stdout, sys.stderr):  # or the child would write their buffers again
         stream.flush()
     r, w = os.pipe()
@@ -58,7 +57,7 @@ def run(argv: "List[str]") -> int:
 
 def _child(argv: "List[str]", w: int) -> None:
     """The start-up work; never returns. Its exit status is `run`'s when it does not start."""
-    from guardian.core.parts.reload import exit_child, write_all  # imported by run, before the fork
+    from guardian.child import exit_child, write_all  # imported by run, before the fork
 
     status = 1
     try:

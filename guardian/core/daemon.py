@@ -24,7 +24,6 @@ from guardian.core.history import FillRate, Growth
 from guardian.core.match import classify
 from guardian.core.match import precompile
 from guardian.core.parts import Part, Tick
-from guardian.core.parts.reload import Reloader
 from guardian.core.policy import NORMAL, RUNG_NAMES, TERMINATE, Ended, PolicyState, Recent
 from guardian.core.reading import Reading
 from guardian.core.sense import Sensor
@@ -41,6 +40,8 @@ except ImportError:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    from guardian.core.parts.reload import Reloader
 
     ReloadFn = Callable[[], Config]
 
@@ -109,7 +110,7 @@ class Daemon:
         self.dry_run = dry_run or config.actions.dry_run
         self.tell = telemetry or Telemetry(state_file=None)
         self.reload_fn = reload  # called in a child (guardian.core.parts.reload)
-        self.reloader: Optional[Reloader] = None
+        self.reloader: Optional[Reloader] = None  # the reload part, from the first SIGHUP on
         self.protect_self = protect_self
         self.why = why
         self.pid = os.getpid()
@@ -176,10 +177,6 @@ class Daemon:
         if signals:
             self._install_signals()
         self._start_parts()
-        if self.reload_fn is not None:
-            self.reloader = Reloader(self._load_in_child, self._reloaded, self.waiter, began=lambda: self.tell.notify(
-                RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6))))
-            self._add_part(self.reloader)
         z = self.sensor.last_zram
         zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
             z.total / MIB, z.free / MIB, z.relief / MIB) if z is not None else ""
@@ -467,9 +464,15 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: load the config again, in a child (the loader never stays in the daemon's
         memory, and the loop goes on meanwhile); a bad one is refused and the old stays in force."""
-        if self.reloader is None:
+        if self.reload_fn is None:
             log.info("SIGHUP: no config file to reload")
             return
+        if self.reloader is None:  # made at the first SIGHUP: the daemon does not hold it before
+            from guardian.core.parts.reload import Reloader
+
+            self.reloader = Reloader(self._load_in_child, self._reloaded, self.waiter, began=lambda: self.tell.notify(
+                RELOADING="1", MONOTONIC_USEC=str(int(time.monotonic() * 1e6))))
+            self._add_part(self.reloader)
         self.reloader.start()
 
     def _load_in_child(self) -> Config:

@@ -80,7 +80,8 @@ sys.exit(main())
 # parser (the start child parses the leak state file), where the events go (the mounts), reading
 # the event log back, the capability report, impostors, the command line and the board loader.
 NEVER_GUARDIAN = ["guardian.jsonparse", "guardian.core.eventfiles", "guardian.kernel.mounts",
-                  "guardian.core.capabilities", "guardian.core.impostors", "guardian.commands", "guardian.board"]
+                  "guardian.core.capabilities", "guardian.core.impostors", "guardian.commands", "guardian.board",
+                  "guardian.core.parts.reload"]  # the reload part: from the first SIGHUP on
 
 
 def _extension_built():

@@ -16,6 +16,7 @@ import _signal as signal  # not signal.py: its enums import enum, functools, col
 import sys
 import time
 
+from guardian.child import exit_child, write_all
 from guardian.config import from_plain, to_plain
 from guardian.core.match import adopt, programs
 from guardian.core.parts import NEVER, Part
@@ -228,24 +229,6 @@ class Reloader(Part):
             self._reap(pid)  # SIGKILLed: a zombie a moment later at most, and we exit
         self._close_pipe()
         self.pid, self.exiting = None, []
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """A child's whole answer down its pipe."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def exit_child(status: int) -> None:
-    """A fork child's end: what it printed reaches its streams, then _exit, never the parent's
-    loop, atexit handlers, finally blocks or buffers again (the start child in guardian.boot too)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    os._exit(status)
 
 
 def _kill(pid: int) -> None:
