@@ -16,7 +16,9 @@
  *
  * It also makes the few libc calls os lacks (guardian.kernel.libc: mlockall, prctl, syscall,
  * timerfd, a socket filter), so that the daemon need not hold ctypes and libffi for them (~0.4 MiB resident,
- * twice that where libffi is a shared library).
+ * twice that where libffi is a shared library); and stands in for the standard library's C
+ * modules the daemon used for a call or two (each 30-200 KiB resident, mapped and locked): poll
+ * and epoll for select, json_quote for _json, erfc for math, and a socket type for _socket.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -768,6 +770,382 @@ static PyObject *py_erfc(PyObject *self, PyObject *arg)
     return PyFloat_FromDouble(erfc(x));
 }
 
+/* ------------------------------------------------------------------ socket: _socket's, in part
+ * guardian._rest.socket(family, type, proto=0): the daemon's sockets (the netlink proc connector
+ * and uevents, syslog, sd_notify) without _socket, Python's socket module in C (~0.1-0.2 MiB
+ * resident, mapped and locked). AF_UNIX and AF_NETLINK only, and only the methods the daemon
+ * calls; those take the same arguments, return the same results and addresses and raise the same
+ * exceptions as _socket.socket's (tests/integration/kernel/test_rest_socket.py runs both). As
+ * _socket: always close-on-exec; `type` without SOCK_NONBLOCK and SOCK_CLOEXEC; a call a signal
+ * interrupts runs the handlers, then is made again (PEP 475); the GIL is released around the calls
+ * that may block. There are no timeouts: blocking or not is the descriptor's O_NONBLOCK.
+ * The headers are here, not at the top, so that this section stands alone. */
+#include <fcntl.h>
+#include <stddef.h>
+#include <structmember.h>
+#include <sys/un.h>
+#include <linux/netlink.h>
+
+typedef struct {
+    PyObject_HEAD
+    int fd;  /* -1 once closed or detached */
+    int family;
+    int type;
+    int proto;
+} SocketObject;
+
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_un un;
+    struct sockaddr_nl nl;
+} SockAddr;
+
+/* After a failed call: 1 to make it again (EINTR, and the signal handlers did not raise), else 0
+ * with the exception set. */
+static int again(void)
+{
+    if (errno == EINTR && PyErr_CheckSignals() == 0)
+        return 1;
+    if (!PyErr_Occurred())
+        PyErr_SetFromErrno(PyExc_OSError);
+    return 0;
+}
+
+/* An address as _socket's getsockaddrarg takes it: for AF_NETLINK a (pid, groups) tuple, for
+ * AF_UNIX a path, str (in the file system encoding) or bytes, where a leading NUL (or nothing:
+ * autobind) is Linux's abstract namespace, whose names have no terminating NUL. 0 with *len set,
+ * or -1 with the exception set. */
+static int sockaddr_from(const SocketObject *s, PyObject *obj, SockAddr *addr, socklen_t *len, const char *caller)
+{
+    PyObject *bytes;
+    Py_buffer path;
+    int abstract, ret = -1;
+
+    memset(addr, 0, sizeof *addr);
+    if (s->family == AF_NETLINK) {
+        unsigned int pid, groups;
+        if (!PyTuple_Check(obj)) {
+            PyErr_Format(PyExc_TypeError, "%s(): AF_NETLINK address must be tuple, not %.500s", caller,
+                         Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        if (!PyArg_ParseTuple(obj, "II;AF_NETLINK address must be a pair (pid, groups)", &pid, &groups))
+            return -1;
+        addr->nl.nl_family = AF_NETLINK;
+        addr->nl.nl_pid = pid;
+        addr->nl.nl_groups = groups;
+        *len = sizeof addr->nl;
+        return 0;
+    }
+    if (PyUnicode_Check(obj)) {
+        bytes = PyUnicode_EncodeFSDefault(obj);
+        if (bytes == NULL)
+            return -1;
+    } else {
+        Py_INCREF(obj);
+        bytes = obj;
+    }
+    if (!PyArg_Parse(bytes, "y*", &path)) {
+        Py_DECREF(bytes);
+        return -1;
+    }
+    abstract = path.len == 0 || ((const char *)path.buf)[0] == 0;
+    if ((size_t)path.len + !abstract > sizeof addr->un.sun_path) {
+        PyErr_SetString(PyExc_OSError, "AF_UNIX path too long");
+    } else {
+        addr->un.sun_family = AF_UNIX;
+        memcpy(addr->un.sun_path, path.buf, (size_t)path.len);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)path.len + !abstract);
+        ret = 0;
+    }
+    PyBuffer_Release(&path);
+    Py_DECREF(bytes);
+    return ret;
+}
+
+/* A sender's address as _socket's makesockaddr makes it: None for none (an unbound AF_UNIX
+ * sender), (port_id, groups) for AF_NETLINK, bytes for an abstract AF_UNIX name, else a str. */
+static PyObject *sockaddr_to(const SocketObject *s, const SockAddr *addr, socklen_t len)
+{
+    size_t path_len;
+
+    if (len == 0)
+        Py_RETURN_NONE;
+    if (s->family == AF_NETLINK)
+        return Py_BuildValue("(II)", addr->nl.nl_pid, addr->nl.nl_groups);
+    if (len > sizeof addr->un)  /* the kernel says how long the name was, not how much it wrote */
+        len = sizeof addr->un;
+    path_len = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+    if (path_len > 0 && addr->un.sun_path[0] == 0)
+        return PyBytes_FromStringAndSize(addr->un.sun_path, (Py_ssize_t)path_len);
+    return PyUnicode_DecodeFSDefaultAndSize(addr->un.sun_path, (Py_ssize_t)strnlen(addr->un.sun_path, path_len));
+}
+
+PyDoc_STRVAR(socket_doc,
+"socket(family, type, proto=0)\n\n"
+"_socket.socket's methods the daemon calls, for AF_UNIX and AF_NETLINK (see guardian/_rest.c).");
+
+static PyObject *sock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"family", "type", "proto", NULL};
+    int family, kind, proto = 0, fd;
+    SocketObject *s;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ii|i:socket", kwlist, &family, &kind, &proto))
+        return NULL;
+    if (family != AF_UNIX && family != AF_NETLINK) {  /* no other family's addresses are known here */
+        errno = EAFNOSUPPORT;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    fd = socket(family, kind | SOCK_CLOEXEC, proto);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    s = (SocketObject *)type->tp_alloc(type, 0);
+    if (s == NULL) {
+        close(fd);
+        return NULL;
+    }
+    s->fd = fd;
+    s->family = family;
+    s->type = kind & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    s->proto = proto;
+    return (PyObject *)s;
+}
+
+/* Unlike _socket, no ResourceWarning: the daemon lets go of sockets it is done with. */
+static void sock_dealloc(PyObject *self)
+{
+    SocketObject *s = (SocketObject *)self;
+
+    if (s->fd >= 0)
+        close(s->fd);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *sock_fileno(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(((SocketObject *)self)->fd);
+}
+
+static PyObject *sock_detach(PyObject *self, PyObject *unused)
+{
+    SocketObject *s = (SocketObject *)self;
+    int fd = s->fd;
+
+    (void)unused;
+    s->fd = -1;
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *sock_close(PyObject *self, PyObject *unused)
+{
+    SocketObject *s = (SocketObject *)self;
+    int fd = s->fd, ret;
+
+    (void)unused;
+    if (fd < 0)
+        Py_RETURN_NONE;
+    s->fd = -1;
+    Py_BEGIN_ALLOW_THREADS
+    ret = close(fd);  /* not again after EINTR: the descriptor is gone either way */
+    Py_END_ALLOW_THREADS
+    if (ret < 0 && errno != ECONNRESET)  /* the peer's reset is no error of ours (_socket, bpo-30319) */
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sock_setblocking(PyObject *self, PyObject *arg)
+{
+    int fd = ((SocketObject *)self)->fd, flags;
+    long block = PyLong_AsLong(arg);
+
+    if (block == -1 && PyErr_Occurred())
+        return NULL;
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, block ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sock_bind(PyObject *self, PyObject *arg)
+{
+    SocketObject *s = (SocketObject *)self;
+    SockAddr addr;
+    socklen_t len;
+
+    if (sockaddr_from(s, arg, &addr, &len, "bind") < 0)
+        return NULL;
+    if (bind(s->fd, &addr.sa, len) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* Made again after EINTR like the others, which is right for AF_UNIX (interrupted, a connect has
+ * not begun), not for TCP's, which _socket then waits for. */
+static PyObject *sock_connect(PyObject *self, PyObject *arg)
+{
+    SocketObject *s = (SocketObject *)self;
+    SockAddr addr;
+    socklen_t len;
+    int fd, ret;
+
+    if (sockaddr_from(s, arg, &addr, &len, "connect") < 0)
+        return NULL;
+    do {
+        fd = s->fd;
+        Py_BEGIN_ALLOW_THREADS
+        ret = connect(fd, &addr.sa, len);
+        Py_END_ALLOW_THREADS
+    } while (ret < 0 && again());
+    if (ret < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* send and sendto (addr not NULL): the count sent, or NULL with the exception set. Releases data. */
+static PyObject *transmit(SocketObject *s, Py_buffer *data, int flags, const SockAddr *addr, socklen_t len)
+{
+    ssize_t n;
+    int fd;
+
+    do {
+        fd = s->fd;
+        Py_BEGIN_ALLOW_THREADS
+        n = sendto(fd, data->buf, (size_t)data->len, flags, addr ? &addr->sa : NULL, len);
+        Py_END_ALLOW_THREADS
+    } while (n < 0 && again());
+    PyBuffer_Release(data);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *sock_send(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    int flags = 0;
+
+    if (!PyArg_ParseTuple(args, "y*|i:send", &data, &flags))
+        return NULL;
+    return transmit((SocketObject *)self, &data, flags, NULL, 0);
+}
+
+static PyObject *sock_sendto(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    PyObject *addr_obj;
+    SockAddr addr;
+    socklen_t len;
+
+    if (!PyArg_ParseTuple(args, "y*O:sendto", &data, &addr_obj))
+        return NULL;
+    if (sockaddr_from((SocketObject *)self, addr_obj, &addr, &len, "sendto") < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    return transmit((SocketObject *)self, &data, 0, &addr, len);
+}
+
+/* recv, and recvfrom (from not NULL, *from_len set): up to size bytes, or NULL with the exception set. */
+static PyObject *receive(SocketObject *s, Py_ssize_t size, int flags, SockAddr *from, socklen_t *from_len,
+                         const char *caller)
+{
+    PyObject *buf;
+    ssize_t n;
+    int fd;
+
+    if (size < 0) {
+        PyErr_Format(PyExc_ValueError, "negative buffersize in %s", caller);
+        return NULL;
+    }
+    if (size == 0 && from == NULL)  /* _socket's recv(0) reads nothing, not even an empty datagram; recvfrom does */
+        return PyBytes_FromStringAndSize(NULL, 0);
+    buf = PyBytes_FromStringAndSize(NULL, size);
+    if (buf == NULL)
+        return NULL;
+    do {
+        fd = s->fd;
+        if (from != NULL) {
+            memset(from, 0, sizeof *from);
+            *from_len = sizeof *from;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        n = recvfrom(fd, PyBytes_AS_STRING(buf), (size_t)size, flags, from ? &from->sa : NULL, from_len);
+        Py_END_ALLOW_THREADS
+    } while (n < 0 && again());
+    if (n < 0) {
+        Py_DECREF(buf);
+        return NULL;
+    }
+    if (n != size && _PyBytes_Resize(&buf, n) < 0)
+        return NULL;
+    return buf;
+}
+
+static PyObject *sock_recv(PyObject *self, PyObject *args)
+{
+    Py_ssize_t size;
+    int flags = 0;
+
+    if (!PyArg_ParseTuple(args, "n|i:recv", &size, &flags))
+        return NULL;
+    return receive((SocketObject *)self, size, flags, NULL, NULL, "recv");
+}
+
+static PyObject *sock_recvfrom(PyObject *self, PyObject *args)
+{
+    SocketObject *s = (SocketObject *)self;
+    Py_ssize_t size;
+    int flags = 0;
+    SockAddr from;
+    socklen_t from_len;
+    PyObject *data, *addr;
+
+    if (!PyArg_ParseTuple(args, "n|i:recvfrom", &size, &flags))
+        return NULL;
+    data = receive(s, size, flags, &from, &from_len, "recvfrom");
+    if (data == NULL)
+        return NULL;
+    addr = sockaddr_to(s, &from, from_len);
+    if (addr == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", data, addr);
+}
+
+static PyMethodDef sock_methods[] = {
+    {"fileno", sock_fileno, METH_NOARGS, "fileno() -> int: the descriptor, -1 once closed"},
+    {"detach", sock_detach, METH_NOARGS, "detach() -> int: the descriptor, no longer closed by this socket"},
+    {"close", sock_close, METH_NOARGS, "close(): close the descriptor (again: nothing)"},
+    {"setblocking", sock_setblocking, METH_O, "setblocking(flag): O_NONBLOCK off, or on"},
+    {"bind", sock_bind, METH_O, "bind(address)"},
+    {"connect", sock_connect, METH_O, "connect(address)"},
+    {"send", sock_send, METH_VARARGS, "send(data[, flags]) -> int"},
+    {"sendto", sock_sendto, METH_VARARGS, "sendto(data, address) -> int"},
+    {"recv", sock_recv, METH_VARARGS, "recv(bufsize[, flags]) -> bytes"},
+    {"recvfrom", sock_recvfrom, METH_VARARGS, "recvfrom(bufsize[, flags]) -> (bytes, address)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef sock_members[] = {
+    {"family", T_INT, offsetof(SocketObject, family), READONLY, NULL},
+    {"type", T_INT, offsetof(SocketObject, type), READONLY, NULL},
+    {"proto", T_INT, offsetof(SocketObject, proto), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject socket_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "guardian._rest.socket",
+    .tp_basicsize = sizeof(SocketObject),
+    .tp_dealloc = sock_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = socket_doc,
+    .tp_methods = sock_methods,
+    .tp_members = sock_members,
+    .tp_new = sock_new,
+};
+
 static PyMethodDef methods[] = {
     {"rest", rest, METH_VARARGS, rest_doc},
     {"glance", py_glance, METH_O, glance_doc},
@@ -795,5 +1173,18 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__rest(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m;
+
+    if (PyType_Ready(&socket_type) < 0)
+        return NULL;
+    m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&socket_type);
+    if (PyModule_AddObject(m, "socket", (PyObject *)&socket_type) < 0) {
+        Py_DECREF(&socket_type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

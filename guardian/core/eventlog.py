@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import errno
 import os
-import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import _thread  # not threading (~0.7 MiB resident): a lock and the fsync helper
 import time
 
 from guardian import jsontext  # not json: it imports re (~1 MiB together)
 from guardian import safefile
 from guardian.kernel import close_quietly
+from guardian.kernel.sockets import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM, Socket
 from guardian.record import record
 from guardian.logger import DEBUG, ERROR, INFO, WARNING, Record, log
 
@@ -334,18 +334,18 @@ class _Syslog:
         self.ident = ident
         self.path = path
         self.facility = facility
-        self.sock: Optional[_socket.socket] = None
+        self.sock: Optional[Socket] = None
         self.dropped = 0
         self._retry_at = 0.0
 
-    def _connect(self) -> Optional[_socket.socket]:
+    def _connect(self) -> Optional[Socket]:
         if self.sock is not None:
             return self.sock
         now = time.monotonic()
         if now < self._retry_at:
             return None
-        for kind in (_socket.SOCK_DGRAM, _socket.SOCK_STREAM):
-            sock = _socket.socket(_socket.AF_UNIX, kind | getattr(_socket, "SOCK_CLOEXEC", 0))
+        for kind in (SOCK_DGRAM, SOCK_STREAM):
+            sock = Socket(AF_UNIX, kind | SOCK_CLOEXEC)
             try:
                 sock.connect(self.path)
             except OSError as exc:
@@ -367,7 +367,7 @@ class _Syslog:
             return
         data = ("<%d>%s[%d]: %s" % (self.facility * 8 + severity, self.ident, os.getpid(), text))
         payload = data.encode("utf-8", "replace")
-        if sock.type == _socket.SOCK_STREAM:
+        if sock.type == SOCK_STREAM:
             payload += b"\0"
         try:
             sock.send(payload)

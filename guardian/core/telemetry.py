@@ -3,7 +3,6 @@ metrics, and sd_notify."""
 from __future__ import annotations
 
 import os
-import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import time
 
 from guardian import jsontext  # not json: it imports re (~1 MiB together)
@@ -11,6 +10,7 @@ from guardian import safefile
 from guardian.core.eventlog import (DEFAULT_BACKUPS, DEFAULT_EVENTS_FILE, DEFAULT_MAX_BYTES, EventLog, Place,
                                     SyslogHandler)
 from guardian.core.eventlog import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
+from guardian.kernel.sockets import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, Socket
 from guardian.logger import ERROR, INFO, WARNING, log
 
 TYPE_CHECKING = False
@@ -131,7 +131,7 @@ class _Notifier:
 
     def __init__(self) -> None:
         self.address = os.environ.get("NOTIFY_SOCKET") or None
-        self._sock: Optional[_socket.socket] = None
+        self._sock: Optional[Socket] = None
 
     def send(self, **fields: str) -> None:
         if not self.address:
@@ -142,7 +142,7 @@ class _Notifier:
             addr = "\0" + addr[1:]  # abstract namespace
         try:
             if self._sock is None:
-                self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+                self._sock = Socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC)
             self._sock.sendto(message, addr)
         except OSError as exc:
             log.debug("sd_notify to %s failed: %s", self.address, exc)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import errno
 import os
-import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 
 from guardian.kernel.libc import POLLIN, libc, poll
+from guardian.kernel.sockets import AF_NETLINK, SOCK_CLOEXEC, SOCK_DGRAM, Socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def _bpf_program() -> bytes:
 _DROP_ALL = struct.pack("=HBBI", 0x06, 0, 0, 0)  # ret #0
 
 
-def attach_filter(sock: _socket.socket, drop_all: bool = False) -> bool:
+def attach_filter(sock: Socket, drop_all: bool = False) -> bool:
     """Attach (or replace) the socket's classic BPF filter: the exec/comm one, or with drop_all
     one that drops every event in the kernel (the subscription stays). False if it failed."""
     try:
@@ -104,13 +104,13 @@ def parse_events(data: bytes) -> List[Tuple[int, int, int]]:
     return out
 
 
-def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[_socket.socket], str]:
+def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[Socket], str]:
     """A non-blocking socket hearing exec/comm events, and how it went; (None, why) when the
     proc connector cannot be used here."""
     try:
-        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, NETLINK_CONNECTOR)
-    except (OSError, AttributeError) as e:
-        return None, "netlink proc connector unavailable: %s" % (getattr(e, "strerror", None) or e)
+        sock = Socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR)
+    except OSError as e:
+        return None, "netlink proc connector unavailable: %s" % (e.strerror or e)
     try:
         sock.bind((0, CN_IDX_PROC))
         filtered = attach_filter(sock)
@@ -142,7 +142,7 @@ def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[_soc
         return None, "netlink proc connector refused: %s%s" % (e.strerror or e, hint)
 
 
-def close_proc_connector(sock: _socket.socket) -> None:
+def close_proc_connector(sock: Socket) -> None:
     """Unsubscribe (best effort), then close the socket."""
     try:
         sock.send(_listen_msg(PROC_CN_MCAST_IGNORE))

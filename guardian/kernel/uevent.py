@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from guardian.record import record
-import _socket  # not socket.py, which builds enums at import (~1 MiB)
+from guardian.kernel.sockets import AF_NETLINK, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, Socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,10 +47,9 @@ def parse_uevent(data: bytes) -> Optional[Uevent]:
     return Uevent(props.get("ACTION", action), devpath, props.get("SUBSYSTEM"), name, props)
 
 
-def open_uevent_socket() -> _socket.socket:
+def open_uevent_socket() -> Socket:
     """A non-blocking socket on the kernel's uevent group; OSError if the kernel refuses it."""
-    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC,
-                         NETLINK_KOBJECT_UEVENT)
+    sock = Socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT)
     try:
         sock.bind((0, KERNEL_GROUP))
     except OSError:
@@ -59,7 +58,7 @@ def open_uevent_socket() -> _socket.socket:
     return sock
 
 
-def receive(sock: _socket.socket) -> Optional[bytes]:
+def receive(sock: Socket) -> Optional[bytes]:
     """The next message from the kernel, b"" for one from anyone else, None when none is
     waiting. OSError (ENOBUFS: events were lost) is the caller's."""
     try:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import os
-import _socket  # not socket.py, which builds enums at import (~1 MiB)
 import struct
 import time
 
@@ -54,6 +53,8 @@ from guardian.logger import log
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
+
+    from guardian.kernel.sockets import Socket
 
     Entry = Union[Critical, LowPriority]
 
@@ -133,7 +134,7 @@ class AdjKeeper(Part):
     def __init__(self, config: Config, proc_root: str = "/proc", use_netlink: bool = True, dry_run: bool = False):
         self.dry_run = dry_run  # say what would be set, set nothing
         self.proc_root = proc_root
-        self._sock: Optional[_socket.socket] = None
+        self._sock: Optional[Socket] = None
         self._ep: Optional[int] = None  # an epoll descriptor
         self._ticker: Optional[_Ticker] = None
         self.mode = "poll"

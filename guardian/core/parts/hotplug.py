@@ -13,8 +13,6 @@ on a udev host (libudev, ctypes) and was not loaded at all on boards without lib
 """
 from __future__ import annotations
 
-import _socket  # not socket.py, which builds enums at import (~1 MiB)
-
 from guardian.core.parts import Part
 from guardian.kernel.uevent import open_uevent_socket, parse_uevent, receive
 from guardian.logger import log
@@ -24,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Callable, List, Optional, Tuple
 
     from guardian.core.parts import Tell
+    from guardian.kernel.sockets import Socket
 
 
 SUBSYSTEMS = ("memory", "block")
@@ -33,7 +32,7 @@ DRAIN_MAX = 256  # messages read per wake; the rest wait for the next
 class HotplugWatcher(Part):
     name = "hotplug"
 
-    def __init__(self, sock: Optional[_socket.socket], tell: Optional[Tell] = None,
+    def __init__(self, sock: Optional[Socket], tell: Optional[Tell] = None,
                  on_change: Optional[Callable[[], None]] = None):
         self.sock = sock
         self.tell = tell  # where `hotplug` events go (a Telemetry)

@@ -2,13 +2,12 @@
 sd_notify datagrams to $NOTIFY_SOCKET (silent without it)."""
 from guardian import logger
 import os
-import _socket
 import socket
 import time
 
 import pytest
 
-from guardian.core import eventlog
+from guardian.core import eventlog, telemetry
 from guardian.core.eventfiles import read_events
 from guardian.core.telemetry import Telemetry
 
@@ -90,13 +89,13 @@ def test_silent_without_notify_socket(monkeypatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     tell = Telemetry(state_file=None)
     made = []
-    real_socket = _socket.socket
+    real_socket = telemetry.Socket
 
     def recording_socket(*args, **kwargs):
         made.append(args)
         return real_socket(*args, **kwargs)
 
-    monkeypatch.setattr(_socket, "socket", recording_socket)
+    monkeypatch.setattr(telemetry, "Socket", recording_socket)
     before = open_fds()
     tell.notify(READY="1")  # nothing to send to: no socket made, nothing raised
     tell.notify(STATUS="watching")
