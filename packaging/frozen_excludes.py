@@ -68,7 +68,7 @@ def unused_encodings():
 # archives, which the guardian never reads.
 PROBED = {"bz2", "_bz2", "lzma", "_lzma"}
 
-# Excluded, yet named by a guardian module: guardian.kernel.libc falls back to ctypes where
+# Excluded, yet named by a guardian module: guardian.kernel.libc_fallback falls back to ctypes where
 # guardian._rest is not built, which a frozen build never is (build-frozen.sh fails without it).
 FALLBACK = {"ctypes", "ctypes.util"}
 

@@ -9,6 +9,7 @@ import pytest
 
 from guardian.actions.signals import _syscall_number
 from guardian.kernel import libc as libc_mod
+from guardian.kernel import libc_fallback
 
 try:
     from guardian import _rest
@@ -19,7 +20,7 @@ PURE = os.environ.get("GUARDIAN_PURE_PYTHON") == "1"
 
 
 def _implementations():
-    impls = [pytest.param(libc_mod.CtypesLibc(), id="ctypes")]
+    impls = [pytest.param(libc_fallback.CtypesLibc(), id="ctypes")]
     if _rest is None:
         reason = "GUARDIAN_PURE_PYTHON=1: no guardian._rest" if PURE else "guardian._rest is not built: `make deps`"
         impls.append(pytest.param(None, id="extension", marks=pytest.mark.skip(reason=reason)))

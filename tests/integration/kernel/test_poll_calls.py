@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from guardian.kernel import libc as libc_mod
+from guardian.kernel import libc_fallback
 
 try:
     from guardian import _rest
@@ -30,9 +31,9 @@ def _both(fallback):
 
 
 class _Select:
-    poll = staticmethod(libc_mod.select_poll)
-    epoll_create = staticmethod(libc_mod.select_epoll_create)
-    epoll_add = staticmethod(libc_mod.select_epoll_add)
+    poll = staticmethod(libc_fallback.select_poll)
+    epoll_create = staticmethod(libc_fallback.select_epoll_create)
+    epoll_add = staticmethod(libc_fallback.select_epoll_add)
 
 
 @pytest.fixture(params=_both(_Select))
