@@ -139,6 +139,12 @@ def _rest_for(fds, meminfo_fd, seconds, before=800 * MIB, timeout=0.01, total=TO
     return _rest.rest(fds, meminfo_fd, timeout, until, LINE, KILL, total, before, *SLEEP), until
 
 
+def _reads():
+    """This process's read syscalls so far (the loop's preads of meminfo among them)."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("syscr:"))
+
+
 @pytest.fixture
 def pipe():
     r, w = os.pipe()
@@ -172,12 +178,16 @@ def test_a_readable_descriptor_ends_the_wait_with_what_poll_returned(tmp_path, p
 def test_at_ease_it_glances_and_sleeps_again_until_until_then_says_look(tmp_path, pipe):
     fd = _meminfo(tmp_path, 800 * 1024)
     try:
+        counted = _reads()
+        reads = _reads()  # what reading the counter itself adds: reads - counted
         began = time.monotonic()
         (kind, events, last, available), until = _rest_for([(pipe[0], select.POLLIN)], fd, 0.3)
+        glances = _reads() - reads - (reads - counted)
         assert time.monotonic() >= until
         assert (kind, events, available) == ("look", None, 800 * MIB)
-        # the last quiet glance was a sleep (<= the 0.05 s ceiling) before until, long after the start
-        assert began < last < until and until - last <= 0.05 + 0.02
+        # it glanced (a pread of meminfo) and slept again, more than once, the last look before
+        # until; how many times depends on how late a loaded machine wakes it: no time bound here
+        assert began < last < until and glances >= 2, glances
     finally:
         os.close(fd)
 
