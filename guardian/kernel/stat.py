@@ -3,7 +3,7 @@ tells how many appear per second, and /proc/loadavg's last PID, which tells whet
 since the last look (a 30-byte file, where listing /proc reads an entry per process)."""
 from __future__ import annotations
 
-import os
+from guardian.kernel import read_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ def parse_fork_count(data: bytes) -> Optional[int]:
 
 def read_fork_count(proc_root: str = "/proc") -> Optional[int]:
     try:
-        with open(os.path.join(proc_root, "stat"), "rb") as f:
-            return parse_fork_count(f.read())
+        return parse_fork_count(read_bytes(proc_root + "/stat"))
     except OSError:
         return None
 
@@ -44,7 +43,6 @@ def parse_last_pid(data: bytes) -> Optional[int]:
 
 def read_last_pid(proc_root: str = "/proc") -> Optional[int]:
     try:
-        with open(os.path.join(proc_root, "loadavg"), "rb") as f:
-            return parse_last_pid(f.read())
+        return parse_last_pid(read_bytes(proc_root + "/loadavg"))
     except OSError:
         return None
