@@ -1,6 +1,6 @@
 """The programs a test needs from this machine (shellcheck, busybox, ...), or a skip that says how
-to install the missing one; and root, or a skip. (This module uses pytest: the bench does not
-import it.)"""
+to install the missing one; root, or a skip; and guardian._rest, the C extension, or a skip.
+(This module uses pytest: the bench does not import it.)"""
 import os
 import shutil
 import sys
@@ -31,3 +31,19 @@ def need(tool):
 def need_root():
     if os.geteuid() != 0:
         pytest.skip("needs root (chroot, mount namespaces)")
+
+
+# GUARDIAN_PURE_PYTHON=1 runs the suite without guardian._rest (as an install without a compiler).
+PURE = os.environ.get("GUARDIAN_PURE_PYTHON") == "1"
+NO_EXTENSION = ("GUARDIAN_PURE_PYTHON=1: no guardian._rest" if PURE else
+                "guardian._rest is not built (or built before this call): `make deps`")
+
+
+def fallback_and_extension(fallback, fallback_id, extension):
+    """pytest params for a test run through both: the fallback the daemon uses without the C
+    extension, and the extension's own (None where it is not built: a skip saying why)."""
+    if extension is None:
+        ext = pytest.param(None, id="extension", marks=pytest.mark.skip(reason=NO_EXTENSION))
+    else:
+        ext = pytest.param(extension, id="extension")
+    return [pytest.param(fallback, id=fallback_id), ext]

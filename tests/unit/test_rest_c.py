@@ -145,14 +145,6 @@ def _reads():
         return next(int(line.split()[1]) for line in f if line.startswith("syscr:"))
 
 
-@pytest.fixture
-def pipe():
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
-
-
 @needs_c
 def test_a_readable_descriptor_ends_the_wait_with_what_poll_returned(tmp_path, pipe):
     r, w = pipe

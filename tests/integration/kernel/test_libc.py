@@ -10,33 +10,21 @@ import pytest
 from guardian.actions.signals import _syscall_number
 from guardian.kernel import libc as libc_mod
 from guardian.kernel import libc_fallback
+from tests.support.tools import NO_EXTENSION, fallback_and_extension
 
 try:
     from guardian import _rest
 except ImportError:
     _rest = None
 
-PURE = os.environ.get("GUARDIAN_PURE_PYTHON") == "1"
-
-
-def _implementations():
-    impls = [pytest.param(libc_fallback.CtypesLibc(), id="ctypes")]
-    if _rest is None:
-        reason = "GUARDIAN_PURE_PYTHON=1: no guardian._rest" if PURE else "guardian._rest is not built: `make deps`"
-        impls.append(pytest.param(None, id="extension", marks=pytest.mark.skip(reason=reason)))
-    else:
-        impls.append(pytest.param(_rest, id="extension"))
-    return impls
-
-
-@pytest.fixture(params=_implementations())
+@pytest.fixture(params=fallback_and_extension(libc_fallback.CtypesLibc(), "ctypes", _rest))
 def calls(request):
     return request.param
 
 
 def test_the_daemon_uses_the_extension_where_it_is_built():
     if _rest is None:
-        pytest.skip("GUARDIAN_PURE_PYTHON=1: no guardian._rest" if PURE else "guardian._rest is not built")
+        pytest.skip(NO_EXTENSION)
     assert libc_mod.libc() is _rest
 
 

@@ -12,22 +12,16 @@ import pytest
 
 from guardian.kernel import libc as libc_mod
 from guardian.kernel import libc_fallback
+from tests.support.tools import NO_EXTENSION, fallback_and_extension
 
 try:
     from guardian import _rest
 except ImportError:
     _rest = None
 
-PURE = os.environ.get("GUARDIAN_PURE_PYTHON") == "1"
-_NOT_BUILT = "GUARDIAN_PURE_PYTHON=1: no guardian._rest" if PURE else "guardian._rest is not built: `make deps`"
-
 
 def _both(fallback):
-    if _rest is None:
-        ext = pytest.param(None, id="extension", marks=pytest.mark.skip(reason=_NOT_BUILT))
-    else:
-        ext = pytest.param(_rest, id="extension")
-    return [pytest.param(fallback, id="stdlib"), ext]
+    return fallback_and_extension(fallback, "stdlib", _rest)
 
 
 class _Select:
@@ -41,17 +35,9 @@ def calls(request):
     return request.param
 
 
-@pytest.fixture
-def pipe():
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
-
-
 def test_the_daemon_uses_the_extension_where_it_is_built():
     if _rest is None:
-        pytest.skip(_NOT_BUILT)
+        pytest.skip(NO_EXTENSION)
     assert libc_mod.poll is _rest.poll and libc_mod.epoll_add is _rest.epoll_add
     from guardian import jsontext
     from guardian.analysis import trend

@@ -17,6 +17,7 @@ import pytest
 
 from guardian.kernel import sockets, uevent
 from tests.support import REPO
+from tests.support.tools import NO_EXTENSION, fallback_and_extension
 
 try:
     from guardian._rest import socket as rest_socket
@@ -25,22 +26,11 @@ except ImportError:  # not built, or built before it had sockets
 
 pytestmark = pytest.mark.integration
 
-PURE = os.environ.get("GUARDIAN_PURE_PYTHON") == "1"
-NOT_BUILT = "GUARDIAN_PURE_PYTHON=1: no guardian._rest" if PURE else "guardian._rest.socket is not built: `make deps`"
 NETLINK_ROUTE = 0
 NETLINK_KOBJECT_UEVENT = 15
 
 
-def _implementations():
-    impls = [pytest.param(_socket.socket, id="_socket")]
-    if rest_socket is None:
-        impls.append(pytest.param(None, id="extension", marks=pytest.mark.skip(reason=NOT_BUILT)))
-    else:
-        impls.append(pytest.param(rest_socket, id="extension"))
-    return impls
-
-
-@pytest.fixture(params=_implementations())
+@pytest.fixture(params=fallback_and_extension(_socket.socket, "_socket", rest_socket))
 def Socket(request):
     return request.param
 
@@ -51,7 +41,7 @@ def _unique(tag):
 
 def test_the_daemon_uses_the_extension_where_it_is_built():
     if rest_socket is None:
-        pytest.skip(NOT_BUILT)
+        pytest.skip(NO_EXTENSION)
     assert sockets.Socket is rest_socket
 
 
@@ -347,7 +337,7 @@ def _calls(directory):
     ]
 
 
-@pytest.mark.skipif(rest_socket is None, reason=NOT_BUILT)
+@pytest.mark.skipif(rest_socket is None, reason=NO_EXTENSION)
 def test_arguments_are_taken_and_refused_as_by_socket(tmp_path):
     outcomes = {}
     for Socket in (_socket.socket, rest_socket):

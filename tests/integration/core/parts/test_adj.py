@@ -208,6 +208,19 @@ def _exec_storm():
     return subprocess.Popen(["/bin/sh", "-c", "while :; do /bin/true; done"])
 
 
+def _drive(keeper, until, seconds):
+    """Run the keeper's wake-ups (its fd, or its poll interval) until until() or the time is up."""
+    findings, deadline = [], time.monotonic() + seconds
+    while not until() and time.monotonic() < deadline:
+        if keeper.poll_interval_s() is None:
+            if select.select([keeper.fileno()], [], [], 0.2)[0]:
+                findings += keeper.read_events()
+        else:
+            time.sleep(keeper.poll_interval_s())
+            findings += keeper.poll()
+    return findings
+
+
 def test_an_exec_storm_switches_to_polling_and_back(daemonish):
     """A board that execs all the time must not wake the guardian on every exec: the keeper
     drops events in the kernel and polls instead, still catching a restart within 2 s,
@@ -247,15 +260,7 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
     # Quiet again. This machine's own background (other jobs) varies too much to count on
     # it staying under the threshold measured before the storm: raise it for the way back.
     keeper.MAX_WAKES_PER_S = 1e6
-    deadline = time.monotonic() + 10
-    findings = []
-    while keeper.mode != "netlink" and time.monotonic() < deadline:
-        if keeper.poll_interval_s() is None:
-            if select.select([keeper.fileno()], [], [], 0.5)[0]:
-                findings += keeper.read_events()
-        else:
-            time.sleep(keeper.poll_interval_s())
-            findings += keeper.poll()
+    findings = _drive(keeper, lambda: keeper.mode == "netlink", 10)
     try:
         assert keeper.mode == "netlink", findings
         assert keeper.poll_interval_s() is None
@@ -270,19 +275,6 @@ def test_an_exec_storm_switches_to_polling_and_back(daemonish):
 
 FORKS_WITHOUT_EXEC = ("import os\nwhile True:\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
                       "    os.waitpid(pid, 0)\n")
-
-
-def _drive(keeper, until, seconds):
-    """Run the keeper's wake-ups (its fd, or its poll interval) until until() or the time is up."""
-    findings, deadline = [], time.monotonic() + seconds
-    while not until() and time.monotonic() < deadline:
-        if keeper.poll_interval_s() is None:
-            if select.select([keeper.fileno()], [], [], 0.2)[0]:
-                findings += keeper.read_events()
-        else:
-            time.sleep(keeper.poll_interval_s())
-            findings += keeper.poll()
-    return findings
 
 
 def test_forks_without_exec_do_not_keep_the_keeper_polling(daemonish):
