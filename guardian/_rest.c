@@ -567,23 +567,23 @@ static PyObject *py_attach_filter(PyObject *self, PyObject *args)
  * or two calls each; each extension module held 30-80 KiB of RSS, mapped and locked. */
 
 PyDoc_STRVAR(poll_doc,
-"poll(fds, timeout_ms) -> [(fd, revents), ...]\n\n"
-"poll(2) on (fd, events) pairs, as select.poll().poll(timeout_ms) on them: a negative timeout\n"
-"waits for ever; the GIL is released; a signal runs its handler and the wait goes on.");
+"poll(fds, timeout_s) -> [(fd, revents), ...]\n\n"
+"poll(2) on (fd, events) pairs, as select.poll().poll(timeout_s * 1000) on them: the timeout in\n"
+"milliseconds rounded up, a negative one waits for ever; the GIL is released; a signal runs its\n"
+"handler and the wait goes on.");
 
 static PyObject *py_poll(PyObject *self, PyObject *args)
 {
     PyObject *seq, *fast, *out;
-    long long timeout_arg;
     int timeout, ret, err;
-    double deadline;
+    double timeout_s, deadline;
     Py_ssize_t n, i;
     struct pollfd stack[FDS_ON_STACK], *pfds = stack;
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "OL:poll", &seq, &timeout_arg))
+    if (!PyArg_ParseTuple(args, "Od:poll", &seq, &timeout_s))
         return NULL;
-    timeout = timeout_arg < 0 ? -1 : timeout_arg > INT_MAX ? INT_MAX : (int)timeout_arg;
+    timeout = timeout_s < 0.0 ? -1 : to_ms(timeout_s);
     fast = PySequence_Fast(seq, "poll: fds must be a sequence of (fd, events)");
     if (fast == NULL)
         return NULL;
@@ -601,7 +601,7 @@ static PyObject *py_poll(PyObject *self, PyObject *args)
         pfds[i].events = (short)events;
         pfds[i].revents = 0;
     }
-    deadline = monotonic_s() + timeout / 1000.0;
+    deadline = monotonic_s() + timeout_s;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
         ret = poll(pfds, (nfds_t)n, timeout);

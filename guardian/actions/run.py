@@ -269,7 +269,7 @@ def _wait_reading(pid: int, fd: int, timeout_s: float) -> Tuple[Optional[int], O
                 break
             if eof:
                 time.sleep(min(0.02, remaining))
-            elif poll(readable, int(min(remaining, 0.05) * 1000) + 1):
+            elif poll(readable, min(remaining, 0.05) + 0.001):
                 eof = not _read_into(fd, kept)
     finally:
         os.close(fd)

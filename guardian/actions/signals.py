@@ -357,7 +357,7 @@ def wait_exit(handle: Optional[ProcessHandle], timeout_s: float) -> bool:
         raise ValueError("wait_exit on a closed ProcessHandle")
     timeout_s = max(0.0, float(timeout_s))
     if handle.pidfd is not None:
-        return bool(poll(((handle.pidfd, POLLIN),), -int(-timeout_s * 1000 // 1)))  # ms rounded up; EINTR is retried
+        return bool(poll(((handle.pidfd, POLLIN),), timeout_s))  # EINTR is retried
     deadline = time.monotonic() + timeout_s
     while True:
         st = _same_process(handle)

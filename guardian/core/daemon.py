@@ -409,7 +409,7 @@ class Daemon:
         monotonic, pread, glance = time.monotonic, os.pread, glance_meminfo
         while True:
             try:
-                events = poll(pairs, -int(-timeout * 1000.0 // 1))  # ms rounded up, as select.poll
+                events = poll(pairs, timeout)
             except InterruptedError:
                 return ["signal"]
             if events:

@@ -197,7 +197,7 @@ class Waiter:
         "fd", or nothing for a timeout). Extra fds' callbacks run here."""
         pairs = self.poll_set()
         try:
-            events = poll(pairs, -int(-max(0.0, timeout_s) * 1000.0 // 1))  # ms rounded up, as select.poll
+            events = poll(pairs, max(0.0, timeout_s))
         except InterruptedError:
             return ["signal"]
         return self.handle(events) if events else []

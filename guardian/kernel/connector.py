@@ -127,7 +127,7 @@ def open_proc_connector(self_test_timeout_s: float = 0.5) -> Tuple[Optional[Sock
         heard = False
         while not heard:
             left = deadline - time.monotonic()
-            if left <= 0 or not poll(((sock.fileno(), POLLIN),), -int(-left * 1000 // 1)):
+            if left <= 0 or not poll(((sock.fileno(), POLLIN),), left):
                 break
             data = sock.recv(65536)
             heard = any(what == PROC_EVENT_COMM and pid == me for what, pid, _ in parse_events(data))

@@ -94,14 +94,15 @@ class CtypesLibc:
 
 
 
-def select_poll(fds: Sequence[Tuple[int, int]], timeout_ms: int) -> List[Tuple[int, int]]:
-    """poll(2) on (fd, events) pairs: [(fd, revents)] (a negative timeout waits for ever)."""
+def select_poll(fds: Sequence[Tuple[int, int]], timeout_s: float) -> List[Tuple[int, int]]:
+    """poll(2) on (fd, events) pairs: [(fd, revents)] (a negative timeout waits for ever; select
+    rounds the milliseconds up)."""
     import select
 
     poller = select.poll()
     for fd, events in fds:
         poller.register(fd, events)
-    return poller.poll(timeout_ms)
+    return poller.poll(None if timeout_s < 0 else timeout_s * 1000.0)
 
 
 def select_epoll_create() -> int:

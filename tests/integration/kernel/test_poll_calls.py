@@ -59,7 +59,7 @@ def test_poll_reports_the_ready_descriptors_only(calls, pipe):
         os.close(w2)
         w2 = None
         os.read(r2, 1)
-        assert calls.poll(((r2, select.POLLIN),), 1000) == [(r2, select.POLLHUP)]  # the writer is gone
+        assert calls.poll(((r2, select.POLLIN),), 1.0) == [(r2, select.POLLHUP)]  # the writer is gone
         assert calls.poll([(w, select.POLLOUT)], -1) == [(w, select.POLLOUT)]  # negative: no timeout
     finally:
         os.close(r2)
@@ -70,7 +70,7 @@ def test_poll_reports_the_ready_descriptors_only(calls, pipe):
 def test_poll_waits_its_timeout_and_a_closed_descriptor_is_pollnval(calls, pipe):
     r, _ = pipe
     t0 = os.times().elapsed
-    assert calls.poll([(r, select.POLLIN)], 200) == []
+    assert calls.poll([(r, select.POLLIN)], 0.2) == []
     assert os.times().elapsed - t0 >= 0.15
     spare = os.dup(r)
     os.close(spare)
@@ -99,7 +99,7 @@ def test_a_signal_runs_its_handler_and_the_wait_goes_on(calls, pipe):
     r, _ = pipe
     ran = []
     t0 = os.times().elapsed
-    woke = _with_timer(lambda *a: ran.append(os.times().elapsed - t0), lambda: calls.poll([(r, select.POLLIN)], 400))
+    woke = _with_timer(lambda *a: ran.append(os.times().elapsed - t0), lambda: calls.poll([(r, select.POLLIN)], 0.4))
     assert woke == []
     assert len(ran) == 1 and ran[0] < 0.35 and os.times().elapsed - t0 >= 0.35
 
@@ -111,7 +111,7 @@ def test_a_handler_that_raises_ends_the_wait(calls, pipe):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _with_timer(boom, lambda: calls.poll([(r, select.POLLIN)], 5000))
+        _with_timer(boom, lambda: calls.poll([(r, select.POLLIN)], 5.0))
 
 
 def test_epoll_set_reports_what_was_added(calls, pipe):
