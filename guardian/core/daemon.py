@@ -122,6 +122,7 @@ class Daemon:
         self.growth = Growth(config.victims.growth_window_s, clock_ticks=os.sysconf("SC_CLK_TCK"))
         self.ended: Tuple[Ended, ...] = ()  # recent ends, ours and the kernel's (respawns)
         self._last_table: Dict[Tuple[int, int], ProcInfo] = {}
+        self._last_table_uptime: Optional[float] = None  # seconds since boot when it was read
         self._oom_noted: Optional[int] = None  # the kernel's kill count when victims were last noted
         self._kernel_took_respawn = False  # the kernel's last victim was a respawning runaway
         self._alert_until = float("-inf")  # wake often until then: a respawn may come
@@ -652,10 +653,10 @@ class Daemon:
         return replace(fresh, oom_settled=True)
 
     def _note_kernel_victims(self, before: Dict[Tuple[int, int], ProcInfo], procs: Tuple[ProcInfo, ...], killed: int,
-                            now: float) -> bool:
-        """Who the kernel took: of the processes in the table before that are gone now, those
-        with the highest oom_score (the kernel's own measure), one per kill. True when one of
-        them was itself a respawn of an earlier end."""
+                            now: float, alive_at: Optional[float]) -> bool:
+        """Who the kernel took: of the processes in the table before (read from `alive_at`,
+        seconds since boot) that are gone now, those with the highest oom_score (the kernel's
+        own measure), one per kill. True when one of them was itself a respawn of an earlier end."""
         now_ids = {(p.pid, p.starttime) for p in procs}
         gone = sorted((p for ident, p in before.items() if ident not in now_ids and p.held > 0),
                       key=lambda p: p.oom_score, reverse=True)
@@ -663,19 +664,23 @@ class Daemon:
         for p in gone[:max(1, killed)]:
             # A respawn, or a child of anything but init, may come back at the same pace.
             respawned = respawned or p.ppid > 1 or bool(policy.respawn_of(p, self.ended, now))
-            self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, now, "kernel")
+            self._remember_end(p.pid, p.starttime, p.comm, p.ppid, p.uid, p.cgroup, now, "kernel", alive_at)
         return respawned
 
     def _remember_end(self, pid: int, starttime: int, comm: str, ppid: int, uid: int, cgroup: str,
-                      when: float, by: str) -> None:
+                      when: float, by: str, alive_at: Optional[float]) -> None:
+        """`alive_at`: seconds since boot when it was last known alive (None: unknown); a
+        respawn of it is born after that."""
+        born_after = 0 if alive_at is None else int(alive_at * self.growth.clock_ticks)
         kept = tuple(e for e in self.ended if when - e.time <= policy.RESPAWN_WINDOW_S)
-        self.ended = (kept + (Ended(pid, starttime, comm, ppid, uid, cgroup, when, by),))[-ENDED_KEPT:]
+        self.ended = (kept + (Ended(pid, starttime, comm, ppid, uid, cgroup, when, by, born_after),))[-ENDED_KEPT:]
 
     def _with_procs(self, reading: Reading, now: float, with_buddy: bool) -> Reading:
-        before = self._last_table
+        before, before_uptime = self._last_table, self._last_table_uptime
+        uptime = _uptime()  # before the read: what the table shows was alive at this time or later
         procs = self.sensor.procs()
-        self.growth.add(now, procs, _uptime())
-        self._last_table = {(p.pid, p.starttime): p for p in procs}
+        self.growth.add(now, procs, uptime)
+        self._last_table, self._last_table_uptime = {(p.pid, p.starttime): p for p in procs}, uptime
         for part in self.parts:  # the adj keeper's safety net: whatever a table shows gets its adj
             self.guarded(part, part.on_table, procs)
         self.last_proc_sample = now
@@ -685,7 +690,8 @@ class Daemon:
         # and the policy must know why rather than pick a bystander.
         oom_kills = self.sensor.oom_kills() if self.scope_dir is None else reading.oom_kills
         if oom_kills is not None and self._oom_noted is not None and oom_kills > self._oom_noted and before:
-            self._kernel_took_respawn = self._note_kernel_victims(before, procs, oom_kills - self._oom_noted, now)
+            self._kernel_took_respawn = self._note_kernel_victims(before, procs, oom_kills - self._oom_noted, now,
+                                                                  before_uptime)
         if oom_kills is not None:
             self._oom_noted = oom_kills
         return replace(reading, procs=procs, high_order_free_percent=buddy, own_pids=self._own_pids(),
@@ -778,7 +784,7 @@ class Daemon:
             self.state = policy.after_gone(self.state, now)
             return True
         self.tell.event("terminate", message, grace_s=grace, **self._victim_fields(plan, reading))
-        self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, now, "guardian")
+        self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, now, "guardian", _uptime())
         self.state = policy.after_terminate(self.state, v, now, grace)
         self._watch_pending(handle)
         if not v.stop:
@@ -839,7 +845,8 @@ class Daemon:
         fields.update(process_group=act.kill_process_group)
         # On disk before the act: a power cut mid-kill still leaves the reason.
         self.tell.event("kill", message, **fields)
-        self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, time.monotonic(), "guardian")
+        self._remember_end(v.pid, v.starttime, v.name, v.ppid, v.uid, v.cgroup, time.monotonic(), "guardian",
+                           _uptime())
         try:
             asked = False
             if plan.term_first_s > 0 and not act.kill_process_group:

@@ -51,6 +51,10 @@ class Ended:
     cgroup: str
     time: float  # when it was ended (the daemon's clock)
     by: str  # "guardian" or "kernel"
+    # The least starttime a respawn can have (clock ticks after boot, the clock of starttime): the
+    # guardian's end, or for the kernel's the table before it, where the process was still alive.
+    # A sibling forked in the same tick shares its starttime, and is no respawn of it. 0: unknown.
+    born_after: int = 0
 
 
 @record
@@ -297,12 +301,12 @@ LOW_PRIORITY_MIN_BUY_S = 1.0
 
 def respawn_of(p: ProcInfo, ended: Sequence[Ended], now: float) -> List[Ended]:
     """The recent ends that `p` is a respawn of: same comm and owner, and the same parent or
-    the same (non-root) cgroup; a process born after them (another identity)."""
+    the same (non-root) cgroup; a process born after the end (another identity)."""
     out = []
     for e in ended:
         if now - e.time > RESPAWN_WINDOW_S or (e.pid, e.starttime) == (p.pid, p.starttime):
             continue
-        if p.starttime < e.starttime or e.comm != p.comm or e.uid != p.uid:
+        if p.starttime < max(e.starttime, e.born_after) or e.comm != p.comm or e.uid != p.uid:
             continue
         if p.ppid == e.ppid and p.ppid > 1 or (e.cgroup and e.cgroup == p.cgroup and p.cgroup not in ("/", "0::/")):
             out.append(e)

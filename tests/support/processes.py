@@ -14,6 +14,7 @@ from guardian.actions.signals import open_process
 
 PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
 HOG = os.path.join(PROGRAMS, "hog.py")  # allocates MiB after MiB at a rate; usage in its docstring
+FORKER = os.path.join(PROGRAMS, "forker.py")  # workers forked in one go, growing; usage in its docstring
 LEAKER = os.path.join(PROGRAMS, "leaker.py")  # leaks at a known rate
 LEAK_RESTART = os.path.join(PROGRAMS, "leak_restart.py")  # the leaker's restart command
 LEAKER_RATE_KIB_S = 2048  # 2 MiB/s: the rate leaker_argv asks for

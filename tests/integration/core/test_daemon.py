@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.support.processes import HOG, LEAK_RESTART, end_restarted_leaker, leaker_argv, start_ready
+from tests.support.processes import FORKER, HOG, LEAK_RESTART, end_restarted_leaker, leaker_argv, start_ready
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +109,55 @@ def test_a_grower_that_ignores_sigterm_is_killed(memcg, guardian_factory, board)
     assert result["freed_bytes"] > 100 * 1024 * 1024
     events = [e["event"] for e in g.events()]
     assert events.index("kill") < events.index("kill_result")  # the reason is written before the act
+
+
+def _forked_workers(memcg, *args):
+    """programs/forker.py in memcg: its workers' (pid, starttime), forked in one go. Skips, saying
+    why, when no two were forked in the same clock tick (what these tests are about)."""
+    forker = memcg.spawn([sys.executable, FORKER] + [str(a) for a in args])
+    words = forker.stdout.readline().split()
+    assert words[0] == b"ready", words
+    workers = [(int(pid), int(st)) for pid, st in zip(words[1::2], words[2::2])]
+    if len({st for _, st in workers}) == len(workers):
+        pytest.skip("the workers were forked in different clock ticks (%s): no sibling shares a starttime"
+                    % workers)
+    return forker, workers
+
+
+def _acts(g, count, timeout):
+    g.wait_for(lambda e: len([x for x in g.events() if x["event"] in ("terminate", "kill")]) >= count, timeout)
+    return [e for e in g.events() if e["event"] in ("terminate", "kill")]
+
+
+def test_siblings_forked_in_the_same_tick_are_no_respawns_of_each_other(memcg, guardian_factory, board):
+    """A pre-forking server's workers share their parent, name and starttime (clock ticks): once
+    one is ended, the others are not its respawns (seen in a VM: the second worker was SIGTERMed
+    "no time for a grace" as a respawn of the first, 10 s after both had started)."""
+    memcg.set_limit(LIMIT)
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", board)
+    before = memcg.oom_kills()
+    forker, workers = _forked_workers(memcg, 3, 40, 200)
+    acts = _acts(g, 2, 60)
+    assert memcg.oom_kills() == before, g.log()
+    assert {e["pid"] for e in acts} <= {pid for pid, _ in workers}, acts
+    assert not [e["why"] for e in acts if "respawn" in e["why"]], acts
+
+
+def test_a_worker_forked_after_the_end_is_its_respawn_and_its_sibling_is_not(memcg, guardian_factory, board):
+    memcg.set_limit(LIMIT)
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", board)
+    before = memcg.oom_kills()
+    forker, workers = _forked_workers(memcg, 2, 40, 200, "--respawn")
+    first = _acts(g, 1, 60)[0]
+    assert first["pid"] in {pid for pid, _ in workers} and "respawn" not in first["why"], first
+    line = forker.stdout.readline().split()
+    assert line[0] == b"respawned", line
+    respawned = int(line[1])
+    second = _acts(g, 2, 60)[1]
+    assert memcg.oom_kills() == before, g.log()
+    # Born after the end and grown from nothing since: the same runaway, ended before the sibling.
+    assert second["pid"] == respawned, (second, workers)
+    assert "respawn of" in second["why"] and "[%d]" % first["pid"] in second["why"], second
 
 
 def test_dry_run_acts_on_nothing(memcg, guardian_factory, board):

@@ -258,7 +258,7 @@ def test_hysteresis_keeps_the_episode_until_clear_of_the_line():
 procs_strategy = st.lists(
     st.builds(procinfo, pid=st.integers(1, 400), comm=st.sampled_from(["a", "b", "connmand", "webui"]),
               rss_mib=st.floats(0, 500), oom_score=st.integers(0, 2000), adj=st.sampled_from([-1000, -500, 0, 500]),
-              kthread=st.booleans()),
+              kthread=st.booleans(), starttime=st.one_of(st.none(), st.integers(1, 6000))),
     max_size=30, unique_by=lambda p: p.pid)
 
 BOARD = replace(CFG, critical=(Critical("connman", Match(comm="connmand")),),
@@ -389,6 +389,25 @@ def test_a_respawn_is_the_culprit_from_its_first_reading():
     assert "respawn of" not in v.why and not v.respawns
 
 
+def test_a_sibling_forked_in_the_same_tick_as_the_ended_one_is_no_respawn_of_it():
+    """A forking server's workers share name, owner, parent and starttime (clock ticks): the
+    one born after the end is the respawn, the one alive when it was ended is not."""
+    worker = ProcInfo(pid=31, ppid=30, pgid=30, comm="worker", cmdline=("worker",), uid=1000, rss=90 * MIB,
+                      rss_anon=90 * MIB, oom_score=600, oom_score_adj=0, kthread=False, cgroup="0::/", starttime=500)
+    respawned = replace(worker, pid=40, rss=5 * MIB, starttime=1_000)
+    ended = (policy.Ended(pid=29, starttime=500, comm="worker", ppid=30, uid=1000, cgroup="0::/", time=98.0,
+                          by="guardian", born_after=980),)
+    assert policy.respawn_of(worker, ended, 100.0) == []
+    assert policy.respawn_of(respawned, ended, 100.0) == list(ended)
+    assert policy.respawn_of(replace(respawned, starttime=979), ended, 100.0) == []
+    # Where the end's time is unknown (0), starttime alone decides, as before.
+    unknown = (replace(ended[0], born_after=0),)
+    assert policy.respawn_of(worker, unknown, 100.0) == list(unknown)
+    v = policy.choose_victim((worker,), {}, Recent(growth={31: 40 * MIB}, growth_span_s=10.0, ended=ended), CFG,
+                             TOTAL, 99999, now=100.0)
+    assert v.pid == 31 and "respawn" not in v.why and not v.respawns
+
+
 def test_a_respawning_childs_parent_listed_as_low_priority_is_stopped_instead():
     cfg = replace(CFG, low_priority=(LowPriority("loadgen", Match(comm="loadgen"),
                                                  stop=("/etc/init.d/S70loadgen", "stop")),))
@@ -507,7 +526,7 @@ ended_strategy = st.lists(st.builds(
     policy.Ended, pid=st.integers(1, 400), starttime=st.integers(0, 5000),
     comm=st.sampled_from(["a", "b", "connmand", "webui"]), ppid=st.integers(0, 5), uid=st.sampled_from([0, 1000]),
     cgroup=st.sampled_from(["", "0::/", "0::/svc"]), time=st.floats(0, 100),
-    by=st.sampled_from(["guardian", "kernel"])), max_size=8)
+    by=st.sampled_from(["guardian", "kernel"]), born_after=st.integers(0, 6000)), max_size=8)
 
 
 @settings(max_examples=300, deadline=None)
@@ -525,7 +544,8 @@ def test_property_a_respawn_is_never_a_protected_process_and_always_like_what_wa
     assert policy.is_protected(chosen, roles, 99999, BOARD) is None
     if v.respawns and "parent of a respawning" not in v.why:
         like = [e for e in ended
-                if e.comm == chosen.comm and e.uid == chosen.uid and now - e.time <= policy.RESPAWN_WINDOW_S]
+                if e.comm == chosen.comm and e.uid == chosen.uid and now - e.time <= policy.RESPAWN_WINDOW_S
+                and chosen.starttime >= e.born_after]
         assert len(like) >= v.respawns and growth.get(chosen.pid, 0) > 0
 
 
