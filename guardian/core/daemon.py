@@ -707,7 +707,7 @@ class Daemon:
 
     def _recent(self, now: float) -> Recent:
         return Recent(fill_rate=self.fill.peak(now), growth=self.growth.growth(), growth_span_s=self.growth.span_s(),
-                      ended=self.ended, fill_rate_long=self.fill_long.peak(now))
+                      ended=self.ended, fill_rate_long=self.fill_long.peak(now), growth_rate=self.growth.rate())
 
     # ----------------------------------------------------------------------------------------
     # Act

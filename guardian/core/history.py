@@ -60,6 +60,11 @@ class FillRate:
         self.current = 0.0
 
 
+# A newborn's rate is its RSS over its age, at least this long: a table read a moment after a
+# fork would otherwise make a huge rate of a few pages.
+MIN_WATCHED_S = 0.5
+
+
 class Growth:
     """Per-process RSS samples over a sliding window: who grew, and by how much.
 
@@ -75,13 +80,14 @@ class Growth:
         # (monotonic time, seconds since boot or None, identity -> rss)
         self._samples: Deque[Tuple[float, Optional[float], Dict[Identity, int]]] = deque(maxlen=max_samples)
         self._growth: Optional[Dict[int, int]] = None  # growth() of the samples as they are
+        self._rate: Optional[float] = None  # rate() of the samples as they are
 
     def add(self, now: float, procs: Iterable[ProcInfo], uptime_s: Optional[float] = None) -> None:
         """`uptime_s`: seconds since boot at `now` (CLOCK_BOOTTIME), to tell who was born
         inside the window; None leaves birth to the samples alone."""
         sample = {(p.pid, p.starttime): p.held for p in procs}
         self._samples.append((now, uptime_s, sample))
-        self._growth = None
+        self._growth = self._rate = None
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
             self._samples.popleft()
 
@@ -109,6 +115,35 @@ class Growth:
             else:
                 self._growth = {ident[0]: rss - oldest.get(ident, 0) for ident, rss in latest.items()}
         return self._growth
+
+    def rate(self) -> float:
+        """Bytes/s the current processes grow at together: each grower's growth over the time
+        it was watched (the window, or its life when it was born inside it). Unlike the fall of
+        MemAvailable between two glances, a stall and the burst that catches up after it (an
+        allocator held in reclaim) average out here."""
+        if not self._samples:
+            return 0.0
+        if self._rate is None:
+            self._rate = self._rate_of_samples()
+        return self._rate
+
+    def _rate_of_samples(self) -> float:
+        then, _, oldest = self._samples[0]
+        now, uptime, latest = self._samples[-1]
+        span = now - then
+        total = 0.0
+        for ident, rss in latest.items():
+            if len(self._samples) > 1 and ident in oldest:
+                grown, watched = rss - oldest[ident], span
+            elif len(self._samples) > 1 or self._born_within(ident, uptime, self.window_s):
+                # Born since the oldest sample (or, seen once, inside the window): all it holds grew.
+                grown = rss
+                watched = span if uptime is None else min(self.window_s, uptime - ident[1] / float(self.clock_ticks))
+            else:
+                continue
+            if grown > 0:
+                total += grown / max(watched, MIN_WATCHED_S)
+        return total
 
     def span_s(self) -> float:
         if len(self._samples) < 2:

@@ -160,6 +160,37 @@ def test_a_worker_forked_after_the_end_is_its_respawn_and_its_sibling_is_not(mem
     assert "respawn of" in second["why"] and "[%d]" % first["pid"] in second["why"], second
 
 
+LOW_PRIORITY_BOARD = """
+[board]
+name = "test-board"
+
+[[low_priority]]
+name = "lowprio"
+match = { cmdline = "guardian-test-lowprio" }
+"""
+
+
+def test_without_a_culprit_the_low_priority_service_goes_first_though_the_workers_grow_in_bursts(
+        memcg, guardian_factory, tmp_path):
+    """Three workers growing alike (no culprit), 15 MiB each at the same moments every 5 s: the
+    glances see MemAvailable fall 45 MiB at once, a rate at which the idle 40 MiB service would
+    last under a second. The workers' own pace (9 MiB/s together) says it lasts over 4 s: it goes
+    first, as the board asks (it was a worker, seen in a 512 MiB VM)."""
+    path = tmp_path / "board.toml"
+    path.write_text(LOW_PRIORITY_BOARD)
+    memcg.set_limit(LIMIT)
+    lowprio = memcg.spawn([sys.executable, "-c",
+                           "import time; x = b'\\x03' * (40 << 20); print('ready', flush=True); time.sleep(600)",
+                           "guardian-test-lowprio"])
+    assert lowprio.stdout.readline().strip() == b"ready"
+    g = guardian_factory("--scope", "cgroup:" + memcg.path, "--config", str(path))
+    before = memcg.oom_kills()
+    forker, workers = _forked_workers(memcg, 3, 3, 200, "--step", 15)
+    first = _acts(g, 1, 60)[0]
+    assert memcg.oom_kills() == before, g.log()
+    assert first["pid"] == lowprio.pid and "low priority 'lowprio'" in first["why"], first
+
+
 def test_dry_run_acts_on_nothing(memcg, guardian_factory, board):
     memcg.set_limit(LIMIT)
     g = guardian_factory("--scope", "cgroup:" + memcg.path, "--dry-run")

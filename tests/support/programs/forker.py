@@ -1,8 +1,10 @@
 """A forking server for tests: N workers forked at once (siblings in the same clock tick, as a
 pre-forking server or stress-ng starts them), each allocating and touching memory at a rate.
 
-usage: forker.py WORKERS RATE_MIB_S MAX_MIB [--respawn]
+usage: forker.py WORKERS RATE_MIB_S MAX_MIB [--respawn] [--step MIB]
   --respawn  fork a new worker for each one that dies (a load generator that respawns)
+  --step     allocate this many MiB at once when they fall due (default 1): the workers, started
+             together, then grow in bursts at the same moments, at the same average rate
 Prints "ready PID STARTTIME ..." for the first workers, then "respawned PID" for each new one.
 """
 import os
@@ -12,6 +14,7 @@ import time
 
 workers, rate, limit = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 respawn = "--respawn" in sys.argv
+step = int(sys.argv[sys.argv.index("--step") + 1]) if "--step" in sys.argv else 1
 
 
 def work(go):
@@ -19,7 +22,8 @@ def work(go):
     chunks = []
     start = time.monotonic()
     while len(chunks) < limit:
-        chunks.append(b"\x01" * (1 << 20))  # filled, so every page is touched
+        for _ in range(step):
+            chunks.append(b"\x01" * (1 << 20))  # filled, so every page is touched
         delay = start + len(chunks) / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)

@@ -1,5 +1,5 @@
 """Fill rate and growth history: pure, fed with times."""
-from guardian.core.history import FillRate, Growth
+from guardian.core.history import MIN_WATCHED_S, FillRate, Growth
 from guardian.config import MIB
 from tests.support.fakes import procinfo
 
@@ -63,3 +63,35 @@ def test_a_newborn_counts_whole_from_the_first_sample():
     g = Growth(window_s=30.0)
     g.add(5.0, [procinfo(12, rss_mib=6, starttime=99800)])
     assert g.growth() == {}
+
+
+def test_growth_rate_is_each_growers_growth_over_the_time_it_was_watched():
+    # Boot clock 1000 s at the second sample, 100 ticks/s.
+    g = Growth(window_s=30.0, clock_ticks=100)
+    assert g.rate() == 0.0
+    g.add(0.0, [procinfo(10, rss_mib=100, starttime=100), procinfo(11, rss_mib=50, starttime=100)], uptime_s=990.0)
+    # 10 grew 30 MiB in 10 s, 11 shrank (no rate), 12 was born 2 s ago and holds 8 MiB (4 MiB/s).
+    g.add(10.0, [procinfo(10, rss_mib=130, starttime=100), procinfo(11, rss_mib=40, starttime=100),
+                 procinfo(12, rss_mib=8, starttime=99_800)], uptime_s=1000.0)
+    assert abs(g.rate() - 7 * MIB) < 1
+    # One look: only the newborn has a rate; a fork of a moment ago is watched at least MIN_WATCHED_S.
+    g = Growth(window_s=30.0, clock_ticks=100)
+    g.add(5.0, [procinfo(10, rss_mib=15, starttime=100), procinfo(12, rss_mib=6, starttime=99_990)], uptime_s=1000.0)
+    assert abs(g.rate() - 6 * MIB / MIN_WATCHED_S) < 1
+    g = Growth(window_s=30.0)  # no boot clock: one sample says nothing
+    g.add(5.0, [procinfo(12, rss_mib=6, starttime=99_800)])
+    assert g.rate() == 0.0
+
+
+def test_growth_rate_averages_out_a_stall_and_the_burst_after_it():
+    """Three workers at 3 MiB/s each, held 2 s in reclaim and catching up at once: MemAvailable
+    fell 18 MiB between two glances 0.3 s apart (60 MiB/s); their growth says 9 MiB/s."""
+    g = Growth(window_s=30.0, clock_ticks=100)
+    workers = (10, 11, 12)
+    for t in (0.0, 5.0, 10.0):
+        g.add(t, [procinfo(pid, rss_mib=30 + 3 * t, starttime=100) for pid in workers], uptime_s=1000.0 + t)
+    assert abs(g.rate() - 9 * MIB) < 1
+    f = FillRate(half_life_s=10.0)
+    f.add(9.7, 118 * MIB)
+    f.add(10.0, 100 * MIB)
+    assert f.peak(10.0) >= 59 * MIB

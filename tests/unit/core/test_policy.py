@@ -476,6 +476,29 @@ def test_a_low_priority_service_the_fill_eats_within_a_second_is_no_remedy():
     assert slow.pid == 11
     fast = policy.choose_victim(procs, roles, Recent(fill_rate=40 * MIB, growth=growth), cfg, TOTAL, 99999)
     assert fast.pid != 11 and fast.name == "worker"
+    # The growers' own pace is fast too (20 MiB in 0.5 s): the same.
+    fast = policy.choose_victim(procs, roles, Recent(fill_rate=40 * MIB, growth=growth, growth_rate=40 * MIB), cfg,
+                                TOTAL, 99999)
+    assert fast.pid != 11 and fast.name == "worker"
+
+
+def test_a_burst_between_two_glances_does_not_cost_the_low_priority_service_its_turn():
+    """Seen in a 512 MiB VM: three workers growing 3 MiB/s each, held in reclaim and catching
+    up at once; the glances saw 127 MiB/s. Their growth says 9 MiB/s: the 48 MiB service lasts
+    5 s at that pace and goes first, as the board asks, even at the kill rung."""
+    cfg = replace(CFG, low_priority=(LowPriority("lowprio", Match(comm="lowprio")),))
+    roles = {11: Role("low_priority", cfg.low_priority[0])}
+    procs = (procinfo(11, "lowprio", rss_mib=48, oom_score=736),) + tuple(
+        procinfo(20 + i, "worker", rss_mib=107, oom_score=822) for i in range(3))
+    recent = Recent(fill_rate=127 * MIB, growth={20 + i: 107 * MIB for i in range(3)}, growth_span_s=30.0,
+                    growth_rate=9 * MIB)
+    v = policy.choose_victim(procs, roles, recent, cfg, 512 * MIB, 99999)
+    assert v.pid == 11 and "low priority 'lowprio'" in v.why
+    plan = policy.decide(reading(10, procs=procs, total=512 * MIB), recent, PolicyState(), cfg, roles)
+    assert plan.action == "kill" and plan.victim.pid == 11
+    # Without a growth rate (one table, no boot clock), the glances' rate decides, as before.
+    v = policy.choose_victim(procs, roles, replace(recent, growth_rate=0.0), cfg, 512 * MIB, 99999)
+    assert v.name == "worker"
 
 
 def test_a_respawn_gets_its_graceful_stop_too():
