@@ -254,13 +254,14 @@ static PyObject *rest(PyObject *self, PyObject *args)
         with_zram = 1;
     }
     if (PyLong_Check(fds_obj)) {  /* an epoll descriptor */
-        epfd = _PyLong_AsInt(fds_obj);
-        if (epfd == -1 && PyErr_Occurred())
+        long fd = PyLong_AsLong(fds_obj);  /* not _PyLong_AsInt: Python 3.13 took it out of the API */
+        if (fd == -1 && PyErr_Occurred())
             return NULL;
-        if (epfd < 0) {
-            PyErr_SetString(PyExc_ValueError, "rest: negative file descriptor");
+        if (fd < 0 || fd > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "rest: file descriptor out of range");
             return NULL;
         }
+        epfd = (int)fd;
     } else {
         seq = PySequence_Fast(fds_obj, "rest: fds must be a sequence of (fd, events) or an epoll descriptor");
         if (seq == NULL)

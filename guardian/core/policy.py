@@ -551,10 +551,12 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         return plan("none", why + "; no process may be ended")
     grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
     if (victim.growth < grew_enough and reading.headroom < lines.terminate
-            and reading.headroom >= lines_for(reading, Recent(), config).terminate):
-        # Only the fill-rate margin calls for an end, and the one to end is no grower: the
-        # burst that raised the lines is over (an idle web UI was stopped this way after
-        # stress-ng had left, its respawns' pace still raising the lines).
+            and reading.headroom >= lines_for(reading, Recent(), config).terminate
+            and sum(g for g in recent.growth.values() if g > 0) < grew_enough):
+        # Only the fill-rate margin calls for an end, and nothing grew: the burst that raised
+        # the lines is over (an idle web UI was stopped this way after stress-ng had left, its
+        # respawns' pace still raising the lines). Where workers still grow in bursts, the low-
+        # priority service chosen before them is no grower either, and the next burst comes.
         return plan("none", why + "; only the fill-rate margin calls for an end, and %s[%d] grew %.1f MiB"
                     % (victim.name, victim.pid, victim.growth / MIB))
     if rung == KILL:

@@ -325,8 +325,8 @@ def _calls(directory):
         ("recvfrom negative", unix, lambda s: s.recvfrom(-1)),
         ("recv a str", unix, lambda s: s.recv("1")),
         ("recv no size", unix, lambda s: s.recv()),
-        ("setblocking None", unix, lambda s: s.setblocking(None)),
-        ("setblocking a float", unix, lambda s: s.setblocking(1.0)),
+        # No setblocking(None), (1.0) or ("yes"): socket refuses them up to Python 3.12 and takes
+        # any truth value from 3.13 on; ours takes an int (the daemon passes a bool).
         ("family read-only", unix, lambda s: setattr(s, "family", 2)),
         ("netlink address a str", netlink, lambda s: s.bind("x")),
         ("netlink address of one", netlink, lambda s: s.bind((1,))),

@@ -645,6 +645,14 @@ def test_lines_raised_by_a_burst_end_no_idle_bystander():
     plan = policy.decide(reading(97, total=board, procs=growing), Recent(fill_rate=450 * MIB, growth={20: 20 * MIB}),
                          PolicyState(), CFG, {})
     assert plan.action in ("terminate", "kill") and plan.victim.pid == 20
+    # Workers that still grow, and the low-priority service chosen before them (no grower
+    # itself): the bursts go on, so does the ladder (a memory cgroup's OOM killer fired there).
+    cfg = replace(CFG, low_priority=(LowPriority("webui", Match(comm="webui")),))
+    workers = tuple(procinfo(20 + i, "worker", rss_mib=40, oom_score=600) for i in range(3))
+    plan = policy.decide(reading(117, total=board, procs=idle + workers),
+                         Recent(fill_rate=450 * MIB, growth={20 + i: 15 * MIB for i in range(3)}, growth_rate=9 * MIB),
+                         PolicyState(), cfg, {11: Role("low_priority", cfg.low_priority[0])})
+    assert plan.action in ("terminate", "kill") and plan.victim.pid == 11, plan.reason
 
 
 def test_a_small_newborn_that_makes_all_the_growth_is_the_culprit():
