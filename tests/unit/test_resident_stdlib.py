@@ -31,11 +31,16 @@ NEVER = ["logging", "json", "socket", "selectors", "threading", "subprocess", "t
          "functools", "collections", "operator", "array", "bisect"]
 
 
+# -S leaves out site; the launcher adds the interpreter's site-packages itself (where tomli, the
+# TOML parser before Python 3.11, lives): these do too.
+PYTHONPATH = os.pathsep.join([REPO] + [p for p in sys.path if p.endswith("site-packages")])
+
+
 def _loaded(modules):
     """sys.modules of a fresh interpreter (-S: no site) once it has imported `modules`."""
     code = "import importlib, sys\nfor m in %r: importlib.import_module(m)\nprint(' '.join(sorted(sys.modules)))" % (
         modules,)
-    out = subprocess.run([sys.executable, "-S", "-c", code], env=dict(os.environ, PYTHONPATH=REPO), check=True,
+    out = subprocess.run([sys.executable, "-S", "-c", code], env=dict(os.environ, PYTHONPATH=PYTHONPATH), check=True,
                          stdout=subprocess.PIPE, universal_newlines=True, timeout=60).stdout
     return set(out.split())
 
@@ -104,7 +109,7 @@ def test_the_running_daemon_holds_none_of_them(tmp_path):
     with open(str(tmp_path / "lib" / leakstate.STATE_NAME), "wb") as f:
         f.write(leakstate.encode([], time.monotonic(), time.monotonic(), leakstate.read_boot_id("/proc")))
     events, dump = str(tmp_path / "events.jsonl"), str(tmp_path / "modules")
-    env = dict(os.environ, PYTHONPATH=REPO, RESIDENT_DUMP=dump)
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, RESIDENT_DUMP=dump)
     proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCH, "run", "--dry-run", "--board", "generic",
                              "--hotplug", "auto", "--events-file", events, "--state-file", "",
                              "--state-dir", str(tmp_path / "lib")],

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from guardian.config import MIB, Wait
@@ -312,6 +312,8 @@ def _python_headroom(data, zram):
 @example(500 << 10, 0, 0, 1 << 30, 1 << 30, 600 << 20)  # swap gone since the last read
 @example(500 << 10, 1 << 20, 1 << 20, 1 << 30, 0, 0)  # zram full
 def test_the_zram_headroom_is_sensors(available_kib, swap_total_kib, swap_free_kib, z_total, z_free, z_relief):
+    # Past 64 bits the C loop says look (the next test); no board's zram comes near.
+    assume(z_relief * z_free < 1 << 64)
     data = _zram_meminfo(available_kib, swap_total_kib, swap_free_kib)
     zram = (z_total, z_free, z_relief)
     assert _rest.zram_headroom(data, available_kib * 1024, *zram) == _python_headroom(data, zram)

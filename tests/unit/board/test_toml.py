@@ -12,7 +12,8 @@ from tests.support.boardfiles import error_of, write
 
 @pytest.mark.parametrize("body, line, column", [
     ('[board]\nname = "a"\n\n[thresholds\n', 4, 12),
-    ('[[critical]]\nname = "a"\nmatch = {comm = "a",}\n', 3, 21),
+    # (Not a trailing comma: TOML 1.1, which tomli 2.5 reads on Python < 3.11, allows it.)
+    ('[[critical]]\nname = "a"\nmatch = {comm = "a" cmdline = "b"}\n', 3, 21),
     ('[wait]\nuse_psi = yes\n', 2, 11),
     ('[wait]\nuse_psi = true\nuse_psi = false\n', 3, 16),
 ])
