@@ -52,6 +52,8 @@ NEAR_LINE_SAMPLE_S = 1.0
 # memory is back), for at most KERNEL_KILL_SETTLE_MAX_S.
 KERNEL_KILL_SETTLE_POLL_S = 0.02
 KERNEL_KILL_SETTLE_MAX_S = 0.3
+# A part's call that holds the loop up this long is logged (the guardian is blind meanwhile).
+SLOW_PART_S = 0.5
 # How many recent ends (ours and the kernel's) are remembered to recognise a respawn.
 ENDED_KEPT = 16
 # After ending a process that may be respawned (its parent is not init), wake every
@@ -267,12 +269,18 @@ class Daemon:
 
     @staticmethod
     def guarded(part: Part, call: Callable[..., Any], *args: Any) -> Any:
-        """The one guard around every call into a part: its failure is logged, never raised."""
+        """The one guard around every call into a part: its failure is logged, never raised,
+        and so is a call that held the loop up (a /proc read that blocked, a slow disk)."""
+        started = time.monotonic()
         try:
             return call(*args)
         except Exception as exc:
             log.error("%s: %s", part.name, exc)
             return None
+        finally:
+            took = time.monotonic() - started
+            if took >= SLOW_PART_S:  # info: `journalctl -p warning` shows the decisions alone
+                log.info("%s: %s took %.1f s, the loop waiting", part.name, getattr(call, "__name__", "a call"), took)
 
     def _totals_changed(self) -> None:
         """Memory or swap was hot-plugged: totals and swap are re-read every tick, but the fill

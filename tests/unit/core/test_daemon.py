@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from guardian import logger
 from guardian.config import Config, Wait
 from guardian.core import daemon as daemon_module
 from guardian.core.daemon import Daemon
@@ -348,3 +349,23 @@ def test_with_swap_on_zram_the_rest_loop_glances_at_the_headroom(basic_tree, tmp
         assert d._rest(0.01) == [] and d._glance_last == looked and time.monotonic() < d._glance_until
     finally:
         d.close()
+
+
+def test_a_part_that_holds_the_loop_up_is_said_at_info(guardian_log):
+    """Blind while a part's call runs (a /proc read that blocked, a slow disk): the log says which
+    call and how long, at info (`journalctl -p warning` keeps to the decisions)."""
+    class Part:
+        name = "slow part"
+
+        def on_wake(self, now):
+            time.sleep(now)
+            return now
+
+    guardian_log.set_level(logger.INFO)
+    part = Part()
+    assert Daemon.guarded(part, part.on_wake, 0.0) == 0.0
+    assert not guardian_log.records
+    slow = daemon_module.SLOW_PART_S + 0.05
+    assert Daemon.guarded(part, part.on_wake, slow) == slow
+    said = [r for r in guardian_log.records if "slow part: on_wake took" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logger.INFO and "the loop waiting" in said[0].getMessage()
