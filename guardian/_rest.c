@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -488,6 +489,22 @@ static PyObject *py_syscall(PyObject *self, PyObject *args)
     if (ret == -1)
         return PyErr_SetFromErrno(PyExc_OSError);
     return PyLong_FromLong(ret);
+}
+
+PyDoc_STRVAR(eventfd_doc, "eventfd(initval, flags) -> fd (os.eventfd came in Python 3.10)");
+
+static PyObject *py_eventfd(PyObject *self, PyObject *args)
+{
+    unsigned int initval;
+    int flags, fd;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Ii:eventfd", &initval, &flags))
+        return NULL;
+    fd = eventfd(initval, flags);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
 }
 
 PyDoc_STRVAR(timerfd_create_doc, "timerfd_create(clockid, flags) -> fd");
@@ -1155,6 +1172,7 @@ static PyMethodDef methods[] = {
     {"mlockall", py_mlockall, METH_VARARGS, mlockall_doc},
     {"prctl", py_prctl, METH_VARARGS, prctl_doc},
     {"syscall", py_syscall, METH_VARARGS, syscall_doc},
+    {"eventfd", py_eventfd, METH_VARARGS, eventfd_doc},
     {"timerfd_create", py_timerfd_create, METH_VARARGS, timerfd_create_doc},
     {"timerfd_settime", py_timerfd_settime, METH_VARARGS, timerfd_settime_doc},
     {"attach_filter", py_attach_filter, METH_VARARGS, attach_filter_doc},

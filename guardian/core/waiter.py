@@ -15,7 +15,7 @@ import errno
 import os
 
 from guardian.config import MIB, Wait
-from guardian.kernel.libc import POLLERR, POLLIN, POLLPRI, epoll_add, epoll_create, poll
+from guardian.kernel.libc import POLLERR, POLLIN, POLLPRI, epoll_add, epoll_create, libc, poll
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,6 +58,14 @@ def arm_psi(path: str, wait: Wait) -> Tuple[Optional[int], str, str]:
         return None, "poll", "%s: trigger refused: %s" % (path, exc.strerror)
 
 
+def _eventfd() -> int:
+    """A non-blocking eventfd: os's from Python 3.10 on, else guardian.kernel.libc's."""
+    make = getattr(os, "eventfd", None)
+    if make is not None:
+        return make(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # type: ignore[no-any-return]
+    return libc().eventfd(0, os.O_NONBLOCK | os.O_CLOEXEC)  # type: ignore[no-any-return]  # EFD_*: O_*'s bits
+
+
 class UsageThresholds:
     """cgroup v1: eventfds that fire when memory.usage_in_bytes crosses each line."""
 
@@ -73,14 +81,11 @@ class UsageThresholds:
         if wanted == set(self._fds):
             return
         self.close()
-        if not hasattr(os, "eventfd"):
-            self.error = "os.eventfd needs Python 3.10"
-            return
         try:
             self._usage_fd = os.open(os.path.join(self.cgroup_dir, "memory.usage_in_bytes"), os.O_RDONLY | os.O_CLOEXEC)
             control = os.path.join(self.cgroup_dir, "cgroup.event_control")
             for usage in sorted(wanted):
-                efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                efd = _eventfd()
                 self._fds[usage] = efd
                 with open(control, "w") as f:
                     f.write("%d %d %d" % (efd, self._usage_fd, usage))
@@ -94,7 +99,7 @@ class UsageThresholds:
 
     def drain(self, fd: int) -> None:
         try:
-            os.eventfd_read(fd)
+            os.read(fd, 8)  # the count (os.eventfd_read's read, which Python 3.9 lacks)
         except OSError:
             pass
 

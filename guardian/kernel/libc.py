@@ -1,8 +1,8 @@
 """The libc calls Python's os module lacks: mlockall, prctl, syscall, timerfd_create,
-timerfd_settime, and attach_filter (a socket filter: its pointer Python cannot pass). Each
-returns the call's result or raises OSError with its errno. And poll, epoll_create and epoll_add,
-which select has: where the extension is built they come from it, and the daemon does not hold
-select (each C module is 30-80 KiB resident).
+timerfd_settime, eventfd (os has it from Python 3.10 on), and attach_filter (a socket filter:
+its pointer Python cannot pass). Each returns the call's result or raises OSError with its
+errno. And poll, epoll_create and epoll_add, which select has: where the extension is built
+they come from it, and the daemon does not hold select (each C module is 30-80 KiB resident).
 
 They come from guardian._rest, the project's C extension, where the install built it: the
 daemon then holds no ctypes (~0.4 MiB resident, about twice that where libffi is a shared
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 POLLIN, POLLPRI, POLLERR = 1, 2, 8  # poll(2)'s bits, which are epoll's too (Linux)
 
 _libc: Optional[Any] = None
-_CALLS = ("mlockall", "prctl", "syscall", "timerfd_create", "timerfd_settime", "attach_filter")
+_CALLS = ("mlockall", "prctl", "syscall", "timerfd_create", "timerfd_settime", "eventfd", "attach_filter")
 
 
 def libc() -> Any:

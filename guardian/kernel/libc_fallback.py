@@ -51,6 +51,9 @@ class CtypesLibc:
         c_long = self._ctypes.c_long
         return self._call("syscall", c_long(number), *(c_long(a) for a in args))
 
+    def eventfd(self, initval: int, flags: int) -> int:
+        return self._call("eventfd", self._ctypes.c_uint(initval), flags)
+
     def timerfd_create(self, clockid: int, flags: int) -> int:
         return self._call("timerfd_create", clockid, flags)
 

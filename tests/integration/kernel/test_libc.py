@@ -151,3 +151,21 @@ def test_attach_filter_drops_then_accepts(calls):
     with pytest.raises(OSError) as err:
         calls.attach_filter(closed, accept)
     assert err.value.errno == 9
+
+
+def test_eventfd_counts_what_is_written_and_is_non_blocking(calls):
+    """os.eventfd came in Python 3.10; the cgroup v1 usage thresholds need one on 3.9 too."""
+    fd = calls.eventfd(0, os.O_NONBLOCK | os.O_CLOEXEC)  # EFD_NONBLOCK, EFD_CLOEXEC
+    try:
+        assert os.get_blocking(fd) is False and os.get_inheritable(fd) is False
+        with pytest.raises(BlockingIOError):
+            os.read(fd, 8)
+        os.write(fd, (2).to_bytes(8, "little"))
+        os.write(fd, (3).to_bytes(8, "little"))
+        assert select.select([fd], [], [], 0)[0] == [fd]
+        assert int.from_bytes(os.read(fd, 8), "little") == 5
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as err:
+        calls.eventfd(0, 1 << 30)  # no such flag
+    assert err.value.errno == 22
