@@ -52,6 +52,7 @@ def run(argv: "List[str]") -> int:
         start = marshal.loads(data)["start"]
     except Exception:  # a child that died mid-answer
         return status or 1
+    del data  # this frame lasts as long as the daemon: the answer's bytes must not
     return serve(start)
 
 
@@ -80,7 +81,9 @@ def _child(argv: "List[str]", w: int) -> None:
 
 
 def serve(start: "Dict[str, Any]") -> int:
-    """The daemon, from what prepare_run answered."""
+    """The daemon, from what prepare_run answered. `start` is emptied before the daemon runs:
+    its callers' frames last as long as the daemon, and the plain config and the parsed leak
+    state file (up to a few MiB) are the daemon's own objects by then, or garbage."""
     from guardian.config import from_plain
     from guardian.core.daemon import Daemon
     from guardian.core.eventlog import Place
@@ -99,10 +102,11 @@ def serve(start: "Dict[str, Any]") -> int:
     try:
         telemetry.use_events(Place(*start["events"]))
         spec = start["reload"]
-        daemon = Daemon(from_plain(start["config"]), start["scope"], start["proc_root"], start["sys_root"],
+        daemon = Daemon(from_plain(start.pop("config")), start["scope"], start["proc_root"], start["sys_root"],
                         dry_run=start["dry_run"], telemetry=telemetry, reload=lambda: load_again(spec),
                         why=start["why"], protect_self=start["protect_self"], hotplug=start["hotplug"],
-                        metrics=metrics, leak_state=start.get("leak_state"))
+                        metrics=metrics, leak_state=start.pop("leak_state", None))
+        start.clear()
         return daemon.run()
     except KeyboardInterrupt:
         return 130
