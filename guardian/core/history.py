@@ -60,6 +60,8 @@ class FillRate:
         self.current = 0.0
 
 
+# The samples kept between the oldest and the newest: about one per window_s / this.
+KEPT_PER_WINDOW = 8
 # A newborn's rate is its RSS over its age, at least this long: a table read a moment after a
 # fork would otherwise make a huge rate of a few pages.
 MIN_WATCHED_S = 0.5
@@ -86,7 +88,14 @@ class Growth:
         """`uptime_s`: seconds since boot at `now` (CLOCK_BOOTTIME), to tell who was born
         inside the window; None leaves birth to the samples alone."""
         sample = {(p.pid, p.starttime): p.held for p in procs}
-        self._samples.append((now, uptime_s, sample))
+        samples = self._samples
+        if len(samples) >= 2 and samples[-1][0] - samples[-2][0] < self.window_s / KEPT_PER_WINDOW:
+            # Growth needs the oldest sample and the newest, and a few between to be the next
+            # oldest: under pressure, a table a second over 30 s held 0.3 MiB (100 processes),
+            # taken while memory is shortest. The newest too close to the one before: replaced.
+            samples[-1] = (now, uptime_s, sample)
+        else:
+            samples.append((now, uptime_s, sample))
         self._growth = self._rate = None
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
             self._samples.popleft()

@@ -95,3 +95,22 @@ def test_growth_rate_averages_out_a_stall_and_the_burst_after_it():
     f.add(9.7, 118 * MIB)
     f.add(10.0, 100 * MIB)
     assert f.peak(10.0) >= 59 * MIB
+
+
+def test_a_table_a_second_keeps_a_few_samples_and_the_same_growth():
+    """Under pressure the table is read every second: the samples between the oldest and the
+    newest are thinned to about one per window / KEPT_PER_WINDOW (they were 0.3 MiB for 100
+    processes over 30 s, taken while memory is shortest), and growth and rate still span the
+    window."""
+    from guardian.core import history
+
+    g = Growth(window_s=30.0, clock_ticks=100)
+    procs = [procinfo(10 + i, rss_mib=10, starttime=100) for i in range(100)]
+    for second in range(120):
+        grower = procinfo(7, "grower", rss_mib=20 + second, starttime=100)  # 1 MiB/s
+        g.add(float(second), procs + [grower], uptime_s=1000.0 + second)
+        assert len(g._samples) <= history.KEPT_PER_WINDOW + 3
+    span = g.span_s()
+    assert 30.0 <= span <= 30.0 + 30.0 / history.KEPT_PER_WINDOW + 1
+    assert g.growth()[7] == int(span) * MIB and g.growth()[10] == 0
+    assert abs(g.rate() - MIB) < 1
