@@ -125,8 +125,11 @@ def test_pagecache_busy_nothing_may_end():
 def test_zram_runaway_checks():
     ok = run.judge(_run("zram-128", "guardian", [_round("rate=40", [HOG], rate=40)]))
     assert ok["failures"] == []
+    # A kernel OOM kill there is a known problem on record (tests/vm/scenarios.py): reported
+    # with its reason, not failed.
     bad = run.judge(_run("zram-128", "guardian", [_round("rate=40", [HOG], oom_kills=1, oom_messages=1, rate=40)]))
-    assert any("kernel OOM killer ran" in f for f in bad["failures"])
+    assert bad["failures"] == []
+    assert any("kernel OOM killer ran" in k and "zram filled within 0.3 s" in k for k in bad["known"])
 
 
 def test_report_has_the_new_scenarios():
