@@ -103,8 +103,12 @@ class Growth:
     def last_time(self) -> Optional[float]:
         return self._samples[-1][0] if self._samples else None
 
+    def _age(self, ident: Identity, uptime_s: float) -> float:
+        """Seconds since its birth (starttime, in clock ticks after boot) at `uptime_s`."""
+        return uptime_s - ident[1] / float(self.clock_ticks)
+
     def _born_within(self, ident: Identity, uptime_s: Optional[float], since_s: float) -> bool:
-        return uptime_s is not None and uptime_s - ident[1] / float(self.clock_ticks) <= since_s
+        return uptime_s is not None and self._age(ident, uptime_s) <= since_s
 
     def growth(self) -> Dict[int, int]:
         """Bytes each current process grew since the oldest sample in the window (or since its
@@ -147,7 +151,7 @@ class Growth:
             elif len(self._samples) > 1 or self._born_within(ident, uptime, self.window_s):
                 # Born since the oldest sample (or, seen once, inside the window): all it holds grew.
                 grown = rss
-                watched = span if uptime is None else min(self.window_s, uptime - ident[1] / float(self.clock_ticks))
+                watched = span if uptime is None else min(self.window_s, self._age(ident, uptime))
             else:
                 continue
             if grown > 0:
