@@ -535,6 +535,19 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
     if no_time and rung >= RECLAIM:
         why += "; no time to reclaim (kill line %.1f s away at %.0f MiB/s)" % (
             max(0.0, reading.headroom - lines.kill) / rate, rate / MIB)
+    grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
+    if (rung == RECLAIM and recent.fill_rate > 0
+            and (reading.headroom - lines.kill) / recent.fill_rate < th.reaction_time_s
+            and sum(g for g in recent.growth.values() if g > 0) >= grew_enough):
+        # The terminate line lies between, and the kill line is nearer than one reaction (what
+        # it is sized for): by the next reading memory is past both, and later still when the
+        # guardian is stalled in reclaim itself (a zram VM lost to the kernel this way: the
+        # last reading saw 2 MiB above the kill line at 49 MiB/s, the next came 0.3 s late).
+        # Only at the fill seen now (not the fastest of the last minutes), and only while
+        # something grows: a fill no process makes is not answered by an end.
+        rung = TERMINATE
+        why += "; the kill line is closer than one reaction (%.2f s): terminate now" % th.reaction_time_s
+        new_state = replace(new_state, rung=max(new_state.rung, TERMINATE))
     if not no_time and (rung == RECLAIM or (rung == TERMINATE and not state.reclaimed_this_episode)):
         if now - state.last_reclaim_time >= config.actions.reclaim_interval_s:
             steps = _reclaim_steps(reading, state, config, scope)
@@ -549,7 +562,6 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
                            (reading.self_pid,) + tuple(reading.own_pids), now)
     if victim is None:
         return plan("none", why + "; no process may be ended")
-    grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
     if (victim.growth < grew_enough and reading.headroom < lines.terminate
             and reading.headroom >= lines_for(reading, Recent(), config).terminate
             and sum(g for g in recent.growth.values() if g > 0) < grew_enough):

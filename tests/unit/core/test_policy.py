@@ -532,17 +532,62 @@ def test_a_kill_asks_with_sigterm_first_only_where_the_fill_leaves_time():
                          CFG, {}).term_first_s == 0.0
 
 
-@settings(max_examples=200, deadline=None)
-@given(rate=st.floats(0, 2000), avail_frac=st.floats(0, 1), procs=procs_strategy)
-def test_property_the_reclaim_rung_never_ends_a_process(rate, avail_frac, procs):
-    """Seen in a zram VM: with no time to reclaim, the reclaim rung fell through to a victim."""
+@settings(max_examples=300, deadline=None)
+@given(rate=st.floats(0, 2000), long_rate=st.floats(0, 2000), avail_frac=st.floats(0, 1), procs=procs_strategy,
+       grown_mib=st.floats(-20, 100))
+def test_property_the_reclaim_rung_ends_a_process_only_with_the_kill_line_a_reaction_away(
+        rate, long_rate, avail_frac, procs, grown_mib):
+    """Seen in a zram VM: with no time to reclaim, the reclaim rung fell through to a victim.
+    It ends one only where the kill line is nearer than one reaction at the fill seen now
+    (not the fastest of the last minutes), and some process grew by the culprit minimum."""
     total = 80 * MIB
-    recent = Recent(fill_rate=rate * MIB)
+    growth = {procs[0].pid: int(grown_mib * MIB)} if procs else {}
+    recent = Recent(fill_rate=rate * MIB, fill_rate_long=long_rate * MIB, growth=growth, growth_span_s=10.0)
     ln = policy.lines_for(Reading(time=0, total=total, available=total), recent, CFG)
     avail = ln.terminate + int(avail_frac * (ln.reclaim - ln.terminate - 1))
     r = Reading(time=10, total=total, available=avail, procs=tuple(procs), self_pid=99999)
     plan = policy.decide(r, recent, PolicyState(), CFG, {})
-    assert plan.rung == RECLAIM and plan.action in ("none", "reclaim")
+    ahead = bool(procs) and rate > 0 and (avail - ln.kill) / (rate * MIB) < CFG.thresholds.reaction_time_s \
+        and grown_mib >= 4.0  # the culprit minimum: 5 % of 80 MiB
+    if plan.action in ("terminate", "kill"):
+        assert ahead and plan.rung == TERMINATE and "closer than one reaction" in plan.reason
+    else:
+        assert plan.action in ("none", "reclaim")
+        assert plan.rung == (TERMINATE if ahead else RECLAIM)
+
+
+def test_the_kill_line_a_reaction_away_at_the_reclaim_rung_ends_the_grower_now():
+    """The zram VM's last reading before the kernel won: 20.4 MiB of headroom (9.5 available,
+    10.9 zram could still take in) below the reclaim line, 3 MiB above the kill line at
+    49 MiB/s, a runaway that grew 56 MiB. The guardian waited for the terminate line at the
+    reclaim rung, and its next reading came 0.3 s late, with zram full."""
+    total = 80 * MIB
+    hog = procinfo(356, "hog", rss_mib=56, oom_score=928)
+    idle = procinfo(140, "lowprio", rss_mib=8, oom_score=704)
+    r = Reading(time=10, total=total, available=int(9.5 * MIB), swap_total=64 * MIB, swap_free=22 * MIB,
+                zram_swap_total=64 * MIB, zram_swap_free=22 * MIB, zram_relief=int(10.9 * MIB),
+                procs=(hog, idle), self_pid=99999)
+    fast = Recent(fill_rate=49 * MIB, growth={356: 56 * MIB, 140: 0}, growth_span_s=30.0)
+    ln = policy.lines_for(r, fast, CFG)
+    assert ln.terminate <= r.headroom < ln.reclaim  # the reclaim rung by the lines alone
+    plan = policy.decide(r, fast, PolicyState(), CFG, {})
+    assert plan.rung == TERMINATE and plan.action == "kill" and plan.victim.pid == 356
+    assert "closer than one reaction" in plan.reason and "no time for a grace" in plan.reason
+    assert plan.state.rung == TERMINATE
+    # Nothing grew: the fill is not a process's, and no end answers it.
+    still = policy.decide(r, replace(fast, growth={356: MIB}), PolicyState(), CFG, {})
+    assert still.rung == RECLAIM and still.action == "none"
+    # The same headroom with the kill line a second away (a slower fill): the reclaim rung waits.
+    slower = replace(fast, fill_rate=12 * MIB)
+    assert policy.lines_for(r, slower, CFG).terminate <= r.headroom
+    assert policy.decide(r, slower, PolicyState(), CFG, {}).action in ("none", "reclaim")
+    # Only the fastest fill of the last minutes (a runaway ended before): no end on it alone.
+    old = replace(fast, fill_rate=0.0, fill_rate_long=49 * MIB)
+    assert policy.decide(r, old, PolicyState(), CFG, {}).action == "none"
+    # A clear culprit goes before a low-priority service, as at any rung.
+    cfg = replace(CFG, low_priority=(LowPriority("lp", Match(comm="lowprio"), stop=("/bin/true",)),))
+    roles = {140: Role("low_priority", cfg.low_priority[0])}
+    assert policy.decide(r, fast, PolicyState(), cfg, roles).victim.pid == 356
 
 
 ended_strategy = st.lists(st.builds(
