@@ -135,66 +135,65 @@ def _read_proc(pid: int, proc_root: str) -> Optional[ProcInfo]:
         args: Tuple[str, ...]
         if kthread:
             # A kernel thread has no mm: no VmRSS, no cmdline, oom_score 0, and it runs
-            # with the initial credentials. Skip four reads: kernel threads are often half
-            # of a small board's process table.
-            uid = rss = rss_anon = oom_score = oom_score_adj = swap = 0
-            args = ()
+            # with the initial credentials; it never matches an entry nor is ended, so its
+            # cgroup says nothing either. Skip five reads: kernel threads are often half of a
+            # small board's process table, read when memory is short, where every open waits.
+            return ProcInfo(pid, ppid, pgid, comm, (), 0, 0, 0, 0, 0, True, "", starttime, 0)
+        fd = _open("status", _O_RDONLY, dir_fd=dfd)
+        try:
+            status = _read(fd, 4096)
+        finally:
+            _close(fd)
+        if len(status) == 4096:
+            status = read_bytes("status", dfd, 16384)
+        i = status.find(b"\nUid:")
+        if i < 0:
+            return None  # empty (reaped) or garbled
+        uid = int(status[i + 5:status.find(b"\n", i + 5)].split()[0])
+        rss = _status_kb(status, b"\nVmRSS:")  # absent for zombies
+        swap = _status_kb(status, b"\nVmSwap:") or 0
+        if rss is None:
+            rss = rss_anon = 0
         else:
-            fd = _open("status", _O_RDONLY, dir_fd=dfd)
-            try:
-                status = _read(fd, 4096)
-            finally:
-                _close(fd)
-            if len(status) == 4096:
-                status = read_bytes("status", dfd, 16384)
-            i = status.find(b"\nUid:")
-            if i < 0:
-                return None  # empty (reaped) or garbled
-            uid = int(status[i + 5:status.find(b"\n", i + 5)].split()[0])
-            rss = _status_kb(status, b"\nVmRSS:")  # absent for zombies
-            swap = _status_kb(status, b"\nVmSwap:") or 0
-            if rss is None:
-                rss = rss_anon = 0
-            else:
-                rss_anon = _status_kb(status, b"\nRssAnon:")  # kernel >= 4.5
-                if rss_anon is None:
-                    rss_file = _status_kb(status, b"\nRssFile:")
-                    rss_shmem = _status_kb(status, b"\nRssShmem:")
-                    if rss_file is None and rss_shmem is None:
-                        rss_anon = rss
-                    else:
-                        rss_anon = max(rss - (rss_file or 0) - (rss_shmem or 0), 0)
+            rss_anon = _status_kb(status, b"\nRssAnon:")  # kernel >= 4.5
+            if rss_anon is None:
+                rss_file = _status_kb(status, b"\nRssFile:")
+                rss_shmem = _status_kb(status, b"\nRssShmem:")
+                if rss_file is None and rss_shmem is None:
+                    rss_anon = rss
+                else:
+                    rss_anon = max(rss - (rss_file or 0) - (rss_shmem or 0), 0)
 
-            fd = _open("cmdline", _O_RDONLY, dir_fd=dfd)
-            try:
-                cmdline = _read(fd, 4096)
-            finally:
-                _close(fd)
-            if len(cmdline) == 4096:
-                cmdline = read_bytes("cmdline", dfd, 65536)
-            if cmdline:
-                argv = cmdline.decode("utf-8", "replace").split("\0")
-                if argv[-1] == "":
-                    while argv and argv[-1] == "":
-                        argv.pop()
-                args = tuple(argv)
-            else:
-                args = ()
+        fd = _open("cmdline", _O_RDONLY, dir_fd=dfd)
+        try:
+            cmdline = _read(fd, 4096)
+        finally:
+            _close(fd)
+        if len(cmdline) == 4096:
+            cmdline = read_bytes("cmdline", dfd, 65536)
+        if cmdline:
+            argv = cmdline.decode("utf-8", "replace").split("\0")
+            if argv[-1] == "":
+                while argv and argv[-1] == "":
+                    argv.pop()
+            args = tuple(argv)
+        else:
+            args = ()
 
-            fd = _open("oom_score", _O_RDONLY, dir_fd=dfd)
+        fd = _open("oom_score", _O_RDONLY, dir_fd=dfd)
+        try:
+            oom_score = int(_read(fd, 64))
+        finally:
+            _close(fd)
+        try:
+            fd = _open("oom_score_adj", _O_RDONLY, dir_fd=dfd)
+        except FileNotFoundError:
+            oom_score_adj = 0  # kernel < 2.6.36
+        else:
             try:
-                oom_score = int(_read(fd, 64))
+                oom_score_adj = int(_read(fd, 64))
             finally:
                 _close(fd)
-            try:
-                fd = _open("oom_score_adj", _O_RDONLY, dir_fd=dfd)
-            except FileNotFoundError:
-                oom_score_adj = 0  # kernel < 2.6.36
-            else:
-                try:
-                    oom_score_adj = int(_read(fd, 64))
-                finally:
-                    _close(fd)
 
         try:
             fd = _open("cgroup", _O_RDONLY, dir_fd=dfd)

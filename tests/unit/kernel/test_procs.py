@@ -139,8 +139,31 @@ def test_kernel_thread(tmp_path):
         assert p.rss == 0 and p.rss_anon == 0
         assert p.cmdline == ()
         assert p.uid == 0 and p.oom_score == 0
-        assert p.cgroup == "/"
+        assert p.cgroup == ""  # never read: a kernel thread never matches an entry nor is ended
     assert procs.read_proc(45, str(tmp_path)).comm == "kworker/0:1H-kblockd"
+
+
+def test_a_real_kernel_thread_is_read_from_its_stat_alone():
+    """kthreadd (pid 2) on this machine: only its directory and stat are opened."""
+    p = procs.read_proc(2)
+    if p is None or not p.kthread:
+        pytest.skip("pid 2 is not kthreadd here (a pid namespace): %r" % (p,))
+    opened = []
+    real_open = procs._open
+
+    def spy(path, flags, *args, **kw):
+        opened.append(path)
+        return real_open(path, flags, *args, **kw)
+
+    procs._open = spy
+    try:
+        again = procs.read_proc(2)
+    finally:
+        procs._open = real_open
+    assert again.kthread and again.cgroup == "" and again.cmdline == ()
+    assert opened == ["/proc/2", "stat"], opened
+    me = procs.read_proc(os.getpid())
+    assert not me.kthread and me.cgroup and me.cmdline  # a process still has all of them read
 
 
 def test_pf_kthread_bit_alone_decides(tmp_path):
