@@ -153,6 +153,7 @@ class Daemon:
         self.metrics = metrics
         self._parent: Optional[Tuple[int, ...]] = None
         self.self_protection = "off"
+        self.keeper_watch = "not running"  # how the adj keeper hears of new processes, for the start line
         self._last_full_tick = float("-inf")
         self._last_total: Optional[int] = None
 
@@ -183,9 +184,9 @@ class Daemon:
         z = self.sensor.last_zram
         zram = "; swap on zram %.0f MiB (%.0f MiB free), counted as %.1f MiB of headroom" % (
             z.total / MIB, z.free / MIB, z.relief / MIB) if z is not None else ""
-        self.tell.event("start", "guardian %s, scope %s, wait %s, %s%s; rest loop in %s" % (
+        self.tell.event("start", "guardian %s, scope %s, wait %s, %s%s; rest loop in %s; oom_score_adj keeper: %s" % (
             "dry run" if self.dry_run else "armed", self.scope_dir or "system", self.waiter.describe(),
-            self.self_protection, zram, "Python" if rest_in_c is None else "C"),
+            self.self_protection, zram, "Python" if rest_in_c is None else "C", self.keeper_watch),
             board=self.config.board, config=self.config.source, why=self.why)
         self.tell.notify(READY="1", STATUS="watching, wait mode %s" % self.waiter.mode)
 
@@ -228,6 +229,7 @@ class Daemon:
                              lambda: AdjKeeper(self.config, self.proc_root, dry_run=self.dry_run))
         if keeper is not None:
             self.guarded(keeper, keeper.on_table, self.sensor.procs())
+            self.keeper_watch = keeper.mode_detail  # type: ignore[attr-defined]  # an AdjKeeper
         self._start("leak watch", lambda: LeakWatcher(
             self.config, self.proc_root, state_dir=self.config.leaks.state_dir, tell=self.tell, dry_run=self.dry_run,
             preread=self._leak_state))

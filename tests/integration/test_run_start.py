@@ -188,3 +188,20 @@ def test_a_hanging_or_crashing_reload_child_costs_only_that_reload(start, tmp_pa
                               text=True).stdout.split()
     assert "Z" not in "".join(children[1::2]), children  # every child was reaped
     assert g.stop() == 0
+
+
+def test_the_start_line_says_how_the_adj_keeper_hears_of_new_processes(start, tmp_path):
+    """An operator (and the VM suite's report, per architecture) reads from the start line
+    whether the keeper has the kernel's exec events or polls /proc."""
+    from guardian.kernel.connector import open_proc_connector
+
+    sock, detail = open_proc_connector()
+    if sock is not None:
+        sock.close()
+    g = start("--config", board(tmp_path / "a.toml", "a"))
+    message = g.events("start")[0]["message"]
+    said = message.split("; oom_score_adj keeper: ", 1)[1]
+    if sock is not None:
+        assert said.startswith("netlink proc connector"), message
+    else:
+        assert said.startswith(detail) and "polling /proc every" in said, message
