@@ -536,15 +536,17 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         why += "; no time to reclaim (kill line %.1f s away at %.0f MiB/s)" % (
             max(0.0, reading.headroom - lines.kill) / rate, rate / MIB)
     grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
-    if (rung == RECLAIM and recent.fill_rate > 0
-            and (reading.headroom - lines.kill) / recent.fill_rate < th.reaction_time_s
-            and sum(g for g in recent.growth.values() if g > 0) >= grew_enough):
+    if (rung == RECLAIM and reading.headroom >= lines.terminate and recent.fill_rate > 0
+            and sum(g for g in recent.growth.values() if g > 0) >= grew_enough
+            and rung_for(replace(reading, available=reading.available - int(recent.fill_rate * th.reaction_time_s)),
+                         lines, config)[0] == KILL):
         # The terminate line lies between, and the kill line is nearer than one reaction (what
         # it is sized for): by the next reading memory is past both, and later still when the
         # guardian is stalled in reclaim itself (a zram VM lost to the kernel this way: the
         # last reading saw 2 MiB above the kill line at 49 MiB/s, the next came 0.3 s late).
-        # Only at the fill seen now (not the fastest of the last minutes), and only while
-        # something grows: a fill no process makes is not answered by an end.
+        # Only at the fill seen now (not the fastest of the last minutes), only while something
+        # grows (a fill no process makes is not answered by an end), and only where the reading
+        # a reaction on calls for the kill rung itself: free swap on a disk still stands aside.
         rung = TERMINATE
         why += "; the kill line is closer than one reaction (%.2f s): terminate now" % th.reaction_time_s
         new_state = replace(new_state, rung=max(new_state.rung, TERMINATE))

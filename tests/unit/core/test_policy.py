@@ -584,6 +584,14 @@ def test_the_kill_line_a_reaction_away_at_the_reclaim_rung_ends_the_grower_now()
     # Only the fastest fill of the last minutes (a runaway ended before): no end on it alone.
     old = replace(fast, fill_rate=0.0, fill_rate_long=49 * MIB)
     assert policy.decide(r, old, PolicyState(), CFG, {}).action == "none"
+    # Swap on a disk, mostly free: the kill line would stand aside a reaction on, and so does
+    # this rung now; with that swap nearly full, it goes on as without swap.
+    disk = replace(r, available=int(20.4 * MIB), swap_total=256 * MIB, swap_free=200 * MIB, zram_swap_total=0,
+                   zram_swap_free=0, zram_relief=0)
+    assert ln.terminate <= disk.headroom < ln.reclaim
+    assert policy.decide(disk, fast, PolicyState(), CFG, {}).action in ("none", "reclaim")
+    full = replace(disk, swap_free=2 * MIB)
+    assert policy.decide(full, fast, PolicyState(), CFG, {}).action == "kill"
     # A clear culprit goes before a low-priority service, as at any rung.
     cfg = replace(CFG, low_priority=(LowPriority("lp", Match(comm="lowprio"), stop=("/bin/true",)),))
     roles = {140: Role("low_priority", cfg.low_priority[0])}
