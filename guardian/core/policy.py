@@ -62,6 +62,7 @@ class Recent:
     """What history says: the fill rate seen, who grew over the growth window, who was ended."""
 
     fill_rate: float = 0.0  # bytes/s: the peak of the last few seconds (decays fast)
+    fill_now: float = 0.0  # bytes/s over the last interval between readings (history.FillRate.current)
     # bytes/s: the fastest fill of the last minutes (kept across kills): how little time there
     # may be, when a respawn or a second runaway starts at the same pace
     fill_rate_long: float = 0.0
@@ -536,20 +537,22 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         why += "; no time to reclaim (kill line %.1f s away at %.0f MiB/s)" % (
             max(0.0, reading.headroom - lines.kill) / rate, rate / MIB)
     grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
-    if (rung == RECLAIM and reading.headroom >= lines.terminate and recent.fill_rate > 0
-            and sum(g for g in recent.growth.values() if g > 0) >= grew_enough
-            and rung_for(replace(reading, available=reading.available - int(recent.fill_rate * th.reaction_time_s)),
-                         lines, config)[0] == KILL):
+    early = (rung == RECLAIM and lines.terminate <= reading.headroom < lines.reclaim and recent.fill_now > 0
+             and 0 < grew_enough <= sum(g for g in recent.growth.values() if g > 0)
+             and rung_for(replace(reading, available=reading.available - int(recent.fill_now * th.reaction_time_s)),
+                          lines, config)[0] == KILL)
+    if early:
         # The terminate line lies between, and the kill line is nearer than one reaction (what
         # it is sized for): by the next reading memory is past both, and later still when the
         # guardian is stalled in reclaim itself (a zram VM lost to the kernel this way: the
         # last reading saw 2 MiB above the kill line at 49 MiB/s, the next came 0.3 s late).
-        # Only at the fill seen now (not the fastest of the last minutes), only while something
-        # grows (a fill no process makes is not answered by an end), and only where the reading
-        # a reaction on calls for the kill rung itself: free swap on a disk still stands aside.
+        # Only by memory (not PSI's reclaim rung), at the fill between the last two readings
+        # (not a peak that decays over seconds after a burst is over), only while something
+        # grows and only to end a grower (a fill no process makes is not answered by an end),
+        # and only where the reading a reaction on calls for the kill rung itself: free swap on
+        # a disk still stands aside.
         rung = TERMINATE
         why += "; the kill line is closer than one reaction (%.2f s): terminate now" % th.reaction_time_s
-        new_state = replace(new_state, rung=max(new_state.rung, TERMINATE))
     if not no_time and (rung == RECLAIM or (rung == TERMINATE and not state.reclaimed_this_episode)):
         if now - state.last_reclaim_time >= config.actions.reclaim_interval_s:
             steps = _reclaim_steps(reading, state, config, scope)
@@ -573,6 +576,9 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         # priority service chosen before them is no grower either, and the next burst comes.
         return plan("none", why + "; only the fill-rate margin calls for an end, and %s[%d] grew %.1f MiB"
                     % (victim.name, victim.pid, victim.growth / MIB))
+    if early and victim.growth < grew_enough:
+        return plan("none", why + "; but %s[%d] grew %.1f MiB: no end ahead of the terminate line" % (
+            victim.name, victim.pid, victim.growth / MIB))
     if rung == KILL:
         return plan("kill", why, victim=victim, term_first_s=term_first_time(reading, recent, config))
     if rate > 0 and (reading.headroom - lines.kill) / rate < GRACE_MIN_TIME_S and not victim.stop:

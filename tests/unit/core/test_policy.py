@@ -533,27 +533,32 @@ def test_a_kill_asks_with_sigterm_first_only_where_the_fill_leaves_time():
 
 
 @settings(max_examples=300, deadline=None)
-@given(rate=st.floats(0, 2000), long_rate=st.floats(0, 2000), avail_frac=st.floats(0, 1), procs=procs_strategy,
-       grown_mib=st.floats(-20, 100))
+@given(peak=st.floats(0, 2000), now_rate=st.floats(-50, 2000), long_rate=st.floats(0, 2000), avail_frac=st.floats(0, 1),
+       procs=procs_strategy, grown_mib=st.floats(-20, 100))
 def test_property_the_reclaim_rung_ends_a_process_only_with_the_kill_line_a_reaction_away(
-        rate, long_rate, avail_frac, procs, grown_mib):
+        peak, now_rate, long_rate, avail_frac, procs, grown_mib):
     """Seen in a zram VM: with no time to reclaim, the reclaim rung fell through to a victim.
-    It ends one only where the kill line is nearer than one reaction at the fill seen now
-    (not the fastest of the last minutes), and some process grew by the culprit minimum."""
+    It ends one only where the kill line is nearer than one reaction at the fill between the
+    last two readings (not a decaying peak, not the fastest of the last minutes), and only a
+    process that grew by the culprit minimum."""
     total = 80 * MIB
     growth = {procs[0].pid: int(grown_mib * MIB)} if procs else {}
-    recent = Recent(fill_rate=rate * MIB, fill_rate_long=long_rate * MIB, growth=growth, growth_span_s=10.0)
+    recent = Recent(fill_rate=peak * MIB, fill_now=now_rate * MIB, fill_rate_long=long_rate * MIB, growth=growth,
+                    growth_span_s=10.0)
     ln = policy.lines_for(Reading(time=0, total=total, available=total), recent, CFG)
     avail = ln.terminate + int(avail_frac * (ln.reclaim - ln.terminate - 1))
     r = Reading(time=10, total=total, available=avail, procs=tuple(procs), self_pid=99999)
     plan = policy.decide(r, recent, PolicyState(), CFG, {})
-    ahead = bool(procs) and rate > 0 and (avail - ln.kill) / (rate * MIB) < CFG.thresholds.reaction_time_s \
-        and grown_mib >= 4.0  # the culprit minimum: 5 % of 80 MiB
+    grew_enough = 4 * MIB  # the culprit minimum: 5 % of 80 MiB
+    ahead = now_rate > 0 and avail - int(now_rate * MIB * CFG.thresholds.reaction_time_s) < ln.kill \
+        and grown_mib * MIB >= grew_enough
     if plan.action in ("terminate", "kill"):
         assert ahead and plan.rung == TERMINATE and "closer than one reaction" in plan.reason
+        assert plan.victim.pid == procs[0].pid and plan.victim.growth >= grew_enough
     else:
         assert plan.action in ("none", "reclaim")
-        assert plan.rung == (TERMINATE if ahead else RECLAIM)
+        if not ahead:
+            assert plan.rung == RECLAIM
 
 
 def test_the_kill_line_a_reaction_away_at_the_reclaim_rung_ends_the_grower_now():
@@ -567,23 +572,35 @@ def test_the_kill_line_a_reaction_away_at_the_reclaim_rung_ends_the_grower_now()
     r = Reading(time=10, total=total, available=int(9.5 * MIB), swap_total=64 * MIB, swap_free=22 * MIB,
                 zram_swap_total=64 * MIB, zram_swap_free=22 * MIB, zram_relief=int(10.9 * MIB),
                 procs=(hog, idle), self_pid=99999)
-    fast = Recent(fill_rate=49 * MIB, growth={356: 56 * MIB, 140: 0}, growth_span_s=30.0)
+    fast = Recent(fill_rate=49 * MIB, fill_now=49 * MIB, growth={356: 56 * MIB, 140: 0}, growth_span_s=30.0)
     ln = policy.lines_for(r, fast, CFG)
     assert ln.terminate <= r.headroom < ln.reclaim  # the reclaim rung by the lines alone
     plan = policy.decide(r, fast, PolicyState(), CFG, {})
     assert plan.rung == TERMINATE and plan.action == "kill" and plan.victim.pid == 356
     assert "closer than one reaction" in plan.reason and "no time for a grace" in plan.reason
-    assert plan.state.rung == TERMINATE
     # Nothing grew: the fill is not a process's, and no end answers it.
     still = policy.decide(r, replace(fast, growth={356: MIB}), PolicyState(), CFG, {})
     assert still.rung == RECLAIM and still.action == "none"
     # The same headroom with the kill line a second away (a slower fill): the reclaim rung waits.
-    slower = replace(fast, fill_rate=12 * MIB)
+    slower = replace(fast, fill_rate=12 * MIB, fill_now=12 * MIB)
     assert policy.lines_for(r, slower, CFG).terminate <= r.headroom
     assert policy.decide(r, slower, PolicyState(), CFG, {}).action in ("none", "reclaim")
-    # Only the fastest fill of the last minutes (a runaway ended before): no end on it alone.
-    old = replace(fast, fill_rate=0.0, fill_rate_long=49 * MIB)
+    # Only the fastest fill of the last minutes (a runaway ended before), or a peak of seconds
+    # ago still decaying while memory stands still: no end on either alone.
+    old = replace(fast, fill_rate=0.0, fill_now=0.0, fill_rate_long=49 * MIB)
     assert policy.decide(r, old, PolicyState(), CFG, {}).action == "none"
+    over = replace(fast, fill_now=0.0)
+    assert policy.decide(r, over, PolicyState(), CFG, {}).action == "none"
+    # The reclaim rung that PSI calls for above the reclaim line: no end by this rule.
+    churn = replace(r, available=int(13 * MIB), zram_relief=int(11 * MIB), psi_some_avg10=20.0)
+    assert churn.headroom >= ln.reclaim
+    assert policy.decide(churn, fast, PolicyState(), CFG, {}).action == "none"
+    # The victim the table names did not grow (the grower is protected): no end ahead of the
+    # terminate line.
+    crit = replace(CFG, critical=(Critical("hog", Match(comm="hog")),))
+    roles = {356: Role("critical", crit.critical[0])}
+    quiet = policy.decide(r, fast, PolicyState(), crit, roles)
+    assert quiet.action == "none" and "no end ahead of the terminate line" in quiet.reason
     # Swap on a disk, mostly free: the kill line would stand aside a reaction on, and so does
     # this rung now; with that swap nearly full, it goes on as without swap.
     disk = replace(r, available=int(20.4 * MIB), swap_total=256 * MIB, swap_free=200 * MIB, zram_swap_total=0,
