@@ -716,7 +716,7 @@ class Daemon:
             self.kernel_oom_kills = count
 
     def _recent(self, now: float) -> Recent:
-        return Recent(fill_rate=self.fill.peak(now), fill_now=self.fill.current, growth=self.growth.growth(),
+        return Recent(fill_rate=self.fill.peak(now), fill_now=self.fill.recent(), growth=self.growth.growth(),
                       growth_span_s=self.growth.span_s(),
                       ended=self.ended, fill_rate_long=self.fill_long.peak(now), growth_rate=self.growth.rate())
 

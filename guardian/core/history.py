@@ -23,7 +23,7 @@ class FillRate:
     burst sharpens the guardian for a while and an idle device relaxes again.
     """
 
-    def __init__(self, half_life_s: float = 300.0, min_interval_s: float = 0.2):
+    def __init__(self, half_life_s: float = 300.0, min_interval_s: float = 0.2, span_s: float = 1.0):
         self.half_life_s = half_life_s
         # Readings milliseconds apart (an event right after a tick) would turn one page-sized
         # step into a huge "rate": measure over at least this long.
@@ -32,6 +32,10 @@ class FillRate:
         self._peak = 0.0
         self._peak_time = 0.0
         self.current = 0.0  # bytes/s over the last interval; negative when memory came back
+        # The samples of the last span_s: the pace now, steadier than one interval (a reader
+        # stalled in reclaim for a moment) and forgotten a second after a burst ends.
+        self.span_s = span_s
+        self._span: Deque[Tuple[float, int]] = deque()
 
     def add(self, now: float, available: int) -> None:
         if self._last is not None:
@@ -43,6 +47,19 @@ class FillRate:
             if self.current > self.peak(now):
                 self._peak, self._peak_time = self.current, now
         self._last = (now, available)
+        span = self._span
+        span.append((now, available))
+        while span[0][0] < now - self.span_s:
+            span.popleft()
+
+    def recent(self) -> float:
+        """bytes/s over the samples of the last span_s, or over the last interval where that
+        span holds one sample: the pace now. Negative when memory came back."""
+        span = self._span
+        if len(span) < 2:
+            return self.current
+        (then, before), (last, available) = span[0], span[-1]
+        return (before - available) / (last - then)
 
     def peak(self, now: float) -> float:
         if self._peak <= 0.0:
@@ -53,11 +70,13 @@ class FillRate:
     def reset_baseline(self) -> None:
         """Forget the last sample (after an action freed memory, the jump is not a rate)."""
         self._last = None
+        self._span.clear()
 
     def reset_peak(self) -> None:
         """Forget the peak: the burst it measured was just ended by a kill."""
         self._peak = 0.0
         self.current = 0.0
+        self._span.clear()
 
 
 # The samples kept between the oldest and the newest: about one per window_s / this.

@@ -62,7 +62,7 @@ class Recent:
     """What history says: the fill rate seen, who grew over the growth window, who was ended."""
 
     fill_rate: float = 0.0  # bytes/s: the peak of the last few seconds (decays fast)
-    fill_now: float = 0.0  # bytes/s over the last interval between readings (history.FillRate.current)
+    fill_now: float = 0.0  # bytes/s over the last second of readings (history.FillRate.recent)
     # bytes/s: the fastest fill of the last minutes (kept across kills): how little time there
     # may be, when a respawn or a second runaway starts at the same pace
     fill_rate_long: float = 0.0
@@ -546,7 +546,7 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         # it is sized for): by the next reading memory is past both, and later still when the
         # guardian is stalled in reclaim itself (a zram VM lost to the kernel this way: the
         # last reading saw 2 MiB above the kill line at 49 MiB/s, the next came 0.3 s late).
-        # Only by memory (not PSI's reclaim rung), at the fill between the last two readings
+        # Only by memory (not PSI's reclaim rung), at the fill of the last second of readings
         # (not a peak that decays over seconds after a burst is over), only while something
         # grows and only to end a grower (a fill no process makes is not answered by an end),
         # and only where the reading a reaction on calls for the kill rung itself: free swap on

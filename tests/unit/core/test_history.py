@@ -23,6 +23,27 @@ def test_fill_rate_peak_decays_and_memory_coming_back_is_no_rate():
     assert f.current < 0 and abs(f.peak(12.0) - 100 * MIB * 0.5 ** 1.1) < MIB
 
 
+def test_the_pace_now_spans_the_last_second_and_forgets_a_burst_once_it_is_over():
+    f = FillRate(half_life_s=10.0, min_interval_s=0.2, span_s=1.0)
+    f.add(0.0, 500 * MIB)
+    assert f.recent() == 0.0  # one sample: no pace yet
+    # A fill of 40 MiB/s read every 0.25 s, one reading of it stalled (nothing moved for it).
+    for i, avail in enumerate((490, 480, 480, 460, 450)):
+        f.add(0.25 * (i + 1), avail * MIB)
+    assert f.current == 40 * MIB  # the last interval alone
+    assert abs(f.recent() - 40 * MIB) < 1  # 490 at 0.25 s to 450 at 1.25 s
+    f.add(1.5, 450 * MIB)
+    f.add(2.0, 450 * MIB)
+    f.add(2.6, 450 * MIB)
+    assert f.recent() == 0.0  # still for a second: the burst is over...
+    assert f.peak(2.6) > 30 * MIB  # ...though its peak decays for seconds yet
+    # A sample alone in the span (the last a while ago): the pace of that last interval.
+    f.add(10.0, 370 * MIB)
+    assert abs(f.recent() - 80 * MIB / 7.4) < 1
+    f.reset_peak()
+    assert f.recent() == 0.0
+
+
 def test_growth_over_the_window_and_newborns_count_whole():
     g = Growth(window_s=30.0)
     g.add(0.0, [procinfo(10, rss_mib=100), procinfo(11, rss_mib=50)])
