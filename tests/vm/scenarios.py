@@ -114,11 +114,11 @@ SCENARIOS = (
              "zram swap of 64 MiB (lzo-rle) on 128 MiB, runaway at 40 MiB/s (pages compress 2:1)",
              "vm-zram", 128, env=_env(128, RATES="40", ZRAM_MIB="64", ZRAM_COMP="lzo-rle", HOG_ARGS="--fill 2048"),
              timeout_s=240,
-             known={"oom": "the guardian had no reading between one above the lines and the kernel's kill 0.5 s "
-                           "later: its 0.1 s timeout overran (stalled in reclaim into zram, or not scheduled under "
-                           "TCG). Seen in 3 of 16 runs with 4 VMs on 2 cores on 2026-11-30, 0 of 8 at 2 at a "
-                           "time; before the reclaim rung acted with the kill line a reaction away, 3 of 8 and "
-                           "1-3 of 6 (earlyoom: every run)"}),
+             known={"oom": "an overloaded host: its 0.1 s timeout overran to 0.5 s, and the runaway took the "
+                           "last of zram in between (no reading after one above the lines, or one at the reclaim "
+                           "rung with the kill line 0.2 s away at the pace of the last second). Seen in 2 of 8 "
+                           "runs with 4 VMs at a time on 2 cores on 2026-11-30 (before the reclaim rung's early "
+                           "terminate: 3 of 8), 0 of 8 at 2 at a time (earlyoom: every run)"}),
     Scenario("pagecache-busy", "pagecache", "page cache heavy reader + a faster grower (8 MiB/s): reclaim, no kill",
              "vm-pagecache", 256, env=_env(256, IDLE_S="0", PC_RATE="8", PC_HOLD_S="20", PC_WARM_S="8")),
 )
