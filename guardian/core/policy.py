@@ -537,8 +537,9 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         why += "; no time to reclaim (kill line %.1f s away at %.0f MiB/s)" % (
             max(0.0, reading.headroom - lines.kill) / rate, rate / MIB)
     grew_enough = min(config.victims.culprit_min_mib * MIB, reading.total * config.victims.culprit_min_percent / 100.0)
+    grown_total = sum(g for g in recent.growth.values() if g > 0)
     early = (rung == RECLAIM and lines.terminate <= reading.headroom < lines.reclaim and recent.fill_now > 0
-             and 0 < grew_enough <= sum(g for g in recent.growth.values() if g > 0)
+             and 0 < grew_enough <= grown_total
              and rung_for(replace(reading, available=reading.available - int(recent.fill_now * th.reaction_time_s)),
                           lines, config)[0] == KILL)
     if early:
@@ -569,7 +570,7 @@ def decide(reading: Reading, recent: Recent, state: PolicyState, config: Config,
         return plan("none", why + "; no process may be ended")
     if (victim.growth < grew_enough and reading.headroom < lines.terminate
             and reading.headroom >= lines_for(reading, Recent(), config).terminate
-            and sum(g for g in recent.growth.values() if g > 0) < grew_enough):
+            and grown_total < grew_enough):
         # Only the fill-rate margin calls for an end, and nothing grew: the burst that raised
         # the lines is over (an idle web UI was stopped this way after stress-ng had left, its
         # respawns' pace still raising the lines). Where workers still grow in bursts, the low-
