@@ -30,7 +30,9 @@ status: deps
 
 $(VENV)/.test-ok: $(VENV)/.ok
 	$(PIP) install -e '.[test]' oelint-adv
-	@command -v shellcheck >/dev/null && command -v busybox >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck busybox-static; }
+	@command -v shellcheck >/dev/null && command -v busybox >/dev/null && command -v localedef >/dev/null && \
+		[ -e /usr/share/i18n/charmaps/ISO-8859-15.gz ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck busybox-static locales; }
 	touch $@
 
 test-deps: $(VENV)/.test-ok

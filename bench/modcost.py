@@ -193,6 +193,19 @@ def frozen_argv(binary, modules):
     return [binary, "--modules"] + (["--import", ",".join(modules)] if modules else [])
 
 
+def interned_headroom(argv, env=None):
+    """How many more names fit in the interned-strings table once a set is imported: argv is a
+    floor command with --modules (as unfrozen_argv and frozen_argv make it), run with
+    --interned-headroom instead (packaging/floor.py)."""
+    argv = [a for a in argv if a != "--modules"] + ["--interned-headroom"]
+    out = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=120)
+    for line in out.stdout.splitlines():
+        if line.startswith("interned headroom:"):
+            return int(line.split(":")[1])
+    raise RuntimeError("%s exited %s: %s" % (" ".join(argv), out.returncode, out.stderr[-2000:]))
+
+
 def run(python=sys.executable, frozen=None, only=None, settle=3.0, jobs=4, log=log):
     """Measure every set (or those named in only) unfrozen and, when frozen names a floor binary,
     frozen. Returns {"sets": [...], "floor": {...}} with kB figures."""
@@ -213,7 +226,11 @@ def run(python=sys.executable, frozen=None, only=None, settle=3.0, jobs=4, log=l
 
     def one(task):
         name, how, argv = task
-        return name, how, measure(argv, settle=settle, env=env, modules=True)
+        m = measure(argv, settle=settle, env=env, modules=True)
+        # the room left in the interned-strings table, where crossing it costs 0.2 MiB at once
+        if name == "floor" or name.startswith("`guardian run`"):
+            m["interned_headroom"] = interned_headroom(argv, env=env)
+        return name, how, m
 
     results = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -227,7 +244,8 @@ def run(python=sys.executable, frozen=None, only=None, settle=3.0, jobs=4, log=l
             if m is None:
                 continue
             base = results[("floor", how)]
-            row[how] = {k: m[k] for k in ("rss", "anon", "file", "pss", "processes", "unpacked", "modules")}
+            row[how] = {k: m[k] for k in ("rss", "anon", "file", "pss", "processes", "unpacked", "modules",
+                                          "interned_headroom") if k in m}
             row[how]["d_rss"] = m["rss"] - base["rss"]
             row[how]["d_anon"] = m["anon"] - base["anon"]
             row[how]["d_modules"] = m["modules"] - base["modules"]
@@ -266,6 +284,21 @@ def table(res):
     return "\n".join(lines)
 
 
+def headroom_line(res):
+    """Names that still fit before the interpreter's interned-strings table doubles."""
+    parts = []
+    for how in ("unfrozen", "frozen"):
+        got = ["%s %d" % (r["set"].split(" (")[0], r[how]["interned_headroom"]) for r in res["sets"]
+               if "interned_headroom" in r.get(how, {})]
+        if got:
+            parts.append("%s: %s" % (how, ", ".join(got)))
+    if not parts:
+        return ""
+    return ("Interned-names headroom (how many more names fit in the interpreter's table of interned "
+            "strings before it doubles, 0.2 MiB written at once; `guardian-floor --interned-headroom`): "
+            + "; ".join(parts) + ".")
+
+
 def markdown(res):
     text = ["## Module cost over the floor", "",
             "RSS of a fresh process after importing each set and %.0f s of the floor's wake loop "
@@ -273,6 +306,9 @@ def markdown(res):
             "with compiled bytecode. Frozen: `%s --import SET` (the floor built by the guardian's spec); "
             "– where the set is left out of the frozen build (packaging/frozen_excludes.py)."
             % (res["settle_s"], res["frozen"] or "dist/guardian-floor (not built)"), "", table(res), ""]
+    line = headroom_line(res)
+    if line:
+        text += [line, ""]
     return "\n".join(text)
 
 

@@ -1,7 +1,9 @@
 """packaging/: the frozen builds for this machine (onedir, the default, and onefile), the floor built
 beside them, and what they leave out."""
 import ast
+import importlib.util
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -9,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 
@@ -352,3 +355,86 @@ def test_the_worker_does_not_outlive_a_killed_unpacker(onefile_binary):
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def _iso_8859_15(tmp_path):
+    """The environment of a board with LANG=en_US.ISO-8859-15: a locale made by localedef here."""
+    localedef = need("localedef")
+    if not os.path.exists("/usr/share/i18n/charmaps/ISO-8859-15.gz"):
+        pytest.skip("no ISO-8859-15 charmap under /usr/share/i18n (apt-get install locales)")
+    where = tmp_path / "locales"
+    where.mkdir()
+    subprocess.run([localedef, "-i", "en_US", "-f", "ISO-8859-15", str(where / "en_US.ISO-8859-15")],
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert (where / "en_US.ISO-8859-15").exists(), "localedef made no locale"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHON"))}
+    env.update(LOCPATH=str(where), LC_ALL="en_US.ISO-8859-15")
+    # the locale takes: Python names its codec through the alias table
+    seen = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                          env=env, stdout=subprocess.PIPE, universal_newlines=True, timeout=60).stdout
+    assert seen.strip() == "iso8859-15", seen
+    return env
+
+
+@pytest.mark.parametrize("layout", ["default", "onefile"])
+def test_starts_under_a_locale_whose_codec_has_an_alias(layout, tmp_path, frozen_binary, onefile_binary,
+                                                        floor_binaries):
+    """Python starts by looking up the locale's codec: "ISO-8859-15" is found through the alias
+    iso_8859_15 -> iso8859_15, in the table the build trims to its own codecs
+    (packaging/frozen_aliases.py). Without that alias the interpreter dies before any guardian code
+    ("unknown encoding: ISO-8859-15")."""
+    env = _iso_8859_15(tmp_path)
+    binary = frozen_binary if layout == "default" else onefile_binary
+    proc = subprocess.run([binary, "--version"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("guardian "), proc.stdout[-2000:]
+    floor = floor_binaries["onedir" if layout == "default" else "onefile"]
+    proc = subprocess.run([floor, "--once"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_the_build_keeps_every_alias_of_its_codecs(frozen_binary):
+    """base_library.zip's alias table is the standard library's less the aliases of codecs the
+    build leaves out, and nothing else (packaging/frozen_aliases.py)."""
+    import encodings.aliases
+
+    from frozen_aliases import ALIASES_PYC, bundled_codecs
+
+    top = onedir_of(frozen_binary)
+    if top is None:
+        pytest.skip("GUARDIAN_FROZEN_BIN is not a onedir build: no base_library.zip to read")
+    with zipfile.ZipFile(os.path.join(top, "_internal", "base_library.zip")) as z:
+        names = z.namelist()
+        pyc = z.read(ALIASES_PYC)
+    if pyc[:4] != importlib.util.MAGIC_NUMBER:
+        pytest.skip("the frozen build is another Python than this one: its table cannot be compared")
+    namespace = {}
+    exec(marshal.loads(pyc[16:]), namespace)
+    table = namespace["aliases"]
+    kept = bundled_codecs(names)
+    assert {"utf_8", "latin_1", "iso8859_15", "cp1252"} <= kept
+    assert table == {a: c for a, c in encodings.aliases.aliases.items() if c in kept}
+    assert len(table) < len(encodings.aliases.aliases) / 2
+
+
+def test_the_daemons_names_fit_before_the_interned_table_doubles(floor_binaries):
+    """Every name the daemon's modules intern goes into the interpreter's table of interned
+    strings, which doubles when full (a 207 KiB table at 16,384 slots, written at once). The
+    modules `guardian run` holds (from a real unfrozen run) are imported into the frozen floor,
+    which then counts how many more names fit. The run itself interns some more (its config's
+    keys, its events' fields: about 20 measured): 100 must still fit."""
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from modcost import frozen_argv, interned_headroom, run_modules
+
+    names = [n for n in run_modules(sys.executable, 3) if n.startswith("guardian.")]
+    assert "guardian.core.daemon" in names and "guardian.core.parts.leakwatch" in names, names
+    floor = interned_headroom(frozen_argv(floor_binaries["onedir"], []))
+    room = interned_headroom(frozen_argv(floor_binaries["onedir"], names))
+    print("interned headroom: floor %d, with the daemon's %d modules %d" % (floor, len(names), room))
+    # more room than the floor's: the table has doubled on the way
+    assert 100 <= room < floor, (
+        "room for %d more interned names with the daemon's modules, %d in the floor: the table %s "
+        "(0.2 MiB). Keep what the daemon does not need at rest off its resident path, or trim what "
+        "Python starts with (packaging/frozen_aliases.py)"
+        % (room, floor, "has doubled" if room >= floor else "is about to double"))

@@ -14,6 +14,7 @@ TOOLS = {
     "systemd-analyze": "apt-get install systemd",
     "unshare": "apt-get install util-linux",
     "oelint-adv": "pip install oelint-adv",
+    "localedef": "apt-get install locales",
 }
 
 
