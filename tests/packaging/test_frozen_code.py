@@ -1,5 +1,5 @@
 """packaging/frozen_code.py: the guardian's bytecode in the frozen build, its functions'
-annotations left out, its line numbers kept."""
+annotations and qualified names left out, its line numbers kept."""
 import os
 import sys
 import types
@@ -15,6 +15,9 @@ MODULE = '''from __future__ import annotations
 class Point:
     x: int
     y: Optional[int] = None
+
+    def norm(self, scale: float = 1.0) -> float:
+        return abs(self.x) * scale
 
 
 def near(a: Point, b: Point, *rest: Point, within: float = 1.0, **kw: object) -> bool:
@@ -61,6 +64,11 @@ def test_functions_lose_their_annotations_and_classes_keep_theirs(tmp_path):
     ns = _run(stripped_code(str(path), 2))
     assert ns["near"].__annotations__ == {} and ns["later"].__annotations__ == {}
     assert ns["Point"].__annotations__ == {"x": "int", "y": "Optional[int]"}
+    # qualified names: a function's is its name; a class's stays (its body sets it)
+    assert plain["Point"].norm.__qualname__ == "Point.norm"
+    assert ns["Point"].norm.__qualname__ == "norm" and ns["Point"].__qualname__ == "Point"
+    inner = [c for c in ns["near"].__code__.co_consts if isinstance(c, types.CodeType)][0]
+    assert inner.co_qualname == "inner" and inner.co_qualname is inner.co_name
     # the functions run as before
     a, b = ns["Point"](), ns["Point"]()
     a.x, b.x = 1, 2
@@ -83,7 +91,7 @@ def test_every_guardian_function_keeps_its_line_numbers():
             pairs = list(zip(_walk(plain), _walk(stripped)))
             assert len(pairs) == len(list(_walk(plain))) == len(list(_walk(stripped))), path
             for p, s in pairs[1:]:
-                assert p.co_qualname == s.co_qualname, path
+                assert p.co_name == s.co_name and s.co_qualname == s.co_name, path
                 if p.co_flags & 0x2:  # CO_NEWLOCALS: a function, not a class body
                     assert _lines(p) == _lines(s), (path, p.co_qualname)
                     nested = any(isinstance(c, types.CodeType) for c in p.co_consts)
