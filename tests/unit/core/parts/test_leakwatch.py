@@ -383,3 +383,31 @@ def test_a_surprise_inside_sample_is_logged_not_raised(tmp_path, monkeypatch, gu
     assert w.sample(0.0, [proc(5, 10 * MIB)], {5: Role("critical", w.config.critical[0])}, None) == []
     assert "surprise" in guardian_log.text
     assert not w.due(1.0) and w.due(10.0)  # tried again later, not on every tick
+
+
+FLAT_THEN_LEAK = r"""
+import pathlib, sys, tempfile
+from tests.unit.core.parts.test_leakwatch import KIB, MIB, Clock, config, feed, make, proc
+clock = Clock(0.0)
+w, tell = make(pathlib.Path(tempfile.mkdtemp()), config(max_rss_mib=64))
+w.clock = clock
+# two hours flat, a page up and down from sample to sample
+feed(w, clock, lambda t: [proc(5, 20 * MIB + (4096 if int(t / 10) % 2 else 0))], 2 * 3600)
+flat = "guardian.core.parts.leakact" in sys.modules
+feed(w, clock, lambda t: [proc(5, 20 * MIB + 16 * KIB * (t - 7200))], 3600)
+print(flat, "guardian.core.parts.leakact" in sys.modules, len(tell.kinds("leak")))
+"""
+
+
+def test_the_act_module_is_loaded_only_once_a_process_rises():
+    """guardian/core/parts/leakact.py (smaps evidence, the leak event, on_leak and its outcome)
+    stays out of a daemon whose watched processes are flat, and is there when one leaks."""
+    import subprocess
+
+    from tests.support import REPO
+
+    out = subprocess.run([sys.executable, "-c", FLAT_THEN_LEAK], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]
+    flat, leaking, leaks_ = out.stdout.split()[-3:]
+    assert (flat, leaking) == ("False", "True") and int(leaks_) >= 1, out.stdout[-3000:]
