@@ -16,7 +16,7 @@ from guardian.actions.run import run
 from guardian.analysis.trend import Projection, Trend, duration, estimate
 from guardian.config import Critical, LeakWatch
 from guardian.core.parts.leakstate import Series
-from guardian.core.parts.leakwatch import (COMMAND_TIMEOUT_MIN_S, KIB, SUSPECT_P, LeakWatcher, mib_text,
+from guardian.core.parts.leakwatch import (COMMAND_TIMEOUT_MIN_S, KIB, LeakWatcher, mib_text, rising,
                                            size_text, tenths)
 from guardian.kernel.procs import ProcInfo
 from guardian.kernel.smaps import read_smaps, smaps_growth
@@ -64,15 +64,15 @@ def smaps_step(w: LeakWatcher, now: float, s: Series, proc: ProcInfo, tr: Trend,
     """A baseline read of smaps as soon as a process looks like it rises (before the trend
     is confirmed, so that a leak event already has two reads to compare), then while it
     grows a diff against that baseline every few minutes, and one at a leak event."""
-    rising = tr.slope > 0 and tr.p < SUSPECT_P
+    rises = rising(tr)
     if s.baseline is None or s.baseline[1] != proc.pid:
-        if rising or tr.growing or force:
+        if rises or tr.growing or force:
             maps = read_smaps(proc.pid, w.proc_root)
             if maps is not None:
                 s.baseline = (now, proc.pid, maps)
                 s.last_smaps = now
         return
-    if not rising and not tr.growing and tr.p > 0.5:
+    if not rises and not tr.growing and tr.p > 0.5:
         s.baseline = None  # not rising after all: free the snapshot
         return
     every = max(5 * watch.interval_s, watch.window_s / 6.0)

@@ -108,6 +108,11 @@ def early_span_s(watch: LeakWatch) -> float:
     return max(MIN_POINTS * watch.interval_s, watch.window_s / 12.0)
 
 
+def rising(tr: Trend) -> bool:
+    """A rise likely enough (SUSPECT_P) to earn a smaps baseline, before the trend is confirmed."""
+    return tr.slope > 0 and tr.p < SUSPECT_P
+
+
 def mib_text(b: Optional[float]) -> str:
     """Bytes as "12.3 MiB" ("-" for None)."""
     return "-" if b is None else "%.1f MiB" % (b / MIB)
@@ -362,7 +367,8 @@ class LeakWatcher(Part):
             if (s.fired is not None and now - s.fired < watch.cooldown_s) or any(a.key == key for a in self._actions):
                 action = "cooldown"
             else:
-                action = self._fire(now, s, proc, tr, pr, watch, entry, rss, anon, pss, ceiling, headroom)
+                from guardian.core.parts import leakact
+                action = leakact.fire(self, now, s, proc, tr, pr, watch, entry, rss, anon, pss, ceiling, headroom)
         return LeakFinding(name, kind, proc.pid, now, rss, anon, pss, tr, pr, ceiling, action, len(s.restarts),
                            tuple(s.grew))
 
@@ -371,14 +377,10 @@ class LeakWatcher(Part):
     def _smaps_step(self, now: float, s: Series, proc: ProcInfo, tr: Trend, watch: LeakWatch) -> None:
         """The smaps evidence of a rise (leakact.smaps_step); nothing to do, and nothing to
         load, while a process without a baseline is flat."""
-        if s.baseline is None and not tr.growing and not (tr.slope > 0 and tr.p < SUSPECT_P):
+        if s.baseline is None and not tr.growing and not rising(tr):
             return
         from guardian.core.parts import leakact
         leakact.smaps_step(self, now, s, proc, tr, watch)
-
-    def _fire(self, *args: Any) -> str:
-        from guardian.core.parts import leakact
-        return leakact.fire(self, *args)
 
     def pending_actions(self) -> int:
         return len(self._actions)
