@@ -16,6 +16,7 @@ left-out codec fails with LookupError as it did (its module was not there to imp
 
     trim_base_library(src, dst)   copy PyInstaller's base_library.zip with encodings/aliases.pyc
                                   holding the kept table; returns (kept, dropped)
+    table_of(pyc)                 the table an encodings/aliases.pyc defines
 """
 import importlib.util
 import marshal
@@ -52,7 +53,7 @@ def aliases_source(kept):
     return "".join(lines)
 
 
-def _table_of(pyc):
+def table_of(pyc):
     """The `aliases` table an encodings/aliases.pyc defines (compiled by this interpreter)."""
     if pyc[:4] != importlib.util.MAGIC_NUMBER:
         raise SystemExit("frozen_aliases: %s was compiled by another Python than this one" % ALIASES_PYC)
@@ -74,7 +75,7 @@ def trim_base_library(src, dst, optimize=2):
         names = [info.filename for info in infos]
         if ALIASES_PYC not in names:
             raise SystemExit("frozen_aliases: %s has no %s" % (src, ALIASES_PYC))
-        table = _table_of(zin.read(ALIASES_PYC))
+        table = table_of(zin.read(ALIASES_PYC))
         kept = kept_aliases(table, bundled_codecs(names))
         with zipfile.ZipFile(dst, "w") as zout:
             for info in infos:

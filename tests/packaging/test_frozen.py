@@ -3,7 +3,6 @@ beside them, and what they leave out."""
 import ast
 import importlib.util
 import json
-import marshal
 import os
 import shutil
 import signal
@@ -399,7 +398,7 @@ def test_the_build_keeps_every_alias_of_its_codecs(frozen_binary):
     build leaves out, and nothing else (packaging/frozen_aliases.py)."""
     import encodings.aliases
 
-    from frozen_aliases import ALIASES_PYC, bundled_codecs
+    from frozen_aliases import ALIASES_PYC, bundled_codecs, table_of
 
     top = onedir_of(frozen_binary)
     if top is None:
@@ -409,9 +408,7 @@ def test_the_build_keeps_every_alias_of_its_codecs(frozen_binary):
         pyc = z.read(ALIASES_PYC)
     if pyc[:4] != importlib.util.MAGIC_NUMBER:
         pytest.skip("the frozen build is another Python than this one: its table cannot be compared")
-    namespace = {}
-    exec(marshal.loads(pyc[16:]), namespace)
-    table = namespace["aliases"]
+    table = table_of(pyc)
     kept = bundled_codecs(names)
     assert {"utf_8", "latin_1", "iso8859_15", "cp1252"} <= kept
     assert table == {a: c for a, c in encodings.aliases.aliases.items() if c in kept}

@@ -14,18 +14,12 @@ from tests.support import REPO
 
 sys.path.insert(0, os.path.join(REPO, "packaging"))
 from frozen_aliases import (ALIASES_PYC, aliases_source, bundled_codecs, kept_aliases,  # noqa: E402
-                            trim_base_library)
+                            table_of, trim_base_library)
 
 
 def _pyc_of(source, name):
     code = compile(source, name, "exec")
     return importlib.util.MAGIC_NUMBER + struct.pack("<I", 1) + b"\0" * 8 + marshal.dumps(code)
-
-
-def _table(pyc):
-    namespace = {}
-    exec(marshal.loads(pyc[16:]), namespace)
-    return namespace["aliases"]
 
 
 def test_bundled_codecs_are_the_encodings_modules_but_the_package_and_the_table():
@@ -70,7 +64,7 @@ def test_trim_rewrites_the_table_and_nothing_else(tmp_path):
                 assert z.read(name) == data, name
         pyc = z.read(ALIASES_PYC)
     assert pyc[:4] == importlib.util.MAGIC_NUMBER and pyc[4:8] == struct.pack("<I", 1)
-    table = _table(pyc)
+    table = table_of(pyc)
     assert table == expected and "utf8" in table and "windows_1252" in table and "sjis" not in table
     # every kept alias leads where the standard library's does
     for alias, codec in table.items():
