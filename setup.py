@@ -4,4 +4,4 @@ goes on, and the daemon runs the same loop in Python."""
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("guardian._rest", ["guardian/_rest.c"], optional=True,
-                             extra_compile_args=["-O2", "-Wall", "-Wextra"])])
+                             extra_compile_args=["-O2", "-Wall", "-Wextra", "-fno-math-errno"])])

@@ -18,7 +18,8 @@
  * timerfd, a socket filter), so that the daemon need not hold ctypes and libffi for them (~0.4 MiB resident,
  * twice that where libffi is a shared library); and stands in for the standard library's C
  * modules the daemon used for a call or two (each 30-200 KiB resident, mapped and locked): poll
- * and epoll for select, json_quote for _json, erfc for math, and a socket type for _socket.
+ * and epoll for select, json_quote for _json, erfc for math, and a socket type for _socket (its
+ * exp, erfc and sqrt use no libm: see rest_exp).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -190,12 +191,14 @@ static double monotonic_s(void)
 static int to_ms(double timeout)
 {
     double ms = timeout * 1000.0;
+    int whole;
 
     if (!(ms > 0.0))
         return 0;
     if (ms >= (double)INT_MAX)
         return INT_MAX;
-    return (int)ceil(ms);
+    whole = (int)ms;  /* ceil, without libm (see rest_exp) */
+    return whole + (ms > (double)whole);
 }
 
 static long long sub_sat(long long a, long long b)
@@ -539,9 +542,9 @@ static PyObject *py_timerfd_settime(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "timerfd_settime: interval_s must be in 0..INT_MAX");
         return NULL;
     }
-    whole = floor(interval);
+    whole = (double)(time_t)interval;  /* floor and round of non-negative numbers, without libm */
     spec.it_interval.tv_sec = spec.it_value.tv_sec = (time_t)whole;
-    spec.it_interval.tv_nsec = spec.it_value.tv_nsec = (long)round((interval - whole) * 1e9);
+    spec.it_interval.tv_nsec = spec.it_value.tv_nsec = (long)((interval - whole) * 1e9 + 0.5);
     if (spec.it_value.tv_nsec >= 1000000000L) {  /* 0.9999999999 rounds up to the next second */
         spec.it_interval.tv_sec = spec.it_value.tv_sec = (time_t)whole + 1;
         spec.it_interval.tv_nsec = spec.it_value.tv_nsec = 0;
@@ -775,17 +778,151 @@ static PyObject *py_json_quote(PyObject *self, PyObject *arg)
     return out;
 }
 
-PyDoc_STRVAR(erfc_doc, "erfc(x) -> float\n\nThe C library's erfc, as math.erfc.");
+/* ------------------------------------------------------------------ exp, erfc, sqrt: no libm
+ * The leak trend's p-value (erfc, sqrt) and the fill rate's decaying peak (exp) run at rest.
+ * The first call of libm's pow or erfc maps its code and tables, 64-240 KiB of libm as the kernel
+ * maps it around each fault, into the guardian's locked memory; these use none of libm:
+ *   exp   x = k ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^13 (relative error
+ *         below 1e-17 there), times 2^k made from its bits; within 1 ulp of libm's
+ *   erfc  1 - erf by erf's series below 1.5, else erfc's continued fraction (Abramowitz and
+ *         Stegun 7.1.6 and 7.1.14, the method CPython's math module used before it took libm's),
+ *         within 1e-13 of libm's relative to it
+ *   sqrt  the processor's square root instruction (built with -fno-math-errno)
+ * tests/unit/test_rest_c.py compares them with math's, and checks that they map no page of libm. */
+
+static const double LN2_HI = 6.93147180369123816490e-01;  /* ln 2 in two parts: k * LN2_HI is exact */
+static const double LN2_LO = 1.90821492927058770002e-10;
+static const double INV_LN2 = 1.44269504088896338700e+00;
+static const double SQRT_PI = 1.77245385090551602729816748334114518;
+
+static double scale2(double p, int k)  /* p * 2^k, k in -1100..1024 */
+{
+    union { double d; unsigned long long u; } two;
+
+    if (k > 1023) {
+        p *= 2.0;
+        k -= 1;
+    } else if (k < -1021) {  /* a subnormal result: two steps, the first exact */
+        p *= 8.67361737988403547206e-19;  /* 2^-60 */
+        k += 60;
+    }
+    two.u = (unsigned long long)(k + 1023) << 52;
+    return p * two.d;
+}
+
+static double rest_exp(double x)
+{
+    double r, p;
+    int k, i;
+
+    if (x != x)
+        return x;
+    if (x > 709.782712893384)
+        return HUGE_VAL;
+    if (x < -745.2)
+        return 0.0;
+    k = (int)(x * INV_LN2 + (x < 0.0 ? -0.5 : 0.5));
+    r = (x - k * LN2_HI) - k * LN2_LO;
+    p = 1.0;
+    for (i = 13; i >= 1; i--)
+        p = 1.0 + p * r / i;
+    return scale2(p, k);
+}
+
+static double rest_erfc(double x)
+{
+    double ax = x < 0.0 ? -x : x, x2 = x * x, acc, fk, a, da, p, p0, q, q0, b, t, cf;
+    int i;
+
+    if (x != x)
+        return x;
+    if (ax < 1.5) {  /* erf(x) = 2x exp(-x^2) / sqrt(pi) * sum (2x^2)^n / (1*3*...*(2n+1)) */
+        acc = 0.0;
+        fk = 25.5;
+        for (i = 0; i < 25; i++) {
+            acc = 2.0 + x2 * acc / fk;
+            fk -= 1.0;
+        }
+        return 1.0 - acc * x * rest_exp(-x2) / SQRT_PI;
+    }
+    if (ax >= 30.0) {
+        cf = 0.0;
+    } else {  /* erfc(x) = exp(-x^2) / sqrt(pi) * x / (x^2 + 1/2 - (1/2) / (x^2 + 5/2 - ...)) */
+        a = 0.0;
+        da = 0.5;
+        p = 1.0;
+        p0 = 0.0;
+        q = da + x2;
+        q0 = 1.0;
+        for (i = 0; i < 50; i++) {
+            a += da;
+            da += 2.0;
+            b = da + x2;
+            t = p;
+            p = b * p - a * p0;
+            p0 = t;
+            t = q;
+            q = b * q - a * q0;
+            q0 = t;
+        }
+        cf = p / q * ax * rest_exp(-x2) / SQRT_PI;
+    }
+    return x > 0.0 ? cf : 2.0 - cf;
+}
+
+static double float_arg(PyObject *arg, int *failed)
+{
+    double x = PyFloat_AsDouble(arg);
+
+    *failed = x == -1.0 && PyErr_Occurred();
+    return x;
+}
+
+PyDoc_STRVAR(exp_doc, "exp(x) -> float\n\nmath.exp(x), without libm (within 1 ulp of it).");
+
+static PyObject *py_exp(PyObject *self, PyObject *arg)
+{
+    int failed;
+    double x = float_arg(arg, &failed);
+
+    (void)self;
+    if (failed)
+        return NULL;
+    if (x > 709.782712893384 && x != HUGE_VAL) {
+        PyErr_SetString(PyExc_OverflowError, "math range error");
+        return NULL;
+    }
+    return PyFloat_FromDouble(rest_exp(x));
+}
+
+PyDoc_STRVAR(erfc_doc, "erfc(x) -> float\n\nmath.erfc(x), without libm (within 1e-13 of it, relatively).");
 
 static PyObject *py_erfc(PyObject *self, PyObject *arg)
 {
-    double x;
+    int failed;
+    double x = float_arg(arg, &failed);
 
     (void)self;
-    x = PyFloat_AsDouble(arg);
-    if (x == -1.0 && PyErr_Occurred())
+    if (failed)
         return NULL;
-    return PyFloat_FromDouble(erfc(x));
+    return PyFloat_FromDouble(rest_erfc(x));
+}
+
+PyDoc_STRVAR(sqrt_doc, "sqrt(x) -> float\n\nmath.sqrt(x), without libm.");
+
+static PyObject *py_sqrt(PyObject *self, PyObject *arg)
+{
+    int failed;
+    double x = float_arg(arg, &failed);
+
+    (void)self;
+    if (failed)
+        return NULL;
+    if (x < 0.0) {
+        PyErr_SetString(PyExc_ValueError, "math domain error");
+        return NULL;
+    }
+    return PyFloat_FromDouble(__builtin_sqrt(x));
 }
 
 /* ------------------------------------------------------------------ socket: _socket's, in part
@@ -1181,6 +1318,8 @@ static PyMethodDef methods[] = {
     {"epoll_add", py_epoll_add, METH_VARARGS, epoll_add_doc},
     {"json_quote", py_json_quote, METH_O, json_quote_doc},
     {"erfc", py_erfc, METH_O, erfc_doc},
+    {"exp", py_exp, METH_O, exp_doc},
+    {"sqrt", py_sqrt, METH_O, sqrt_doc},
     {NULL, NULL, 0, NULL},
 };
 

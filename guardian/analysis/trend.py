@@ -35,10 +35,10 @@ once per sample interval per watched process.
 """
 from __future__ import annotations
 
-try:  # the extension's: the daemon then does not hold math (~70 KiB resident)
-    from guardian._rest import erfc
+try:  # the extension's: the daemon then holds neither math (~70 KiB resident) nor the pages of
+    from guardian._rest import erfc, sqrt  # libm that pow and erfc fault in (64-240 KiB, locked)
 except ImportError:
-    from math import erfc
+    from math import erfc, sqrt
 
 from guardian.record import record, replace
 
@@ -194,10 +194,10 @@ def estimate(t: Sequence[float], v: Sequence[float], seg: Optional[Sequence[int]
     S_mk = pos - neg
     tau = S_mk / pairs
     if var > 0 and S_mk > 0:
-        z = (S_mk - 1) / var ** 0.5
+        z = (S_mk - 1) / sqrt(var)
         p = 0.5 * erfc(z / _SQRT2)
     elif var > 0 and S_mk < 0:
-        z = (S_mk + 1) / var ** 0.5
+        z = (S_mk + 1) / sqrt(var)
         p = 0.5 * erfc(z / _SQRT2)
     else:
         p = 1.0 if S_mk <= 0 else 0.5

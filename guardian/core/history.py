@@ -9,6 +9,13 @@ from _collections import deque  # the C type: collections/__init__.py imports ke
 
 from guardian.kernel.procs import ProcInfo
 
+try:  # not 0.5 ** t: the first pow() maps 64-240 KiB of libm into the locked memory
+    from guardian._rest import exp
+except ImportError:
+    from math import exp
+
+_LN2 = 0.6931471805599453
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Deque, Dict, Iterable, Optional, Tuple
@@ -65,7 +72,7 @@ class FillRate:
         if self._peak <= 0.0:
             return 0.0
         age = max(0.0, now - self._peak_time)
-        return self._peak * 0.5 ** (age / self.half_life_s)
+        return self._peak * exp(-_LN2 * age / self.half_life_s)
 
     def reset_baseline(self) -> None:
         """Forget the last sample (after an action freed memory, the jump is not a rate)."""

@@ -1,6 +1,7 @@
-"""poll, epoll_create and epoll_add (guardian.kernel.libc), json_quote (guardian.jsontext) and
-erfc (guardian.analysis.trend): from the C extension where it is built, else from select, _json
-and math. Both give the same results on real descriptors, signals and strings."""
+"""poll, epoll_create and epoll_add (guardian.kernel.libc), json_quote (guardian.jsontext), erfc
+and sqrt (guardian.analysis.trend) and exp (guardian.core.history): from the C extension where it
+is built, else from select, _json and math. Both give the same results on real descriptors,
+signals, strings and numbers; the extension's numbers without a page of libm."""
 import _json
 import math
 import os
@@ -41,7 +42,9 @@ def test_the_daemon_uses_the_extension_where_it_is_built():
     assert libc_mod.poll is _rest.poll and libc_mod.epoll_add is _rest.epoll_add
     from guardian import jsontext
     from guardian.analysis import trend
-    assert jsontext._quote is _rest.json_quote and trend.erfc is _rest.erfc
+    from guardian.core import history
+    assert jsontext._quote is _rest.json_quote and trend.erfc is _rest.erfc and trend.sqrt is _rest.sqrt
+    assert history.exp is _rest.exp
 
 
 def test_the_poll_bits_are_selects():
@@ -156,8 +159,83 @@ def test_json_quote_writes_what_json_writes(quote):
 def test_erfc_is_maths(erfc):
     if erfc is _rest:
         erfc = _rest.erfc
-    for x in (-30.0, -3.0, -0.5, -0.0, 0.0, 1e-300, 0.1, 1.0, 2.5, 5.0, 27.0, 1e308, math.inf, -math.inf, 3):
-        assert erfc(x) == math.erfc(x)
+    rng = random.Random(7)
+    xs = [-30.0, -3.0, -1.5, -0.5, -0.0, 0.0, 1e-300, 0.1, 1.0, 1.4999999, 1.5, 2.5, 5.0, 27.0, 29.999, 30.0,
+          1e308, math.inf, -math.inf, 3] + [rng.uniform(-6.0, 28.0) for _ in range(20000)]
+    for x in xs:  # the extension's is computed without libm: within 1e-13 of it, relatively
+        assert erfc(x) == pytest.approx(math.erfc(x), rel=1e-13, abs=1e-300), x
     assert math.isnan(erfc(math.nan))
     with pytest.raises(TypeError):
         erfc("1.0")
+
+
+@pytest.mark.parametrize("exp", _both(math.exp))
+def test_exp_is_maths(exp):
+    if exp is _rest:
+        exp = _rest.exp
+    rng = random.Random(7)
+    xs = [-1e308, -746.0, -745.1, -740.0, -708.5, -1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 100.0, 709.78, -math.inf,
+          math.inf, 3] + [rng.uniform(-745.0, 709.0) for _ in range(20000)]
+    for x in xs:  # within an ulp or two of libm's (subnormal results: within their last place)
+        assert exp(x) == pytest.approx(math.exp(x), rel=4.5e-16, abs=1e-323), x
+    assert exp(0.0) == 1.0 and math.isnan(exp(math.nan))
+    with pytest.raises(OverflowError):
+        exp(710.0)
+    with pytest.raises(TypeError):
+        exp("1.0")
+
+
+@pytest.mark.parametrize("sqrt", _both(math.sqrt))
+def test_sqrt_is_maths(sqrt):
+    if sqrt is _rest:
+        sqrt = _rest.sqrt
+    rng = random.Random(7)
+    for x in [0.0, -0.0, 5e-324, 1e-300, 0.25, 2.0, 3, 1e308, math.inf] + [rng.uniform(0, 1e9) for _ in range(5000)]:
+        assert sqrt(x) == math.sqrt(x), x
+    assert math.isnan(sqrt(math.nan))
+    with pytest.raises(ValueError):
+        sqrt(-1.0)
+
+
+# The extension's exp, erfc and sqrt map no page of libm, where libm's pow does (its code and
+# tables, as the kernel maps them around each fault): read in a fresh interpreter, before and
+# after each call, from /proc/self/pagemap.
+_LIBM_PAGES = r"""
+import os, struct, sys
+def libm_pages():
+    pages = set()
+    with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pagemap:
+        for line in maps:
+            f = line.split()
+            if len(f) > 5 and os.path.basename(f[5]).startswith("libm."):
+                lo, hi = (int(x, 16) for x in f[0].split("-"))
+                pagemap.seek(lo // 4096 * 8)
+                data = pagemap.read((hi - lo) // 4096 * 8)
+                pages |= {lo + i * 4096 for i in range(len(data) // 8)
+                          if struct.unpack_from("<Q", data, i * 8)[0] >> 63}
+    return pages
+from guardian import _rest
+x = float(sys.argv[1])
+before = libm_pages()
+_rest.exp(-x); _rest.erfc(x); _rest.sqrt(x); _rest.exp(-x * 300); _rest.erfc(x * 3)
+ours = len(libm_pages() - before)
+before = libm_pages()
+x ** 0.37
+print(ours, len(libm_pages() - before), len(before))
+"""
+
+
+def test_exp_erfc_and_sqrt_map_no_page_of_libm():
+    if _rest is None:
+        pytest.skip(NO_EXTENSION)
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-S", "-c", _LIBM_PAGES, "1.37"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(_rest.__file__))))
+    assert out.returncode == 0, out.stderr
+    ours, pows, mapped = map(int, out.stdout.split())
+    if not mapped:
+        pytest.skip("this interpreter maps no libm (%s): nothing to compare" % sys.executable)
+    if not pows:
+        pytest.skip("pow mapped no page of libm here either (not in the page cache?): the check cannot fail")
+    assert ours == 0, "the extension's exp, erfc and sqrt mapped %d pages of libm (pow: %d)" % (ours, pows)
