@@ -77,7 +77,12 @@ def _format_chain(exc, lines, seen):
         lines.append("Traceback (most recent call last):\n")
     while tb is not None:
         code = tb.tb_frame.f_code
-        lines.append('  File "%s", line %s, in %s\n' % (code.co_filename, tb.tb_lineno, code.co_name))
+        line = tb.tb_lineno
+        if line is None:  # the frozen build keeps its line tables in a file (guardian.lines)
+            from guardian.lines import line_of
+            line = line_of(code, tb.tb_lasti)
+        lines.append('  File "%s", line %s, in %s\n' % (code.co_filename, "?" if line is None else line,
+                                                           code.co_name))
         tb = tb.tb_next
     kind = type(exc)
     name = kind.__qualname__

@@ -67,9 +67,11 @@ echo "frozen: PyInstaller for $MACHINE (onedir and onefile; dist/guardian: $MODE
 rm -rf "$DIST_DIR/guardian" "$DIST_DIR/guardian-floor" "$DIST_DIR/guardian-onedir" \
 	"$DIST_DIR/guardian-floor-onedir" "$DIST_DIR/guardian-onefile" "$DIST_DIR/guardian-floor-onefile"
 # A cache of its own (stripped copies of libraries): not shared with other builds.
-# PYTHONNODEBUGRANGES: the bytecode PyInstaller compiles keeps its line numbers but not the column
-# ranges (a traceback's ^^^ marks), which made up a quarter of each code object's size.
-PYINSTALLER_CONFIG_DIR=$BUILD_DIR/pyinstaller-cache-$MACHINE PYTHONNODEBUGRANGES=1 \
+# The bytecode keeps its line numbers but not the column ranges (a traceback's ^^^ marks), which
+# made up a quarter of each code object's size: the spec compiles it in a child interpreter run
+# with -X no_debug_ranges (frozen_code.py), and PyInstaller must run without it (no
+# PYTHONNODEBUGRANGES), or it would copy every line table as it makes the code objects again.
+env -u PYTHONNODEBUGRANGES PYINSTALLER_CONFIG_DIR="$BUILD_DIR/pyinstaller-cache-$MACHINE" \
 	"$FROZEN_VENV/bin/python" -m PyInstaller \
 	--noconfirm --clean --log-level WARN \
 	--distpath "$DIST_DIR" --workpath "$BUILD_DIR/pyinstaller-$MACHINE" \

@@ -7,6 +7,8 @@ the guardian (dist/guardian-floor), so that what the guardian costs above it is 
     guardian-floor --once               one wake, then exit 0 (a build check)
     guardian-floor --interned-headroom  print how many more names fit in the interpreter's table of
                                         interned strings before it doubles, at the start
+    guardian-floor --raise              end in an exception raised in the guardian's code, uncaught
+                                        (tests/packaging: its traceback's source lines)
 
 The wake rule is the guardian's: mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) through
 the guardian's C extension, as the guardian makes it (ctypes where that is not built; the frozen
@@ -80,9 +82,12 @@ def main(argv):
             once = True
         elif arg == "--interned-headroom":
             headroom = True
+        elif arg == "--raise":
+            from guardian import jsontext
+            jsontext.dumps({"x": [object()]})  # TypeError, three frames down
         else:
             sys.stderr.write("usage: guardian-floor [--import MOD[,MOD...]] [--modules] [--once] "
-                             "[--interned-headroom]\n")
+                             "[--interned-headroom] [--raise]\n")
             return 2
     if report:
         sys.stdout.write(" ".join(sorted(sys.modules)) + "\n")

@@ -14,8 +14,10 @@ bench/modcost.py reports both, tests/packaging/test_frozen.py keeps at least 100
 A lookup behaves as before: an alias of a bundled codec resolves as it did, and one of a
 left-out codec fails with LookupError as it did (its module was not there to import).
 
-    trim_base_library(src, dst)   copy PyInstaller's base_library.zip with encodings/aliases.pyc
-                                  holding the kept table; returns (kept, dropped)
+    trim_base_library(src, dst, optimize, recode)
+                                  copy PyInstaller's base_library.zip with encodings/aliases.pyc
+                                  holding the kept table (and every .pyc through recode);
+                                  returns (kept, dropped)
     table_of(pyc)                 the table an encodings/aliases.pyc defines
 """
 import importlib.util
@@ -68,8 +70,10 @@ def _pyc(source, optimize):
     return importlib.util.MAGIC_NUMBER + struct.pack("<I", 0b01) + b"\0" * 8 + marshal.dumps(code)
 
 
-def trim_base_library(src, dst, optimize=2):
-    """Copy the zip src to dst with the alias table trimmed to its codecs; (kept, dropped)."""
+def trim_base_library(src, dst, optimize=2, recode=None):
+    """Copy the zip src to dst with the alias table trimmed to its codecs; (kept, dropped).
+    recode, if given, takes {name: .pyc bytes} and gives them back as they should be written
+    (frozen_code.pycs_without_columns)."""
     with zipfile.ZipFile(src) as zin:
         infos = zin.infolist()
         names = [info.filename for info in infos]
@@ -77,8 +81,11 @@ def trim_base_library(src, dst, optimize=2):
             raise SystemExit("frozen_aliases: %s has no %s" % (src, ALIASES_PYC))
         table = table_of(zin.read(ALIASES_PYC))
         kept = kept_aliases(table, bundled_codecs(names))
-        with zipfile.ZipFile(dst, "w") as zout:
-            for info in infos:
-                data = _pyc(aliases_source(kept), optimize) if info.filename == ALIASES_PYC else zin.read(info)
-                zout.writestr(info, data)  # the same ZipInfo: name, timestamp, compression
+        data = {info.filename: zin.read(info) for info in infos}
+    data[ALIASES_PYC] = _pyc(aliases_source(kept), optimize)
+    if recode is not None:
+        data.update(recode({name: pyc for name, pyc in data.items() if name.endswith(".pyc")}))
+    with zipfile.ZipFile(dst, "w") as zout:
+        for info in infos:
+            zout.writestr(info, data[info.filename])  # the same ZipInfo: name, timestamp, compression
     return len(kept), len(table) - len(kept)

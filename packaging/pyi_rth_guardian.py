@@ -1,10 +1,12 @@
 """PyInstaller runtime hook: give the commands the guardian runs the environment it was
-started with, and let the second process of a onefile build own systemd's watchdog.
+started with, let the second process of a onefile build own systemd's watchdog, and print an
+uncaught exception with its source lines.
 
 Runs inside the frozen guardian before guardian.cli. Changing these variables here does
 not affect the running process: the dynamic loader read LD_LIBRARY_PATH at its start.
 """
 import os
+import sys
 
 
 def _restore(name, saved_name):
@@ -33,4 +35,16 @@ def _fix_environment():
         os.environ["WATCHDOG_PID"] = str(os.getpid())
 
 
+def _excepthook(kind, value, tb):
+    """An uncaught exception as Python prints it, each frame with its line: the build keeps the
+    line tables of the guardian's code in a file (guardian.lines), which Python's own printer
+    does not read ("line -1")."""
+    try:
+        from guardian.logger import format_exception
+        sys.stderr.write(format_exception((kind, value, tb)) + "\n")
+    except Exception:
+        sys.__excepthook__(kind, value, tb)
+
+
 _fix_environment()
+sys.excepthook = _excepthook

@@ -125,6 +125,32 @@ def test_floor_builds_and_runs(floor_binaries):
         assert proc.returncode == 0 and "guardian.core.daemon" in proc.stdout.split(), (layout, proc.stdout)
 
 
+def _frames(stderr):
+    """(file below the package or script, line, function) of each frame of a printed traceback."""
+    import re
+
+    out = []
+    for path, line, function in re.findall(r'File "([^"]*)", line (\S+), in (\S+)', stderr):
+        at = path.rfind("guardian/")
+        out.append((path[at:] if at >= 0 else os.path.basename(path), line, function))
+    return out
+
+
+def test_a_traceback_names_the_source_lines(floor_binaries):
+    """The build keeps the line tables of the guardian's code objects in a file of the bundle
+    (packaging/frozen_code.py, guardian/lines.py): an uncaught exception raised in the guardian's
+    code prints each frame with the line the unfrozen code prints."""
+    plain = subprocess.run([sys.executable, os.path.join(REPO, "packaging", "floor.py"), "--raise"],
+                           env=dict(os.environ, PYTHONPATH=REPO), stderr=subprocess.PIPE, universal_newlines=True,
+                           timeout=60)
+    expected = _frames(plain.stderr)
+    assert plain.returncode == 1 and [f[0] for f in expected].count("guardian/jsontext.py") == 4, plain.stderr
+    for layout, binary in sorted(floor_binaries.items()):
+        proc = subprocess.run([binary, "--raise"], stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        assert proc.returncode == 1 and _frames(proc.stderr) == expected, (layout, proc.stderr)
+        assert "TypeError: Object of type object is not JSON serializable" in proc.stderr, (layout, proc.stderr)
+
+
 READ_ONLY_START = r"""
 set -e
 mount --bind "$RO" "$RO" && mount -o remount,bind,ro "$RO"
@@ -413,6 +439,27 @@ def test_the_build_keeps_every_alias_of_its_codecs(frozen_binary):
     assert {"utf_8", "latin_1", "iso8859_15", "cp1252"} <= kept
     assert table == {a: c for a, c in encodings.aliases.aliases.items() if c in kept}
     assert len(table) < len(encodings.aliases.aliases) / 2
+
+
+def test_base_library_code_has_no_column_ranges(frozen_binary):
+    """What Python starts with keeps line numbers, not a traceback's ^^^ column ranges
+    (frozen_code.pycs_without_columns)."""
+    import marshal
+    import types
+
+    top = onedir_of(frozen_binary)
+    if top is None:
+        pytest.skip("GUARDIAN_FROZEN_BIN is not a onedir build: no base_library.zip to read")
+    with zipfile.ZipFile(os.path.join(top, "_internal", "base_library.zip")) as z:
+        pycs = {name: z.read(name) for name in z.namelist() if name.endswith(".pyc")}
+    if pycs["encodings/aliases.pyc"][:4] != importlib.util.MAGIC_NUMBER:
+        pytest.skip("the frozen build is another Python than this one: its code cannot be read")
+
+    def columns(code):
+        return any(p[2] is not None for p in code.co_positions()) or any(
+            columns(c) for c in code.co_consts if isinstance(c, types.CodeType))
+    with_columns = sorted(name for name, pyc in pycs.items() if columns(marshal.loads(pyc[16:])))
+    assert len(pycs) > 30 and not with_columns, with_columns
 
 
 def test_the_daemons_names_fit_before_the_interned_table_doubles(floor_binaries):

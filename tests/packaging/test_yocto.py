@@ -34,6 +34,7 @@ PYTHON3_PACKAGE = {
     "ctypes": "ctypes", "difflib": "difflib", "json": "json", "logging": "logging",
     "socket": "io", "io": "core", "tempfile": "io", "tomllib": "tomllib", "datetime": "datetime",
     "marshal": "core", "gc": "core",  # built into the interpreter
+    "zlib": "core",  # lib-dynload/zlib.*.so is python3-core's (zipimport needs it)
     "random": "math", "statistics": "statistics", "resource": "resource", "fcntl": "fcntl",
     "__future__": "core",
     # optional: tomli only before Python 3.11

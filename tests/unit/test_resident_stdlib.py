@@ -87,7 +87,8 @@ sys.exit(main())
 # the event log back, the capability report, impostors, the command line and the board loader.
 NEVER_GUARDIAN = ["guardian.jsonparse", "guardian.core.eventfiles", "guardian.kernel.mounts",
                   "guardian.core.capabilities", "guardian.core.impostors", "guardian.commands", "guardian.board",
-                  "guardian.core.parts.reload"]  # the reload part: from the first SIGHUP on
+                  "guardian.core.parts.reload",  # the reload part: from the first SIGHUP on
+                  "guardian.lines"]  # the frozen build's line tables: for a traceback
 
 
 def _extension_built():
