@@ -189,6 +189,24 @@ def _floor(rss_mib, pss_mib, anon_mib, guardian_pss_mib):
             "guardian_private_dirty_kib": MIB, "guardian_anon_kib": MIB, "mem_available_kib": 100 * MIB}
 
 
+def test_the_guardians_own_anonymous_memory_above_the_floor_is_bounded():
+    bound = run.OWN_ANON_BOUND_KIB / MIB
+    rounds = [_round("rate=20", [HOG], rate=20)]
+
+    def failures(guardian_anon_mib, floor_anon_mib=3.0):
+        idle = dict(_idle(10.0), anon_kib=int(guardian_anon_mib * MIB))
+        floor = _floor(8.6, 8.1, floor_anon_mib, 9.5)
+        return [f for f in run.judge(_run("runaway-256", "guardian", [idle, floor] + rounds))["failures"]
+                if "above the floor" in f]
+
+    assert failures(3.0 + bound - 0.1) == []
+    assert failures(3.0 + bound + 0.1)
+    assert failures(2.8 + bound + 0.1, floor_anon_mib=2.8)
+    # without a floor in the boot there is nothing to compare
+    j = run.judge(_run("runaway-256", "guardian", [dict(_idle(10.0), anon_kib=9 * MIB)] + rounds))
+    assert not [f for f in j["failures"] if "above the floor" in f]
+
+
 def test_the_floor_is_kept_and_the_guardian_shown_above_it():
     rounds = [_round("rate=20", [HOG], rate=20)]
     idle = dict(_idle(9), anon_kib=4 * MIB, private_dirty_kib=5 * MIB)
