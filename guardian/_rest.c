@@ -784,11 +784,11 @@ static PyObject *py_json_quote(PyObject *self, PyObject *arg)
  * maps it around each fault, into the guardian's locked memory; these use none of libm:
  *   exp   x = k ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^13 (relative error
  *         below 1e-17 there), times 2^k made from its bits; within 1 ulp of libm's
- *   erfc  1 - erf by erf's series below 1.5, else erfc's continued fraction (Abramowitz and
- *         Stegun 7.1.6 and 7.1.14, the method CPython's math module used before it took libm's),
- *         within 1e-13 of libm's relative to it
+ *   erfc  1 - erf by erf's power series below 1.5, else erfc's continued fraction; within
+ *         1e-13 of libm's, relative to it
  *   sqrt  the processor's square root instruction (built with -fno-math-errno)
- * tests/unit/test_rest_c.py compares them with math's, and checks that they map no page of libm. */
+ * tests/integration/kernel/test_poll_calls.py compares them with math's, and checks that they
+ * map no page of libm. */
 
 static const double LN2_HI = 6.93147180369123816490e-01;  /* ln 2 in two parts: k * LN2_HI is exact */
 static const double LN2_LO = 1.90821492927058770002e-10;

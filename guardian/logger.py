@@ -79,8 +79,11 @@ def _format_chain(exc, lines, seen):
         code = tb.tb_frame.f_code
         line = tb.tb_lineno
         if line is None:  # the frozen build keeps its line tables in a file (guardian.lines)
-            from guardian.lines import line_of
-            line = line_of(code, tb.tb_lasti)
+            try:
+                from guardian.lines import line_of
+                line = line_of(code, tb.tb_lasti)
+            except Exception:  # a traceback is printed all the same
+                pass
         lines.append('  File "%s", line %s, in %s\n' % (code.co_filename, "?" if line is None else line,
                                                            code.co_name))
         tb = tb.tb_next
