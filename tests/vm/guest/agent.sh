@@ -100,6 +100,9 @@ window_end() {
 	W_WAKES=$(($(switches_of "$@") - W_W0))
 	W_S=$(awk "BEGIN { print ($W_S1 - $W_S0) / 100 }")
 }
+# RSS and anonymous memory are read from smaps_rollup, which walks the page tables: status's VmRSS
+# and RssAnon are per-task counters the kernel syncs every 64 faults (before 6.2), so they lag by
+# up to 256 KiB (180 KiB apart from smaps in the same second, measured).
 sum_field() { # FILE KEY PID...: sum of "KEY: N" over the PIDs' /proc/PID/FILE
 	f=$1 k=$2 t=0
 	shift 2
@@ -211,7 +214,7 @@ if [ -n "$TOOL" ] && [ "${IDLE_S:-0}" -gt 0 ]; then
 		unpack_fs=$(stat -f -c %T "$d" 2>/dev/null || df -P "$d" | awk 'NR == 2 { print $1 }')
 		break
 	done
-	emit "{\"type\": \"idle\", \"settle_s\": $SETTLE_S, \"startup_ticks\": $STARTUP_TICKS, \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
+	emit "{\"type\": \"idle\", \"settle_s\": $SETTLE_S, \"startup_ticks\": $STARTUP_TICKS, \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field smaps_rollup Rss $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field smaps_rollup Anonymous $pids), \"unpack_kib\": $unpack, \"unpack_fs\": \"$unpack_fs\", \"mem_available_kib\": $(kib MemAvailable)}"
 fi
 
 # --------------------------------------------------------------------------- the floor
@@ -244,7 +247,7 @@ if [ "$TOOL" = guardian ] && [ "${IDLE_S:-0}" -gt 0 ] && [ "${FLOOR_IDLE_S:-5}" 
 		rest "${FLOOR_IDLE_S:-5}"
 		window_end $pids
 		g=$(tool_pids)
-		emit "{\"type\": \"floor\", \"args\": $(json_str "$FLOOR_ARGS"), \"started_s\": $f_up, \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field status VmRSS $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field status RssAnon $pids), \"guardian_rss_kib\": $(sum_field status VmRSS $g), \"guardian_pss_kib\": $(sum_field smaps_rollup Pss $g), \"guardian_private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $g), \"guardian_anon_kib\": $(sum_field status RssAnon $g), \"mem_available_kib\": $(kib MemAvailable)}"
+		emit "{\"type\": \"floor\", \"args\": $(json_str "$FLOOR_ARGS"), \"started_s\": $f_up, \"seconds\": $W_S, \"ticks\": $W_TICKS, \"wakeups\": $W_WAKES, \"procs\": $(echo $pids | wc -w), \"rss_kib\": $(sum_field smaps_rollup Rss $pids), \"hwm_kib\": $(sum_field status VmHWM $pids), \"pss_kib\": $(sum_field smaps_rollup Pss $pids), \"private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $pids), \"anon_kib\": $(sum_field smaps_rollup Anonymous $pids), \"guardian_rss_kib\": $(sum_field smaps_rollup Rss $g), \"guardian_pss_kib\": $(sum_field smaps_rollup Pss $g), \"guardian_private_dirty_kib\": $(sum_field smaps_rollup Private_Dirty $g), \"guardian_anon_kib\": $(sum_field smaps_rollup Anonymous $g), \"mem_available_kib\": $(kib MemAvailable)}"
 	else
 		error "the floor (/usr/bin/guardian-floor $FLOOR_ARGS) did not reach its loop within 30 s (alive: $(alive "$floor" && echo yes || echo no))"
 	fi
