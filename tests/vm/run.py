@@ -36,7 +36,7 @@ from scenarios import BY_NAME, SCENARIOS, Scenario  # noqa: E402
 MIB = 1024  # in KiB, as the guest reports sizes
 # What the frozen guardian may hold at rest, all its processes together plus what it unpacked
 # into RAM (tmpfs, ramfs): the bound of its idle cost, as earlyoom's own tests bound its RSS.
-# Issue 14's goal was 14 MiB, 12 with the floor pushed down; it holds 10.0-10.4 (arm64 the most).
+# Issue 14's goal was 14 MiB, 12 with the floor pushed down; it holds 9.7-10.1 (arm64 the most).
 IDLE_RAM_BOUND_KIB = int(os.environ.get("VM_IDLE_RAM_BOUND_MIB", "12")) * MIB
 RAM_FILESYSTEMS = ("tmpfs", "ramfs", "rootfs", "none")
 # What the guardian's own code may add to the floor's anonymous memory (the same boot): issue
