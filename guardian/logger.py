@@ -75,18 +75,19 @@ def _format_chain(exc, lines, seen):
     tb = exc.__traceback__
     if tb is not None:
         lines.append("Traceback (most recent call last):\n")
+    frames = []
     while tb is not None:
-        code = tb.tb_frame.f_code
-        line = tb.tb_lineno
-        if line is None:  # the frozen build keeps its line tables in a file (guardian.lines)
-            try:
-                from guardian.lines import line_of
-                line = line_of(code, tb.tb_lasti)
-            except Exception:  # a traceback is printed all the same
-                pass
+        frames.append((tb.tb_frame.f_code, tb.tb_lasti, tb.tb_lineno))
+        tb = tb.tb_next
+    if any(line is None for _code, _lasti, line in frames):
+        try:  # the frozen build keeps its line tables in a file (guardian.lines)
+            from guardian.lines import lines_of
+            frames = lines_of(frames)
+        except Exception:  # a traceback is printed all the same
+            pass
+    for code, _lasti, line in frames:
         lines.append('  File "%s", line %s, in %s\n' % (code.co_filename, "?" if line is None else line,
                                                            code.co_name))
-        tb = tb.tb_next
     kind = type(exc)
     name = kind.__qualname__
     if kind.__module__ not in ("builtins", "__main__"):

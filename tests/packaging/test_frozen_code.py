@@ -58,13 +58,6 @@ def _lines(code):
     return out
 
 
-def _walk(code):
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _walk(const)
-
-
 def test_functions_lose_their_annotations_and_classes_keep_theirs(tmp_path):
     path = tmp_path / "m.py"
     path.write_text(MODULE)
@@ -193,15 +186,12 @@ TRACED = '''def outer(x):
 
 
 def _traceback_lines(exc, path):
-    out = []
+    frames = []
     tb = exc.__traceback__.tb_next
     while tb is not None:
-        line = tb.tb_lineno
-        if line is None:
-            line = lines_mod.line_of(tb.tb_frame.f_code, tb.tb_lasti, path)
-        out.append((tb.tb_frame.f_code.co_name, line))
+        frames.append((tb.tb_frame.f_code, tb.tb_lasti, tb.tb_lineno))
         tb = tb.tb_next
-    return out
+    return [(code.co_name, line) for code, _lasti, line in lines_mod.lines_of(frames, path)]
 
 
 def _as_bundled(code, filename):
